@@ -1,0 +1,1 @@
+"""StyleGAN metrics (FID, KID, SWD). Installed as `stylegan_tf.metrics`."""

@@ -1,0 +1,24 @@
+"""stylegan_tf: the original StyleGAN pipeline on TensorFlow 2 / Keras 3."""
+from setuptools import setup
+
+# `metrics/` sits at the top level as in NVIDIA's repository, and installs as `stylegan_tf.metrics`.
+PACKAGES = ["stylegan_tf", "stylegan_tf.metrics"]
+
+setup(
+    name="stylegan_tf",
+    version="0.1.0",
+    description="The original StyleGAN (Karras et al. 2019) on TensorFlow 2 / Keras 3, faithful to NVIDIA's numbers.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=PACKAGES,
+    package_dir={"stylegan_tf": "stylegan_tf", "stylegan_tf.metrics": "metrics"},
+    # Deliberately no TensorFlow here: Colab and GPU machines already have `tensorflow`, and pip must not
+    # put `tensorflow-cpu` beside it. Pick the variant with an extra: `[cpu]` or `[gpu]`.
+    install_requires=["keras>=3.6", "numpy>=1.24", "pillow>=10", "tqdm>=4.60", "scipy>=1.10"],
+    extras_require={
+        "cpu": ["tensorflow-cpu>=2.16"],
+        "gpu": ["tensorflow[and-cuda]>=2.16"],
+        "test": ["pytest>=7"],
+    },
+)
