@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""Create and inspect StyleGAN datasets (the official multi-resolution TFRecord layout).
+
+  python dataset_tool.py create_from_images DATASET_DIR IMAGE_DIR [--resolution 256] [--workers 8]
+  python dataset_tool.py create_demo DATASET_DIR [--count 10000] [--resolution 64]
+  python dataset_tool.py info DATASET_DIR
+  python dataset_tool.py extract DATASET_DIR OUT_DIR [--level K] [--max N]
+  python dataset_tool.py grid DATASET_DIR OUT.png
+  python dataset_tool.py compare DATASET_A DATASET_B
+"""
+import argparse
+import os
+import sys
+
+# Keep this module free of TensorFlow at import time: worker processes may import it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _aspect(text):
+    if ":" in text:
+        w, h = text.split(":", 1)
+        return float(w) / float(h)
+    return float(text)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="dataset_tool.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("create_from_images", help="convert a folder of images (any format, size, mode)")
+    c.add_argument("tfrecord_dir", help="output dataset folder (created atomically)")
+    c.add_argument("image_dir", help="folder of images, searched recursively")
+    c.add_argument("--resolution", type=int, default=None,
+                   help="output size, a power of two (default: largest power of two <= median short side, max 1024)")
+    c.add_argument("--channels", type=int, choices=(1, 3), default=3, help="3 = RGB (default), 1 = grayscale")
+    c.add_argument("--transform", default="center-crop",
+                   choices=("center-crop", "center-crop-wide", "pad", "stretch"),
+                   help="how to make images square (default center-crop)")
+    c.add_argument("--resample", default="lanczos", choices=("lanczos", "box"), help="downsampling filter")
+    c.add_argument("--alpha-bg", default="white", help="colour behind transparent pixels (default white)")
+    c.add_argument("--pad-color", default="black", help="border colour for pad/center-crop-wide (default black)")
+    c.add_argument("--wide-aspect", type=_aspect, default=4 / 3,
+                   help="width:height kept by center-crop-wide (default 4:3)")
+    c.add_argument("--min-size", type=int, default=None,
+                   help="skip images smaller than this many px on the side that is scaled (default: resolution)")
+    c.add_argument("--allow-upscale", action="store_true", help="keep (and upscale) images below --min-size")
+    c.add_argument("--max-pixels", type=int, default=89_478_485,
+                   help="skip images with more pixels (decompression bombs); 0 = no limit (default 89478485)")
+    c.add_argument("--shuffle", type=int, choices=(0, 1), default=1, help="1 = official pre-shuffled order")
+    c.add_argument("--seed", type=int, default=123, help="shuffle seed (default 123, as the original)")
+    c.add_argument("--labels-from-subdirs", action="store_true",
+                   help="one-hot class labels from the first-level subfolder names")
+    c.add_argument("--max-images", type=_positive, default=None, help="use at most N images")
+    c.add_argument("--dedupe", action="store_true", help="drop exact duplicate files")
+    c.add_argument("--workers", type=_positive, default=None, help="decoding processes (default: all cores)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    d = sub.add_parser("create_demo", help="the built-in procedural cartoon-face dataset")
+    d.add_argument("tfrecord_dir")
+    d.add_argument("--count", type=_positive, default=10000, help="number of faces (default 10000)")
+    d.add_argument("--resolution", type=int, default=64, help="power of two in 8..1024 (default 64)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--label-attribute", default=None,
+                   help="store this categorical attribute as one-hot labels (e.g. hair_color)")
+    d.add_argument("--workers", type=_positive, default=None)
+    d.add_argument("--overwrite", action="store_true")
+    d.add_argument("--quiet", action="store_true")
+
+    i = sub.add_parser("info", help="count, resolution, levels, labels, size; checks every level")
+    i.add_argument("tfrecord_dir")
+
+    e = sub.add_parser("extract", help="write the images as PNGs")
+    e.add_argument("tfrecord_dir")
+    e.add_argument("output_dir")
+    e.add_argument("--level", type=int, default=0, help="0 = full resolution, 1 = half, ...")
+    e.add_argument("--max", type=_positive, default=None, dest="max_images", help="at most N images")
+
+    g = sub.add_parser("grid", help="save a preview grid of the first images")
+    g.add_argument("tfrecord_dir")
+    g.add_argument("output_png")
+    g.add_argument("--count", type=_positive, default=64)
+    g.add_argument("--level", type=int, default=0)
+
+    m = sub.add_parser("compare", help="compare two datasets record by record")
+    m.add_argument("tfrecord_dir_a")
+    m.add_argument("tfrecord_dir_b")
+    return p
+
+
+def run(args):
+    from stylegan_tf import data
+    from stylegan_tf.data import inspection as inspect
+
+    if args.command == "create_from_images":
+        summary = data.create_from_images(
+            args.tfrecord_dir, args.image_dir, resolution=args.resolution, channels=args.channels,
+            transform=args.transform, resample=args.resample, alpha_bg=args.alpha_bg, pad_color=args.pad_color,
+            wide_aspect=args.wide_aspect, min_size=args.min_size, allow_upscale=args.allow_upscale,
+            max_pixels=args.max_pixels, shuffle=bool(args.shuffle), seed=args.seed,
+            labels_from_subdirs=args.labels_from_subdirs, max_images=args.max_images, dedupe=args.dedupe,
+            workers=args.workers, overwrite=args.overwrite, progress=not args.quiet)
+        print(summary)
+    elif args.command == "create_demo":
+        info = data.create_demo(args.tfrecord_dir, count=args.count, resolution=args.resolution, seed=args.seed,
+                                label_attribute=args.label_attribute, overwrite=args.overwrite,
+                                workers=args.workers, progress=not args.quiet)
+        print(f"wrote {info.num_images} demo faces at {info.resolution}x{info.resolution} to {info.path}")
+    elif args.command == "info":
+        print(inspect.describe(args.tfrecord_dir))
+    elif args.command == "extract":
+        n = inspect.extract(args.tfrecord_dir, args.output_dir, level=args.level, max_images=args.max_images)
+        print(f"wrote {n} PNGs to {args.output_dir}")
+    elif args.command == "grid":
+        rows, cols = inspect.grid(args.tfrecord_dir, args.output_png, count=args.count, level=args.level)
+        print(f"wrote a {rows}x{cols} grid to {args.output_png}")
+    elif args.command == "compare":
+        r = inspect.compare(args.tfrecord_dir_a, args.tfrecord_dir_b)
+        if not r["same_shape"]:
+            print("datasets differ in resolution or channels")
+            return 1
+        print(f"images: A {r['images_a']}, B {r['images_b']}; identical images {r['identical_images']} / "
+              f"{r['compared']}; identical labels {r['identical_labels']} / {r['compared']}")
+        same = r["images_a"] == r["images_b"] == r["identical_images"] == r["identical_labels"]
+        return 0 if same else 1
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("dataset_tool.py: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as e:  # DatasetError is a ValueError; FileExistsError an OSError
+        print(f"dataset_tool.py: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+#!/usr/bin/env python
+"""Pictures from a trained StyleGAN: images by seed, the paper's figures, videos and latent walks.
+
+  python generate.py images --network net.keras --seeds 0-9 --grid 2x5
+  python generate.py style-mixing --network net.pkl --row-seeds 888,829 --col-seeds 639,701 --styles coarse
+  python generate.py truncation --network net.keras --seeds 91,388 --psi 1,0.7,0.5,0,-0.5,-1
+  python generate.py noise-detail | noise-components | uncurated | interpolate | z-walk | w-walk | convert
+
+A seed means what it means in NVIDIA's tools: z = np.random.RandomState(seed).randn(z_dim).
+Run `python generate.py <command> --help` for each command's options.
+"""
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _converters():
+    """dest -> parser of the flag's text. Values are converted after argparse (not as its `type=`), so a
+    bad value gives our one-line message naming the flag instead of argparse's generic one."""
+    from stylegan_tf.generate import seeds as S
+
+    def one_seed(flag):
+        def parse(text):
+            values = S.parse_seeds(text, flag)
+            if len(values) != 1:
+                raise S.GenerateError(f"{flag}: give one seed (got {len(values)})")
+            return values[0]
+        return parse
+
+    def one_float(flag):
+        def parse(text):
+            values = S.parse_float_list(text, flag)
+            if len(values) != 1:
+                raise S.GenerateError(f"{flag}: give one number (got '{text}')")
+            return values[0]
+        return parse
+
+    def cutoff(text):
+        if str(text).strip().lower() in ("none", "all"):
+            return None
+        try:
+            value = int(text)
+        except ValueError:
+            raise S.GenerateError(f"--trunc-cutoff: '{text}' must be a layer count or 'none'") from None
+        if value < 0:
+            raise S.GenerateError("--trunc-cutoff must be >= 0")
+        return value
+
+    def crop(text):
+        values = S.parse_int_list(text, "--crop")
+        if len(values) != 4:
+            raise S.GenerateError("--crop must be X,Y,W,H in pixels, e.g. 0,64,512,384")
+        return values
+
+    return {
+        "seeds": lambda t: S.parse_seeds(t, "--seeds"),
+        "row_seeds": lambda t: S.parse_seeds(t, "--row-seeds"),
+        "col_seeds": lambda t: S.parse_seeds(t, "--col-seeds"),
+        "seed": one_seed("--seed"),
+        "grid": S.parse_grid,
+        "truncation_psi": one_float("--trunc"),
+        "truncation_cutoff": cutoff,
+        "psis": lambda t: S.parse_float_list(t, "--psi"),
+        "flips": lambda t: S.parse_int_list(t, "--flip"),
+        "lods": lambda t: S.parse_int_list(t, "--lods"),
+        "crop": crop,
+        "dims": lambda t: S.parse_int_list(t, "--dims"),
+        "values": lambda t: S.parse_linspace(t, "--scale"),
+        "components": lambda t: S.parse_int_list(t, "--components"),
+    }
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, like every other error of the tool (argparse would print the usage block first).
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser():
+    parser = _Parser(prog="generate.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    def command(name, help_text, out=None):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--network", required=True, metavar="PATH", help="our .keras snapshot/network or an official .pkl")
+        if out is not None:
+            p.add_argument("--out", default=out, metavar="FILE", help=f"output file (default {out})")
+        p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+        p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+        return p
+
+    def common(p, cls=True, batch=True, noise=True, trunc=None):
+        if cls:
+            p.add_argument("--class", dest="class_idx", type=int, default=None, metavar="N",
+                           help="class index for a conditional network")
+        if batch:
+            p.add_argument("--batch", dest="batch_size", type=int, default=8, metavar="N", help="images per batch (default 8)")
+        if noise:
+            p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"],
+                           help="const: the network's stored noise (default); random: fresh (seeded) noise; none")
+        if trunc is not None:
+            psi, cutoff = trunc
+            p.add_argument("--trunc", dest="truncation_psi", default=psi, metavar="PSI",
+                           help=f"truncation psi (default {psi}; 1 = none)")
+            p.add_argument("--trunc-cutoff", dest="truncation_cutoff", default=cutoff, metavar="N",
+                           help=f"truncate only layers below this (default {cutoff or 'none = all layers'})")
+
+    p = command("images", "one PNG per seed, optionally a grid")
+    p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
+    p.add_argument("--outdir", default="out", metavar="DIR", help="output folder (default out)")
+    p.add_argument("--grid", default=None, metavar="RxC", help="also write grid.png with ROWSxCOLS tiles")
+    common(p, trunc=(0.7, 8))
+
+    p = command("style-mixing", "paper Fig. 3: row seeds take the chosen layers from column seeds",
+                "out/style-mixing.png")
+    p.add_argument("--row-seeds", required=True, metavar="LIST", help="seeds of the rows (left column)")
+    p.add_argument("--col-seeds", required=True, metavar="LIST", help="seeds of the columns (top row)")
+    p.add_argument("--styles", nargs="+", default=["coarse"], metavar="LAYERS",
+                   help="layers copied from the column seed, one spec per row (cycled): coarse|middle|fine|"
+                        "0-3|8-; or 'paper' for the paper's 3 coarse, 2 middle, 1 fine rows (default coarse)")
+    common(p, trunc=(1.0, None))
+
+    p = command("truncation", "paper Fig. 8: one column per psi", "out/truncation.png")
+    p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
+    p.add_argument("--psi", dest="psis", default="1,0.7,0.5,0,-0.5,-1", metavar="LIST",
+                   help="psi per column (default 1,0.7,0.5,0,-0.5,-1)")
+    common(p)
+
+    p = command("noise-detail", "paper Fig. 4: same z, different noise, with the per-pixel std map",
+                "out/noise-detail.png")
+    p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
+    p.add_argument("--samples", type=int, default=100, help="noise draws per seed (default 100)")
+    common(p, noise=False)
+
+    p = command("noise-components", "paper Fig. 5: noise in all / none / fine / coarse layers",
+                "out/noise-components.png")
+    p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
+    p.add_argument("--flip", dest="flips", default=[],
+                   help="positions in --seeds to mirror left-right, e.g. 1")
+    common(p, noise=False)
+
+    p = command("uncurated", "paper Fig. 2: mosaic of random images at several sizes", "out/uncurated.png")
+    p.add_argument("--seed", required=True, metavar="N")
+    p.add_argument("--rows", type=int, default=3)
+    p.add_argument("--lods", default=None,
+                   help="column shrink factors as powers of 2 (default the paper's 0,1,2,2,3,3, "
+                        "capped so tiles stay >= 8 px)")
+    p.add_argument("--crop", default=None, help="X,Y,W,H cut from each image first")
+    common(p, trunc=(0.7, 8))
+
+    p = command("interpolate", "video through seeds: slerp in Z or lerp in W (GIF, or MP4 with ffmpeg)",
+                "out/interpolate.gif")
+    p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
+    p.add_argument("--space", choices=["z", "w"], default="z")
+    p.add_argument("--frames-per-transition", type=int, default=60)
+    p.add_argument("--loop", action="store_true", help="return to the first seed (seamless loop)")
+    p.add_argument("--fps", type=float, default=30)
+    p.add_argument("--size", type=int, default=None, help="resize frames to SIZE x SIZE pixels")
+    common(p, trunc=(1.0, None))
+
+    p = command("z-walk", "one row per z dimension, stepping its value", "out/z-walk.png")
+    p.add_argument("--seed", required=True, metavar="N")
+    p.add_argument("--dims", required=True, help="z dimensions, e.g. 0,10,20")
+    p.add_argument("--scale", dest="values", default="-3:3:7",
+                   help="START:STOP:COUNT values (default -3:3:7)")
+    p.add_argument("--mode", choices=["set", "add"], default="set",
+                   help="set the dimension to each value (default) or add the value to it")
+    common(p, trunc=(1.0, None))
+
+    p = command("w-walk", "one row per principal component of W, in its standard deviations", "out/w-walk.png")
+    p.add_argument("--seed", required=True, metavar="N")
+    p.add_argument("--components", required=True, help="e.g. 0,1,2")
+    p.add_argument("--scale", dest="values", default="-3:3:7",
+                   help="START:STOP:COUNT in standard deviations (default -3:3:7)")
+    p.add_argument("--layers", default="all", help="layers to move: all|coarse|middle|fine|0-3 (default all)")
+    p.add_argument("--samples", type=int, default=10000, help="latents sampled for the PCA (default 10000)")
+    common(p, trunc=(1.0, None))
+
+    p = command("convert", "official .pkl -> our .keras network file")
+    p.add_argument("--out", required=True, help="output .keras file")
+    return parser
+
+
+def main(argv=None):
+    from stylegan_tf.generate.seeds import GenerateError
+    parser = build_parser()
+    try:
+        args = vars(parser.parse_args(argv))
+        for dest, convert in _converters().items():
+            if isinstance(args.get(dest), str):
+                args[dest] = convert(args[dest])
+        from stylegan_tf.generate import commands
+        name = args.pop("command").replace("-", "_")
+        paths = getattr(commands, name)(**args)
+    except GenerateError as exc:
+        print(f"generate.py: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("generate.py: interrupted; no partial files were left behind", file=sys.stderr)
+        return 130
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

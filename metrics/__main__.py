@@ -1,0 +1,89 @@
+"""python -m stylegan_tf.metrics --network PATH --data DIR --metrics fid50k,kid50k,swd16k [options]
+
+From a checkout without installing: `python -m metrics ...` in the repository root.
+"""
+import argparse
+import os
+import sys
+
+if __package__ == "metrics":
+    # Run from a checkout as `python -m metrics`: make this folder the `stylegan_tf.metrics` package
+    # (setup.py maps it there when installed) unless an installed one is importable.
+    try:
+        import stylegan_tf.metrics  # noqa: F401
+    except ImportError:
+        import stylegan_tf
+        sys.modules["stylegan_tf.metrics"] = sys.modules["metrics"]
+        stylegan_tf.metrics = sys.modules["metrics"]
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m stylegan_tf.metrics",
+        description="Evaluate a StyleGAN network: FID / KID (FID-Inception, comparable with NVIDIA's numbers) "
+                    "and SWD (no weights needed). Results are printed and appended to metric-<name>.jsonl "
+                    "beside the network file.")
+    p.add_argument("--network", required=True, help="network file: our .keras snapshot or an official .pkl")
+    p.add_argument("--data", required=True, help="dataset folder (dataset_tool.py output) the network was trained on")
+    p.add_argument("--metrics", default="fid50k",
+                   help="comma-separated: fid50k, fid10k, fid50k_full, kid50k, kid50k_full, swd16k ... "
+                        "(default fid50k)")
+    p.add_argument("--mirror", action="store_true", help="mirror reals at random (if training used --mirror)")
+    p.add_argument("--num", type=int, default=None,
+                   help="override the image count of every metric (quick look; not comparable with papers)")
+    p.add_argument("--batch", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument("--inception", default=None,
+                   help="FID-Inception weights (.pth or converted .weights.h5); default: $STYLEGAN_TF_INCEPTION "
+                        "or ~/.cache/stylegan_tf (downloaded on first use). 'keras-applications' uses "
+                        "keras.applications.InceptionV3: NOT comparable with published FIDs")
+    p.add_argument("--inception-mode", choices=("tf1", "pytorch"), default="tf1",
+                   help="preprocessing: tf1 (TTUR / NVIDIA, default) or pytorch (pytorch-fid)")
+    p.add_argument("--seed", type=int, default=0, help="seed of latents, mirroring and subsets (default 0)")
+    p.add_argument("--report-dir", default=None,
+                   help="where metric-<name>.jsonl goes (default: the network file's folder); 'none' to skip")
+    p.add_argument("--no-cache", action="store_true", help="recompute real statistics instead of using the cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from stylegan_tf.metrics import metric_base
+    try:
+        if args.batch < 1:
+            raise ValueError(f"--batch must be >= 1, got {args.batch}")
+        if args.num is not None and args.num < 2:
+            raise ValueError(f"--num must be >= 2, got {args.num}")
+        names = metric_base.parse_metric_names(args.metrics)
+        if not names:
+            raise ValueError("--metrics is empty; e.g. --metrics fid50k,swd16k")
+        if not os.path.isfile(args.network):
+            raise FileNotFoundError(f"--network {args.network}: file not found")
+        if not os.path.isdir(args.data):
+            raise FileNotFoundError(f"--data {args.data}: dataset folder not found")
+        if args.inception not in (None, "keras-applications") and not os.path.isfile(args.inception):
+            raise FileNotFoundError(f"--inception {args.inception}: file not found")
+        report_dir = args.report_dir
+        if report_dir is None:
+            report_dir = os.path.dirname(os.path.abspath(args.network))
+        elif report_dir.lower() == "none":
+            report_dir = None
+        records = metric_base.calc_metrics(
+            args.network, names, args.data, mirror=args.mirror, batch_size=args.batch, report_dir=report_dir,
+            progress=not args.no_progress, num_images=args.num, inception=args.inception,
+            inception_mode=args.inception_mode, seed=args.seed, use_cache=not args.no_cache)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for record in records:
+        print(metric_base.format_results(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

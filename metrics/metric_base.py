@@ -1,0 +1,331 @@
+"""Metric registry, the shared evaluation context (reals, fakes, Inception, caches) and `calc_metrics`.
+
+Adding a metric is one file: subclass `Metric`, implement `evaluate(ctx) -> {key: float}`, decorate a
+factory with `@register(r"regex", example=...)`, and list the module in `METRIC_MODULES`.
+
+    from stylegan_tf.metrics import metric_base
+    results = metric_base.calc_metrics(network, ["fid50k", "swd16k"], data_dir, mirror=False,
+                                       snapshot=None, batch_size=64, report_dir=None, progress=True)
+"""
+import abc
+import hashlib
+import importlib
+import json
+import os
+import re
+import sys
+import time
+
+import numpy as np
+
+from stylegan_tf.atomic import atomic_path
+
+METRIC_MODULES = ("frechet_inception_distance", "kernel_inception_distance", "sliced_wasserstein")
+CACHE_VERSION = 1
+_REGISTRY = []  # (compiled regex, factory, example)
+_FILE_DIGESTS = {}  # (path, size, mtime_ns, inode) -> sha256: hash each dataset file once per process
+
+
+class MetricError(ValueError):
+    """A metric cannot run with these inputs (unknown name, wrong dataset, too few images...)."""
+
+
+class Metric(abc.ABC):
+    """One metric. `evaluate(ctx)` returns a dict of floats; the keys start with the metric's name."""
+
+    def __init__(self, name):
+        self.name = name
+
+    @abc.abstractmethod
+    def evaluate(self, ctx):
+        """Compute the metric with the reals, fakes and networks of `ctx` (a `MetricContext`)."""
+
+
+def register(pattern, example=""):
+    """Decorator: `factory(name, match) -> Metric` serves every metric name that fully matches `pattern`."""
+    def wrap(factory):
+        _REGISTRY.append((re.compile(pattern), factory, example or pattern))
+        return factory
+    return wrap
+
+
+def _load_builtin():
+    for module in METRIC_MODULES:
+        importlib.import_module(f"stylegan_tf.metrics.{module}")
+
+
+def available_metrics():
+    """Examples of every registered metric name."""
+    _load_builtin()
+    return [example for _, _, example in _REGISTRY]
+
+
+def get_metric(name):
+    """The `Metric` for a name such as 'fid50k'; `MetricError` naming the known ones otherwise."""
+    _load_builtin()
+    for pattern, factory, _ in _REGISTRY:
+        match = pattern.fullmatch(name.strip())
+        if match:
+            return factory(name.strip(), match)
+    raise MetricError(f"unknown metric '{name}'; known: {', '.join(available_metrics())}")
+
+
+def parse_metric_names(names):
+    """'fid50k,swd16k' or a list -> validated list of names (unknown names fail before any work)."""
+    if isinstance(names, str):
+        names = names.split(",")
+    names = [n.strip() for n in names if n and n.strip()]
+    for n in names:
+        get_metric(n)
+    return names
+
+
+# ----------------------------------------------------------------------------------------------
+# Caching keyed by content.
+
+def cache_dir():
+    from stylegan_tf.metrics.inception import cache_dir as _cache_dir
+    return os.path.join(_cache_dir(), "metrics")
+
+
+def file_digest(path):
+    """sha256 of a file's bytes; memoised per process by (path, size, mtime, inode)."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if key not in _FILE_DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        _FILE_DIGESTS[key] = h.hexdigest()
+    return _FILE_DIGESTS[key]
+
+
+def dataset_fingerprint(info):
+    """Hash of the dataset's content, never its path: size and sha256 of the full-resolution TFRecords,
+    the only file the metrics read (a change to any of its images changes the hash)."""
+    levels = getattr(info, "levels", None) or {}
+    path = levels.get(info.resolution) if levels else None
+    if path is None or not os.path.isfile(path):
+        raise MetricError(f"{info.path}: no full-resolution TFRecords to read")
+    return hashlib.sha256(f"{os.path.getsize(path)}:{file_digest(path)}".encode()).hexdigest()[:24]
+
+
+# ----------------------------------------------------------------------------------------------
+# What every metric shares during one `calc_metrics` call.
+
+class MetricContext:
+    """Reals, fakes, the Inception network and the caches, shared by the metrics of one call so that
+    e.g. fid50k and kid50k extract real and fake features only once."""
+
+    def __init__(self, Gs, data_dir, mirror=False, batch_size=64, progress=True, num_images=None,
+                 inception=None, inception_mode="tf1", seed=0, use_cache=True):
+        self.Gs = Gs
+        self.data_dir = data_dir
+        self.mirror = bool(mirror)
+        self.batch_size = int(batch_size)
+        self.progress = progress
+        self.num_override = int(num_images) if num_images else None
+        self.inception_weights = inception
+        self.inception_mode = inception_mode
+        self.seed = int(seed)
+        self.use_cache = use_cache
+        self._dataset = None
+        self._inception = None
+        self._real_features = {}
+        self._fake_features = {}
+        self.notes = []
+
+    # -- dataset -------------------------------------------------------------------------------
+    @property
+    def dataset(self):
+        if self._dataset is None:
+            from stylegan_tf.data import open_dataset
+            self._dataset = open_dataset(self.data_dir)
+            g_res, g_ch = getattr(self.Gs, "resolution", None), getattr(self.Gs, "num_channels", None)
+            d = self._dataset
+            if g_res is not None and (int(g_res) != int(d.resolution) or int(g_ch) != int(d.num_channels)):
+                raise MetricError(f"{self.data_dir}: dataset is {d.resolution}x{d.resolution}x{d.num_channels} but the "
+                                  f"network generates {g_res}x{g_res}x{g_ch}; use the dataset it was trained on")
+        return self._dataset
+
+    @property
+    def resolution(self):
+        return int(self.dataset.resolution)
+
+    @property
+    def num_channels(self):
+        return int(self.dataset.num_channels)
+
+    def _bar(self, total, desc):
+        from tqdm.auto import tqdm
+        return tqdm(total=total, desc=desc, unit="img", disable=not self.progress, leave=False,
+                    dynamic_ncols=True, file=sys.stderr)
+
+    def iterate_reals(self, num=None, what="reals"):
+        """uint8 NHWC batches of the first `num` reals in TFRecord order (all of them once if None).
+
+        As NVIDIA's looping reader, a dataset with fewer than `num` images is cycled through; with
+        `mirror`, each image is flipped left-right with probability 1/2 (fixed seed, so cached
+        statistics are reproducible)."""
+        info = self.dataset
+        total = int(info.num_images) if num is None else int(num)
+        if info.num_images <= 0:
+            raise MetricError(f"{self.data_dir}: the dataset has no images")
+        if num is not None and num > info.num_images:
+            self.notes.append(f"{what}: dataset has {info.num_images} images, fewer than {num}; cycling through "
+                              "them as NVIDIA's reader does (use a *_full metric to use each image once)")
+        rng = np.random.RandomState(self.seed + 12345)
+        done = 0
+        with self._bar(total, f"{what}: reals") as bar:
+            while done < total:
+                for batch in info.iterate_uint8(max_images=total - done, batch_size=self.batch_size):
+                    batch = np.asarray(batch)[:total - done]
+                    if self.mirror:
+                        flip = rng.rand(batch.shape[0]) < 0.5
+                        batch = np.where(flip[:, None, None, None], batch[:, :, ::-1], batch)
+                    done += batch.shape[0]
+                    bar.update(batch.shape[0])
+                    yield batch
+                    if done >= total:
+                        return
+
+    def iterate_fakes(self, num, what="fakes"):
+        """uint8 NHWC batches of `num` generated images: no truncation, random noise, NVIDIA's quantisation."""
+        from stylegan_tf.metrics.inception import quantize_images
+        Gs = self.Gs
+        rng = np.random.RandomState(self.seed)
+        labels_all = self.dataset.labels if getattr(Gs, "label_size", 0) else None
+        done = 0
+        with self._bar(num, f"{what}: fakes") as bar:
+            while done < num:
+                n = min(self.batch_size, num - done)
+                z = rng.randn(n, int(Gs.latent_size)).astype(np.float32)
+                labels = None
+                if labels_all is not None:
+                    # Conditional networks get labels drawn from the dataset (NVIDIA's v1 passed zeros).
+                    labels = np.asarray(labels_all, np.float32)[rng.randint(0, len(labels_all), size=n)]
+                images = Gs.run(z, labels, truncation_psi=1.0, noise_mode="random")
+                images = quantize_images(images)
+                done += n
+                bar.update(n)
+                yield images
+
+    # -- Inception -----------------------------------------------------------------------------
+    def inception(self):
+        if self._inception is None:
+            from stylegan_tf.metrics import inception as inc
+            if isinstance(self.inception_weights, str) and self.inception_weights == "keras-applications":
+                self._inception = inc.KerasApplicationsInception()
+            elif hasattr(self.inception_weights, "features"):
+                self._inception = self.inception_weights  # an already loaded network
+            else:
+                self._inception = inc.load_fid_inception(self.inception_weights, mode=self.inception_mode,
+                                                         progress=self.progress)
+        return self._inception
+
+    def _features(self, batches):
+        net = self.inception()
+        return np.concatenate([net.features(b, batch_size=self.batch_size) for b in batches], axis=0)
+
+    def real_features(self, num=None):
+        if num not in self._real_features:
+            self._real_features[num] = self._features(self.iterate_reals(num, "inception"))
+        return self._real_features[num]
+
+    def fake_features(self, num):
+        if num not in self._fake_features:
+            self._fake_features[num] = self._features(self.iterate_fakes(num, "inception"))
+        return self._fake_features[num]
+
+    # -- disk cache of real statistics ----------------------------------------------------------
+    def cache_key(self, kind, options):
+        parts = dict(version=CACHE_VERSION, kind=kind, dataset=dataset_fingerprint(self.dataset),
+                     mirror=self.mirror, seed=self.seed if self.mirror else None,
+                     inception=self.inception().cache_key, **options)
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+    def cache_path(self, kind, options):
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(getattr(self.dataset, "name", "") or "dataset"))
+        return os.path.join(cache_dir(), f"{self.cache_key(kind, options)}-{kind}-{name}.npz")
+
+    def cached(self, kind, options, compute):
+        """`compute()` -> dict of arrays, stored as npz under a key of dataset content, options and weights."""
+        if not self.use_cache:
+            return compute()
+        path = self.cache_path(kind, options)
+        if os.path.isfile(path):
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    return {k: f[k] for k in f.files}
+            except (OSError, ValueError):
+                pass  # unreadable (e.g. a disk-full write): recompute and overwrite
+        result = compute()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **result)
+        return result
+
+
+# ----------------------------------------------------------------------------------------------
+
+def _load(network):
+    if hasattr(network, "Gs"):
+        return network, None
+    import stylegan_tf
+    path = os.fspath(network)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: network file not found")
+    return stylegan_tf.load_network(path), path
+
+
+def calc_metrics(network, metrics, data_dir, mirror=False, snapshot=None, batch_size=64, report_dir=None,
+                 progress=True, num_images=None, inception=None, inception_mode="tf1", seed=0, use_cache=True):
+    """Evaluate `metrics` (names or a comma-separated string) for `network` (a path or an object with .Gs).
+
+    Returns a list of dicts {"results": {...}, "metric": name, "total_time": s, "snapshot": ...,
+    "timestamp": t}; with `report_dir`, each is also appended as a JSON line to
+    `report_dir/metric-<name>.jsonl`. `num_images` overrides every metric's image count (quick looks;
+    such numbers are not comparable with published ones). `inception`: weights path / dict / loaded
+    network / "keras-applications" (not comparable) / None for the default download.
+    """
+    names = parse_metric_names(metrics)
+    nets, path = _load(network)
+    if snapshot is None and path is not None:
+        snapshot = os.path.basename(path)
+    ctx = MetricContext(nets.Gs, data_dir, mirror=mirror, batch_size=batch_size, progress=progress,
+                        num_images=num_images, inception=inception, inception_mode=inception_mode, seed=seed,
+                        use_cache=use_cache)
+    out = []
+    for name in names:
+        metric = get_metric(name)
+        start = time.time()
+        results = {k: float(v) for k, v in metric.evaluate(ctx).items()}
+        record = dict(results=results, metric=name, total_time=time.time() - start, snapshot=snapshot,
+                      timestamp=time.time())
+        out.append(record)
+        if report_dir is not None:
+            append_jsonl(os.path.join(report_dir, f"metric-{name}.jsonl"), record)
+    for note in dict.fromkeys(ctx.notes):
+        print(f"note: {note}", file=sys.stderr)
+    return out
+
+
+def append_jsonl(path, record):
+    """Append one JSON line, whole or not at all (a killed run must not leave half a line)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+    line = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line)  # one O_APPEND write: atomic for lines of this size on local file systems
+    finally:
+        os.close(fd)
+
+
+def format_results(record):
+    """One human-readable line, NVIDIA-style: '<snapshot> time 1m 23s fid50k 12.3456'."""
+    secs = int(round(record["total_time"]))
+    t = f"{secs // 3600}h {secs // 60 % 60:02d}m" if secs >= 3600 else f"{secs // 60}m {secs % 60:02d}s"
+    vals = " ".join(f"{k} {v:.4f}" for k, v in record["results"].items())
+    return f"{str(record.get('snapshot') or '')[-30:]:<30} time {t:<8} {vals}"

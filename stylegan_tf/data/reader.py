@@ -1,0 +1,179 @@
+"""Open a dataset folder (ours or NVIDIA's, e.g. FFHQ's TFRecords) and read it with tf.data."""
+import glob
+import json
+import os
+
+import numpy as np
+
+from stylegan_tf.data.tfrecords import DatasetError, find_levels, scan_level
+
+METADATA_FILE = "dataset.json"
+
+
+class DatasetInfo:
+    """What a dataset folder holds; `make_tf_dataset` and `iterate_uint8` read it.
+
+    Attributes: path, name, resolution, num_channels, num_images, levels ({resolution: path}, 4..R),
+    label_size, labels (float32 [N, L]), label_names (list or None), metadata (dataset.json or {}),
+    attributes ({name: float32 [N]} for datasets that store per-image attributes, else {}).
+    """
+
+    def __init__(self, path):
+        path = os.path.abspath(os.fspath(path))
+        if not os.path.isdir(path):
+            raise DatasetError(f"{path}: dataset folder not found; pass the folder dataset_tool.py created")
+        if path.endswith(".partial"):
+            raise DatasetError(f"{path}: unfinished dataset left by an interrupted run; delete it and recreate")
+        self.path = path
+        levels = find_levels(path)
+        shapes, counts = {}, {}
+        for r, p in levels.items():
+            shapes[r], counts[r] = scan_level(p)
+        top = max(levels)
+        channels = shapes[top][0]
+        for r, shape in shapes.items():
+            if shape != (channels, r, r) or channels not in (1, 3):
+                raise DatasetError(f"{levels[r]}: records have shape {list(shape)}, expected {[channels, r, r]} "
+                                   f"(C = 1 or 3); the file does not belong to this dataset")
+        missing = [r for r in (top >> k for k in range(int(np.log2(top)) - 1)) if r not in levels]
+        if missing:
+            raise DatasetError(f"{path}: levels {missing} are missing; recreate the dataset")
+        if len(set(counts.values())) != 1:
+            detail = ", ".join(f"r{int(np.log2(r)):02d}: {n}" for r, n in counts.items())
+            raise DatasetError(f"{path}: levels hold different image counts ({detail}); recreate the dataset")
+        self.levels = levels
+        self.resolution = top
+        self.num_channels = channels
+        self.num_images = counts[top]
+        self.name = os.path.basename(levels[top]).rsplit("-r", 1)[0]
+        self.metadata = self._read_metadata()
+        self.labels = self._read_labels()
+        self.label_size = int(self.labels.shape[1])
+        names = self.metadata.get("label_names")
+        self.label_names = list(names) if names and len(names) == self.label_size else None
+        self.attributes = self._read_attributes()
+
+    def _read_metadata(self):
+        p = os.path.join(self.path, METADATA_FILE)
+        if not os.path.isfile(p):
+            return {}
+        try:
+            with open(p, encoding="utf-8") as f:
+                meta = json.load(f)
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{p}: unreadable ({e}); delete it (the TFRecords do not need it)")
+        return meta if isinstance(meta, dict) else {}
+
+    def _read_labels(self):
+        # Like the original reader: the first *.labels file in the folder, if any.
+        files = sorted(glob.glob(os.path.join(glob.escape(self.path), "*.labels")))
+        if not files:
+            return np.zeros([self.num_images, 0], np.float32)
+        try:
+            labels = np.load(files[0], allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{files[0]}: not a numpy label array ({e}); recreate it or delete it")
+        if labels.ndim != 2 or labels.shape[0] != self.num_images:
+            raise DatasetError(f"{files[0]}: labels have shape {list(labels.shape)}, expected "
+                               f"[{self.num_images}, L]; recreate it or delete it")
+        return labels.astype(np.float32)
+
+    def _read_attributes(self):
+        spec = self.metadata.get("attributes")
+        p = os.path.join(self.path, f"{self.name}-attributes.npy")
+        if not spec or not os.path.isfile(p):
+            return {}
+        values = np.load(p, allow_pickle=False)
+        if values.ndim != 2 or values.shape != (self.num_images, len(spec)):
+            raise DatasetError(f"{p}: shape {list(values.shape)} does not match dataset.json; recreate the dataset")
+        return {a["name"]: values[:, i].astype(np.float32) for i, a in enumerate(spec)}
+
+    def __repr__(self):
+        return (f"DatasetInfo({self.path!r}, {self.num_images} images, {self.resolution}x{self.resolution}x"
+                f"{self.num_channels}, labels {self.label_size})")
+
+    def level_path(self, resolution=None):
+        resolution = self.resolution if resolution is None else int(resolution)
+        if resolution not in self.levels:
+            raise DatasetError(f"{self.path}: no level for resolution {resolution}; "
+                               f"it has {sorted(self.levels)}")
+        return self.levels[resolution]
+
+    def _parse_batch(self, serialized, resolution):
+        import tensorflow as tf
+        feats = tf.io.parse_example(serialized, {
+            "shape": tf.io.FixedLenFeature([3], tf.int64),
+            "data": tf.io.FixedLenFeature([], tf.string)})
+        # decode_raw needs equal lengths across the batch; a foreign record of another size fails loudly.
+        data = tf.io.decode_raw(feats["data"], tf.uint8)
+        n = serialized.shape[0] if serialized.shape[0] is not None else -1  # keep a static batch size
+        images = tf.reshape(data, [n, self.num_channels, resolution, resolution])
+        return tf.transpose(images, [0, 2, 3, 1])
+
+    def make_tf_dataset(self, resolution=None, batch_size=32, mirror=False, shuffle=True, repeat=True,
+                        seed=None, shuffle_mb=1024, num_parallel_calls=None, drop_remainder=None):
+        """tf.data pipeline of (images float32 [-1, 1] NHWC [B, r, r, C], labels float32 [B, L]).
+
+        Reads the level file for `resolution` (default: full). uint8 -> float as the original,
+        `x * (2/255) - 1`; with `mirror`, each image is flipped left-right with p = 0.5. Shuffling uses a
+        window of `shuffle_mb` megabytes of records (the original uses 4096 MB) reshuffled every epoch.
+        With a `seed`, the order and the mirroring are reproducible. Batches are full when repeating
+        (static shapes for training); `drop_remainder` overrides that.
+        """
+        import tensorflow as tf
+        resolution = self.resolution if resolution is None else int(resolution)
+        path = self.level_path(resolution)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+        parallel = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
+        records = tf.data.TFRecordDataset(path, compression_type="", buffer_size=8 << 20)
+        ds = tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(self.labels)))
+        if shuffle:
+            item_bytes = self.num_channels * resolution * resolution + 32
+            window = int(min(self.num_images, max(1, (shuffle_mb << 20) // item_bytes)))
+            ds = ds.shuffle(window, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.batch(batch_size, drop_remainder=bool(repeat) if drop_remainder is None else drop_remainder)
+        ds = ds.enumerate()
+        scale, bias = np.float32(2.0 / 255.0), np.float32(-1.0)
+
+        def convert(index, batch):
+            serialized, labels = batch
+            images = tf.cast(self._parse_batch(serialized, resolution), tf.float32) * scale + bias
+            if mirror:
+                # Stateless draws keyed by (seed, batch index): reproducible under parallel map.
+                flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed=tf.stack(
+                    [tf.constant(seed, tf.int64), index])) < 0.5
+                images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+            return images, labels
+
+        ds = ds.map(convert, num_parallel_calls=parallel, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def iterate_uint8(self, resolution=None, max_images=None, batch_size=64, with_labels=False):
+        """uint8 NHWC numpy batches in TFRecord order (no shuffle, no mirror); what metrics read.
+
+        With `with_labels`, yields (images, labels) pairs instead.
+        """
+        import tensorflow as tf
+        resolution = self.resolution if resolution is None else int(resolution)
+        path = self.level_path(resolution)
+        n = self.num_images if max_images is None else min(int(max_images), self.num_images)
+        records = tf.data.TFRecordDataset(path, compression_type="", buffer_size=8 << 20).take(n)
+        ds = records.batch(batch_size).map(lambda s: self._parse_batch(s, resolution),
+                                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        start = 0
+        for images in ds.prefetch(2).as_numpy_iterator():
+            if with_labels:
+                yield images, self.labels[start:start + len(images)]
+            else:
+                yield images
+            start += len(images)
+
+
+def open_dataset(path):
+    """Validate a dataset folder and describe it; raises DatasetError (a ValueError) naming the problem."""
+    return DatasetInfo(path)

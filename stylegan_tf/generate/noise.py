@@ -1,0 +1,107 @@
+"""Noise control for generate: per-layer on/off (paper Fig. 5) and reproducible random noise (Fig. 4).
+
+Each synthesis layer owns a stored noise buffer `noise{i}` ([1, H, W, 1], non-trainable) that the
+generator uses with noise_mode="const". Both features work by temporarily writing those buffers and
+running with "const" noise; the buffers are restored afterwards, even on error.
+
+- Fig. 5, as NVIDIA's script: the buffers of the layers without noise are scaled by 0.
+- Random noise: the generator's own "random" mode draws from TensorFlow's global RNG inside a cached
+  tf.function, so the same command would give different pictures run to run. Instead each image gets
+  fresh N(0, 1) buffers drawn from a NumPy RandomState, one image at a time. A seed therefore fixes the
+  noise too: `images --noise-mode random` uses the normals that follow z in RandomState(seed).
+"""
+import contextlib
+import re
+
+import numpy as np
+
+from stylegan_tf.generate.seeds import GenerateError
+
+_NOISE_NAME = re.compile(r"(?:^|[/_.])noise_?(\d+)(?:$|[/_:.])")
+
+
+def _variable_name(var):
+    return str(getattr(var, "path", None) or getattr(var, "name", ""))
+
+
+def noise_buffers(Gs, required=True):
+    """The stored per-layer noise buffers of Gs as a list of variables, ordered by layer index
+    ([] for a network built without noise inputs, unless `required`)."""
+    found = getattr(Gs, "noise_buffers", None)
+    if found is not None:
+        found = list(found() if callable(found) else found)
+    else:
+        owner = getattr(Gs, "synthesis", None) or Gs
+        by_index = {}
+        for var in getattr(owner, "non_trainable_variables", None) or getattr(owner, "variables", []):
+            m = _NOISE_NAME.search(_variable_name(var))
+            if m and len(var.shape) == 4 and var.shape[0] == 1 and var.shape[-1] == 1:
+                by_index.setdefault(int(m.group(1)), var)
+        found = [by_index[k] for k in sorted(by_index)]
+    if not found and not required:
+        return []
+    num_layers = int(getattr(Gs, "num_layers", len(found)))
+    if len(found) != num_layers:
+        raise GenerateError(f"this network has {len(found)} stored noise inputs for {num_layers} layers; "
+                            "the noise figures need one per layer (was it built with use_noise=False?)")
+    return found
+
+
+def _values(buffers):
+    return [np.array(v.numpy(), copy=True) for v in buffers]
+
+
+@contextlib.contextmanager
+def _restoring(buffers):
+    saved = _values(buffers)
+    try:
+        yield saved
+    finally:
+        for var, value in zip(buffers, saved):
+            var.assign(value)
+
+
+@contextlib.contextmanager
+def noise_in_layers(Gs, layers):
+    """Inside the block, Gs with noise_mode="const" has its stored noise only in `layers` (others get 0)."""
+    buffers = noise_buffers(Gs)
+    keep = set(int(i) for i in layers)
+    with _restoring(buffers) as saved:
+        for i, (var, value) in enumerate(zip(buffers, saved)):
+            if i not in keep:
+                var.assign(np.zeros_like(value))
+        yield Gs
+
+
+def noise_stream(seed, z_dim):
+    """RandomState(seed) advanced past the seed's z: the source of that seed's random noise."""
+    rng = np.random.RandomState(int(seed))
+    rng.standard_normal(int(z_dim))
+    return rng
+
+
+def synthesize_random_noise(Gs, w, rngs, finish, progress=None):
+    """w [N, layers, dlatent] -> finish(images) with fresh N(0,1) noise per image drawn from `rngs`
+    (one RandomState per image, or one shared stream drawn in order)."""
+    w = np.asarray(w, np.float32)
+    buffers = noise_buffers(Gs, required=False)
+    if not buffers:
+        return finish(Gs.synthesize(w, noise_mode="none"))
+    per_image = isinstance(rngs, (list, tuple))
+    if per_image and len(rngs) != len(w):
+        raise ValueError(f"{len(rngs)} noise streams for {len(w)} images")
+    out = []
+    with _restoring(buffers):
+        for i in range(len(w)):
+            rng = rngs[i] if per_image else rngs
+            for var in buffers:
+                var.assign(rng.standard_normal(tuple(var.shape)).astype(np.float32))
+            out.append(finish(Gs.synthesize(w[i:i + 1], noise_mode="const")))
+            if progress is not None:
+                progress(1)
+    return np.concatenate(out, axis=0)
+
+
+def noise_source(noise_mode, seed, z_dim):
+    """The reproducible noise stream for a figure whose first seed is `seed` (None unless mode is random)."""
+    return noise_stream(seed, z_dim) if noise_mode == "random" else None

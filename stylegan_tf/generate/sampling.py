@@ -1,0 +1,152 @@
+"""Loading a generator for inference and running it in batches (numpy in, numpy out)."""
+import os
+
+import numpy as np
+
+from stylegan_tf.generate.seeds import GenerateError
+from stylegan_tf.image_grid import to_uint8
+
+NOISE_MODES = ("const", "random", "none")
+
+
+def load_generator(network):
+    """`network`: a path (our .keras or an official .pkl) or an object with `.Gs`; returns Gs.
+
+    Any failure to read the file becomes one GenerateError line naming the file: users pass the wrong
+    file (a dataset, a half-downloaded pickle, a metrics log) far more often than a broken network."""
+    if hasattr(network, "Gs"):
+        return network.Gs
+    if hasattr(network, "run") and hasattr(network, "synthesize"):
+        return network
+    path = os.fspath(network)
+    if not os.path.isfile(path):
+        raise GenerateError(f"--network: {path} does not exist (give a .keras snapshot or an official .pkl)")
+    # Imported outside the try: a broken installation must not be reported as a bad network file.
+    from stylegan_tf.network_io import load_network
+    try:
+        nets = load_network(path)
+    except GenerateError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every reader error means the same thing to the user
+        raise GenerateError(network_error_message(path, exc)) from None
+    Gs = getattr(nets, "Gs", None)
+    if Gs is None or not hasattr(Gs, "run"):
+        raise GenerateError(f"--network: {path} holds no generator (Gs)")
+    return Gs
+
+
+def network_error_message(path, exc):
+    """One line for a file load_network refused; its own message already names the file when it can."""
+    detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+    if path in detail:
+        return f"--network: {detail}"
+    return f"--network: {path} is not a StyleGAN network file ({detail})"
+
+
+def class_labels(Gs, class_idx, count, flag="--class"):
+    """One-hot labels [count, label_size] for a conditional network, None for an unconditional one."""
+    label_size = int(getattr(Gs, "label_size", 0) or 0)
+    if label_size == 0:
+        if class_idx is not None:
+            raise GenerateError(f"{flag}: this network is unconditional (no classes); drop {flag}")
+        return None
+    if class_idx is None:
+        raise GenerateError(f"{flag}: this network is conditional with {label_size} classes; "
+                            f"pass {flag} N with N in 0-{label_size - 1}")
+    if not 0 <= int(class_idx) < label_size:
+        raise GenerateError(f"{flag}: class {class_idx} is out of range; this network has classes 0-{label_size - 1}")
+    labels = np.zeros([count, label_size], np.float32)
+    labels[:, int(class_idx)] = 1.0
+    return labels
+
+
+def check_noise_mode(noise_mode):
+    if noise_mode not in NOISE_MODES:
+        raise GenerateError(f"--noise-mode: '{noise_mode}' is not one of {', '.join(NOISE_MODES)}")
+    return noise_mode
+
+
+def _progress(total, desc, progress):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="img", leave=False)
+
+
+def for_each_batch(fn, inputs, batch_size, desc, progress):
+    """Apply fn to aligned slices of the arrays in `inputs` (None entries pass through); concatenate what
+    it returns (None when it returns nothing)."""
+    n = len(next(x for x in inputs if x is not None))
+    if int(batch_size) < 1:
+        raise GenerateError(f"--batch must be at least 1 (got {batch_size})")
+    batch_size = int(batch_size)
+    bar = _progress(n, desc, progress and n > batch_size)
+    out = []
+    try:
+        for i in range(0, n, batch_size):
+            result = fn(*[None if x is None else x[i:i + batch_size] for x in inputs])
+            if result is not None:
+                out.append(np.asarray(result))
+            if bar is not None:
+                bar.update(min(batch_size, n - i))
+    finally:
+        if bar is not None:
+            bar.close()
+    return np.concatenate(out, axis=0) if out else None
+
+
+def _finish(images, as_uint8):
+    images = np.asarray(images)
+    # Converting per batch keeps memory at 1 byte per pixel for long jobs (100 samples at 1024^2).
+    return to_uint8(images) if as_uint8 else images.astype(np.float32)
+
+
+def run_z(Gs, z, labels=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const",
+          batch_size=8, desc="generating", progress=True, as_uint8=True, noise_rng=None):
+    """z [N, latent] -> images [N, H, W, C]: uint8, or float in [-1, 1] (unclipped) with as_uint8=False.
+
+    noise_mode="random" with `noise_rng` (a RandomState, or a list of one per image) makes the noise
+    reproducible (see `noise.synthesize_random_noise`); without it the generator's own RNG is used."""
+    if noise_mode == "random" and noise_rng is not None:
+        w = map_z(Gs, z, labels)
+        if truncation_psi is not None and truncation_psi != 1.0:
+            layers = None if truncation_cutoff is None else range(min(int(truncation_cutoff), w.shape[1]))
+            w = truncate_w(w, Gs.dlatent_avg, truncation_psi, layers)
+        return synthesize_w(Gs, w, noise_mode, batch_size, desc, progress, as_uint8, noise_rng)
+    return for_each_batch(lambda zb, lb: _finish(Gs.run(zb, lb, truncation_psi=truncation_psi,
+                                                        truncation_cutoff=truncation_cutoff, noise_mode=noise_mode),
+                                                 as_uint8),
+                          [np.asarray(z, np.float32), labels], batch_size, desc, progress)
+
+
+def map_z(Gs, z, labels=None, batch_size=64):
+    """z [N, latent] -> w [N, num_layers, dlatent] (no truncation)."""
+    return for_each_batch(lambda zb, lb: Gs.map_latents(zb, lb), [np.asarray(z, np.float32), labels],
+                          batch_size, "mapping", False)
+
+
+def synthesize_w(Gs, w, noise_mode="const", batch_size=8, desc="synthesizing", progress=True, as_uint8=True,
+                 noise_rng=None):
+    """w [N, num_layers, dlatent] -> images [N, H, W, C] (uint8, or float with as_uint8=False)."""
+    w = np.asarray(w, np.float32)
+    finish = lambda images: _finish(images, as_uint8)  # noqa: E731
+    if noise_mode == "random" and noise_rng is not None:
+        from stylegan_tf.generate.noise import synthesize_random_noise
+        if isinstance(noise_rng, (list, tuple)):
+            streams = np.empty(len(noise_rng), dtype=object)
+            streams[:] = noise_rng
+            return for_each_batch(lambda wb, rb: synthesize_random_noise(Gs, wb, list(rb), finish), [w, streams],
+                                  batch_size, desc, progress)
+        return for_each_batch(lambda wb: synthesize_random_noise(Gs, wb, noise_rng, finish), [w],
+                              batch_size, desc, progress)
+    return for_each_batch(lambda wb: finish(Gs.synthesize(wb, noise_mode=noise_mode)), [w], batch_size, desc,
+                          progress)
+
+
+def truncate_w(w, dlatent_avg, psi, layers=None):
+    """The truncation trick on dlatents: avg + psi * (w - avg) on `layers` (all when None)."""
+    w = np.array(w, np.float32, copy=True)
+    avg = np.asarray(dlatent_avg, np.float32)
+    sel = slice(None) if layers is None else list(layers)
+    w[:, sel] = avg + np.float32(psi) * (w[:, sel] - avg)
+    return w

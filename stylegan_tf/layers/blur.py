@@ -1,0 +1,35 @@
+"""Low-pass blur applied after the up-conv in G and before the down-conv in D (normalised [1,2,1] kernel)."""
+import keras
+import numpy as np
+import tensorflow as tf
+
+_PKG = "stylegan_tf"
+
+
+def blur_kernel(f, channels):
+    f = np.asarray(f, dtype=np.float32)
+    if f.ndim == 1:
+        f = f[:, None] * f[None, :]
+    f = f / np.sum(f)
+    return np.tile(f[:, :, None, None], [1, 1, int(channels), 1])
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class Blur(keras.layers.Layer):
+    """Depthwise conv with a fixed filter, zero SAME padding. The kernel is symmetric, so no flip question."""
+
+    def __init__(self, channels, blur_filter=(1, 2, 1), **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.blur_filter = np.asarray(blur_filter, dtype=np.float64).tolist() if blur_filter is not None and len(blur_filter) else None
+        self._kernel = None if self.blur_filter is None else blur_kernel(self.blur_filter, self.channels)
+        self.built = True
+
+    def call(self, x):
+        if self._kernel is None:
+            return x
+        return tf.nn.depthwise_conv2d(x, tf.constant(self._kernel, dtype=x.dtype), strides=[1, 1, 1, 1],
+                                      padding="SAME")
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "blur_filter": self.blur_filter}

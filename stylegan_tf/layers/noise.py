@@ -1,0 +1,31 @@
+"""Noise inputs: a per-sample N(0,1) map [N,H,W,1] times a learned per-channel weight (init 0)."""
+import keras
+import tensorflow as tf
+
+_PKG = "stylegan_tf"
+NOISE_MODES = ("random", "const", "none")
+
+
+def check_noise_mode(noise_mode):
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+    return noise_mode
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class NoiseInjection(keras.layers.Layer):
+    """x + noise * weight. `noise` is given by the caller: a fresh draw, a stored buffer, or None for none."""
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.weight = self.add_weight(name="weight", shape=(self.channels,), initializer="zeros")
+        self.built = True
+
+    def call(self, x, noise=None):
+        if noise is None:
+            return x
+        return x + noise * self.weight
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}

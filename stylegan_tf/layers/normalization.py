@@ -1,0 +1,42 @@
+"""PixelNorm (on z) and InstanceNorm (no affine), epsilon 1e-8 as in the original."""
+import keras
+import tensorflow as tf
+
+_PKG = "stylegan_tf"
+
+
+def pixel_norm(x, epsilon=1e-8, axis=-1):
+    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=axis, keepdims=True) + epsilon)
+
+
+def instance_norm(x, epsilon=1e-8):
+    x = x - tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=[1, 2], keepdims=True) + epsilon)
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class PixelNorm(keras.layers.Layer):
+    def __init__(self, epsilon=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+        self.built = True
+
+    def call(self, x):
+        return pixel_norm(x, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class InstanceNorm(keras.layers.Layer):
+    def __init__(self, epsilon=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+        self.built = True
+
+    def call(self, x):
+        return instance_norm(x, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

@@ -1,0 +1,100 @@
+"""Nearest upscale, box downscale, and the resampling convolutions (plain and fused) of StyleGAN.
+
+The fused forms are what the original uses at 128x128 and above. The fused up-conv is a stride-2 transposed
+conv with a 4x4 kernel made by summing the four shifted copies of the 3x3 kernel; it equals nearest-up followed
+by a conv with the spatially *flipped* 3x3 kernel. The fused down-conv is a stride-2 conv with the shifted sum
+times 1/4 and equals conv followed by 2x2 box averaging, with no flip.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from stylegan_tf.layers.equalized import EqualizedConv2D
+
+_PKG = "stylegan_tf"
+
+
+def upscale2d(x, factor=2):
+    """Nearest-neighbour upscaling of NHWC `x` by an integer factor (reshape+tile: exact, twice differentiable)."""
+    factor = int(factor)
+    if factor == 1:
+        return x
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    x = tf.reshape(x, [-1, h, 1, w, 1, c])
+    x = tf.tile(x, [1, 1, factor, 1, factor, 1])
+    return tf.reshape(x, [-1, h * factor, w * factor, c])
+
+
+def downscale2d(x, factor=2):
+    """Box-average downscaling of NHWC `x` by an integer factor."""
+    factor = int(factor)
+    if factor == 1:
+        return x
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    if factor == 2:
+        # The original's 2x path is a [0.5, 0.5] x [0.5, 0.5] filter, i.e. four products by 0.25 then summed.
+        x = tf.reshape(x, [-1, h // 2, 2, w // 2, 2, c])
+        return tf.reduce_sum(x * 0.25, axis=[2, 4])
+    x = tf.reshape(x, [-1, h // factor, factor, w // factor, factor, c])
+    return tf.reduce_mean(x, axis=[2, 4])
+
+
+def lerp(a, b, t):
+    return a + (b - a) * t
+
+
+def lerp_clip(a, b, t):
+    return a + (b - a) * tf.clip_by_value(t, 0.0, 1.0)
+
+
+def _shifted_sum(w):
+    """3x3 (k x k) HWIO kernel -> (k+1)x(k+1) sum of its four one-pixel shifts."""
+    w = tf.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
+    return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
+
+
+def resolve_fused(fused_scale, out_res):
+    if fused_scale == "auto":
+        return out_res >= 128
+    if fused_scale in (True, False):
+        return bool(fused_scale)
+    raise ValueError(f"fused_scale must be True, False or 'auto', got {fused_scale!r}")
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class UpConv2D(EqualizedConv2D):
+    """2x nearest upscale + conv; `fused=True` uses the transposed-conv form of the original (>= 128 output)."""
+
+    def __init__(self, filters, in_channels, kernel=3, fused=False, **kwargs):
+        super().__init__(filters, in_channels, kernel=kernel, **kwargs)
+        self.fused = bool(fused)
+
+    def call(self, x):
+        w = self.scaled_kernel()
+        if not self.fused:
+            return tf.nn.conv2d(upscale2d(x), w, strides=1, padding="SAME")
+        w = _shifted_sum(tf.transpose(w, [0, 1, 3, 2]))  # conv2d_transpose wants [k, k, out, in]
+        out_shape = tf.stack([tf.shape(x)[0], x.shape[1] * 2, x.shape[2] * 2, self.filters])
+        y = tf.nn.conv2d_transpose(x, w, out_shape, strides=2, padding="SAME")
+        return tf.ensure_shape(y, [None, x.shape[1] * 2, x.shape[2] * 2, self.filters])
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class DownConv2D(EqualizedConv2D):
+    """conv + 2x box downscale; `fused=True` uses one stride-2 conv (the original's form at >= 128 input)."""
+
+    def __init__(self, filters, in_channels, kernel=3, fused=False, **kwargs):
+        super().__init__(filters, in_channels, kernel=kernel, **kwargs)
+        self.fused = bool(fused)
+
+    def call(self, x):
+        w = self.scaled_kernel()
+        if not self.fused:
+            return downscale2d(tf.nn.conv2d(x, w, strides=1, padding="SAME"))
+        return tf.nn.conv2d(x, _shifted_sum(w) * 0.25, strides=2, padding="SAME")
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}

@@ -1,0 +1,199 @@
+"""Style-based generator (G_style): mapping + synthesis, with lod, dlatent_avg, style mixing and truncation."""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from stylegan_tf.layers import upscale2d
+from stylegan_tf.layers.noise import check_noise_mode
+from stylegan_tf.networks.channels import resolution_log2
+from stylegan_tf.networks.inference import batched, level_for_lod
+from stylegan_tf.networks.mapping import MappingNetwork
+from stylegan_tf.networks.style_mixing import mix_styles, mixing_cutoff
+from stylegan_tf.networks.synthesis import SynthesisNetwork
+from stylegan_tf.networks.truncation import truncate
+
+_PKG = "stylegan_tf"
+
+_MAPPING_ARGS = ("latent_size", "label_size", "dlatent_size", "mapping_layers", "mapping_fmaps", "mapping_lrmul",
+                 "mapping_nonlinearity", "use_wscale", "normalize_latents")
+_SYNTHESIS_ARGS = ("dlatent_size", "num_channels", "resolution", "fmap_base", "fmap_decay", "fmap_max",
+                   "use_styles", "const_input_layer", "use_noise", "nonlinearity", "use_wscale", "use_pixel_norm",
+                   "use_instance_norm", "fused_scale", "blur_filter")
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class Generator(keras.Model):
+    """G(z, labels=None, training=False, level=None) -> images NHWC.
+
+    Constructor arguments carry the official names and defaults (G_style + G_mapping + G_synthesis).
+    `truncation_psi`/`truncation_cutoff` are stored as the original's defaults for tools that want them; they
+    are never applied unless passed to a call or to `run`.
+    """
+
+    def __init__(self, resolution=1024, num_channels=3, label_size=0, latent_size=512, dlatent_size=512,
+                 mapping_layers=8, mapping_fmaps=512, mapping_lrmul=0.01, mapping_nonlinearity="lrelu",
+                 normalize_latents=True, fmap_base=8192, fmap_decay=1.0, fmap_max=512, use_styles=True,
+                 const_input_layer=True, use_noise=True, nonlinearity="lrelu", use_wscale=True,
+                 use_pixel_norm=False, use_instance_norm=True, fused_scale="auto", blur_filter=(1, 2, 1),
+                 truncation_psi=0.7, truncation_cutoff=8, dlatent_avg_beta=0.995, style_mixing_prob=0.9,
+                 **kwargs):
+        super().__init__(**kwargs)
+        resolution_log2(resolution)
+        self._args = dict(
+            resolution=int(resolution), num_channels=int(num_channels), label_size=int(label_size),
+            latent_size=int(latent_size), dlatent_size=int(dlatent_size), mapping_layers=int(mapping_layers),
+            mapping_fmaps=int(mapping_fmaps), mapping_lrmul=float(mapping_lrmul),
+            mapping_nonlinearity=mapping_nonlinearity, normalize_latents=bool(normalize_latents),
+            fmap_base=int(fmap_base), fmap_decay=float(fmap_decay), fmap_max=int(fmap_max),
+            use_styles=bool(use_styles), const_input_layer=bool(const_input_layer), use_noise=bool(use_noise),
+            nonlinearity=nonlinearity, use_wscale=bool(use_wscale), use_pixel_norm=bool(use_pixel_norm),
+            use_instance_norm=bool(use_instance_norm), fused_scale=fused_scale,
+            blur_filter=(np.asarray(blur_filter, dtype=np.float64).tolist()
+                         if blur_filter is not None and len(blur_filter) else None),
+            truncation_psi=None if truncation_psi is None else float(truncation_psi),
+            truncation_cutoff=None if truncation_cutoff is None else int(truncation_cutoff),
+            dlatent_avg_beta=None if dlatent_avg_beta is None else float(dlatent_avg_beta),
+            style_mixing_prob=None if style_mixing_prob is None else float(style_mixing_prob))
+        a = self._args
+        self.synthesis = SynthesisNetwork(**{k: a[k] for k in _SYNTHESIS_ARGS}, name="G_synthesis")
+        self.mapping = MappingNetwork(**{k: a[k] for k in _MAPPING_ARGS},
+                                      dlatent_broadcast=self.synthesis.num_styles, name="G_mapping")
+        self.lod = self.add_weight(name="lod", shape=(), initializer="zeros", trainable=False)
+        # Updated inside replicas during training: averaged across them under a distribution strategy.
+        self.dlatent_avg = self.add_weight(name="dlatent_avg", shape=(a["dlatent_size"],), initializer="zeros",
+                                           trainable=False, aggregation="mean")
+        self._fns = {}
+        self.built = True
+
+    # -- facts other parts use ------------------------------------------------------------------------------------
+    resolution = property(lambda self: self._args["resolution"])
+    num_channels = property(lambda self: self._args["num_channels"])
+    label_size = property(lambda self: self._args["label_size"])
+    latent_size = property(lambda self: self._args["latent_size"])
+    dlatent_size = property(lambda self: self._args["dlatent_size"])
+    num_layers = property(lambda self: self.synthesis.num_layers)
+    num_styles = property(lambda self: self.synthesis.num_styles)
+    max_level = property(lambda self: self.synthesis.max_level)
+    resolution_log2 = property(lambda self: self.synthesis.resolution_log2)
+    truncation_psi = property(lambda self: self._args["truncation_psi"])
+    truncation_cutoff = property(lambda self: self._args["truncation_cutoff"])
+    dlatent_avg_beta = property(lambda self: self._args["dlatent_avg_beta"])
+    style_mixing_prob = property(lambda self: self._args["style_mixing_prob"])
+
+    def noise_buffers(self):
+        return list(self.synthesis.noise_buffers)
+
+    # -- graph-friendly forward -----------------------------------------------------------------------------------
+    def call(self, z, labels=None, training=False, level=None, noise_mode=None, truncation_psi=None,
+             truncation_cutoff=None, lod=None):
+        """Training (`training=True`): updates dlatent_avg, applies style mixing, random noise.
+        Otherwise: no mixing, truncation only if `truncation_psi` is given, noise `noise_mode` (default random)."""
+        lod = self.lod if lod is None else tf.cast(lod, tf.float32)
+        w = self.mapping(z, labels)
+        if training:
+            if self.dlatent_avg_beta is not None and self.dlatent_avg_beta != 1.0:
+                batch_avg = tf.reduce_mean(w[:, 0], axis=0)
+                self.dlatent_avg.assign(batch_avg + (self.dlatent_avg - batch_avg) * self.dlatent_avg_beta)
+            if self.style_mixing_prob and self.num_styles > 1:
+                z2 = tf.random.normal(tf.shape(z))
+                w2 = self.mapping(z2, labels)
+                w = mix_styles(w, w2, mixing_cutoff(self.num_styles, lod, self.style_mixing_prob))
+            noise_mode = "random" if noise_mode is None else noise_mode
+        elif truncation_psi is not None:
+            w = truncate(w, self.dlatent_avg, truncation_psi, truncation_cutoff)
+        return self.synthesis(w, lod=lod, level=level, noise_mode=noise_mode or "random")
+
+    # -- numpy inference API --------------------------------------------------------------------------------------
+    def _fn(self, key, build):
+        fn = self._fns.get(key)
+        if fn is None:
+            fn = tf.function(build(), reduce_retracing=True)
+            self._fns[key] = fn
+        return fn
+
+    def _lod_value(self, lod):
+        return float(self.lod.numpy()) if lod is None else float(lod)
+
+    def _check_z(self, z, labels):
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_size:
+            raise ValueError(f"z must have shape [N, {self.latent_size}], got {list(z.shape)}")
+        if self.label_size:
+            if labels is None:
+                raise ValueError(f"this generator is conditional: pass labels of shape [N, {self.label_size}]")
+            labels = np.asarray(labels, dtype=np.float32)
+            if labels.shape != (z.shape[0], self.label_size):
+                raise ValueError(f"labels must have shape [{z.shape[0]}, {self.label_size}], "
+                                 f"got {list(labels.shape)}")
+        else:
+            labels = None
+        return z, labels
+
+    def map_latents(self, z, labels=None, batch_size=256):
+        """z [N, latent_size] -> w [N, num_layers, dlatent_size] (numpy), no truncation."""
+        z, labels = self._check_z(z, labels)
+
+        def build():
+            def f(z, labels=None):
+                return self.mapping(z, labels)
+            return f
+
+        fn = self._fn(("map",), build)
+        out = batched(fn, [z, labels], batch_size)
+        return np.zeros([0, self.num_styles, self.dlatent_size], np.float32) if out is None else out
+
+    def _synth_graph(self, lod, noise_mode):
+        level, fade = level_for_lod(lod, self.max_level)
+
+        def synth(w, lod_t):
+            img = self.synthesis(w, lod=lod_t, level=level, noise_mode=noise_mode, fade=fade)
+            return upscale2d(img, 2 ** level)
+        return level, fade, synth
+
+    def synthesize(self, w, noise_mode="const", lod=None, batch_size=32):
+        """w [N, num_layers, dlatent_size] -> images NHWC float32 at full resolution (raw range)."""
+        check_noise_mode(noise_mode)
+        w = np.asarray(w, dtype=np.float32)
+        if w.ndim != 3 or w.shape[1:] != (self.num_styles, self.dlatent_size):
+            raise ValueError(f"w must have shape [N, {self.num_styles}, {self.dlatent_size}], got {list(w.shape)}")
+        lod = self._lod_value(lod)
+        level, fade, synth = self._synth_graph(lod, noise_mode)
+        fn = self._fn(("synth", level, fade, noise_mode), lambda: synth)
+        lod_t = tf.constant(lod, tf.float32)
+        out = batched(lambda wb: fn(wb, lod_t), [w], batch_size)
+        return self._empty() if out is None else out
+
+    def run(self, z, labels=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const", lod=None,
+            batch_size=32):
+        """z [N, latent_size] (+ labels) -> images NHWC float32 at full resolution, raw output range."""
+        check_noise_mode(noise_mode)
+        z, labels = self._check_z(z, labels)
+        lod = self._lod_value(lod)
+        truncated = truncation_psi is not None and float(truncation_psi) != 1.0 and \
+            (truncation_cutoff is None or int(truncation_cutoff) > 0)
+        level, fade, synth = self._synth_graph(lod, noise_mode)
+
+        def build():
+            def f(z, labels, lod_t, psi, cutoff):
+                w = self.mapping(z, labels)
+                if truncated:
+                    w = truncate(w, self.dlatent_avg, psi, cutoff)
+                return synth(w, lod_t)
+            return f
+
+        fn = self._fn(("run", level, fade, noise_mode, truncated, labels is not None), build)
+        lod_t = tf.constant(lod, tf.float32)
+        psi = tf.constant(1.0 if truncation_psi is None else float(truncation_psi), tf.float32)
+        cutoff = tf.constant(self.num_styles if truncation_cutoff is None else int(truncation_cutoff), tf.int64)
+        out = batched(lambda zb, lb: fn(zb, lb, lod_t, psi, cutoff), [z, labels], batch_size)
+        return self._empty() if out is None else out
+
+    def _empty(self):
+        return np.zeros([0, self.resolution, self.resolution, self.num_channels], np.float32)
+
+    def get_config(self):
+        return {**super().get_config(), **self._args}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

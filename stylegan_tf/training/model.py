@@ -1,0 +1,371 @@
+"""`StyleGAN`: the training model. `fit` is the engine; `train_step` is one iteration of the official loop.
+
+One `train_step` = D step (counts the minibatch) -> G step -> Gs EMA update, for one static `level` (the
+structure traced for this phase). The fade weight comes from the networks' `lod` variables, which a callback
+assigns before every batch. All randomness is stateless and keyed by (seed, global step), the step arriving
+with the batch, so a run resumed from a snapshot draws exactly the numbers the uninterrupted run would.
+"""
+import contextlib
+import itertools
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from stylegan_tf.training import loss as loss_lib
+
+_SALT_Z_D, _SALT_Z_G, _SALT_MIRROR, _SALT_PENALTY, _SALT_LABELS = 1, 2, 3, 4, 5
+
+
+def _replica():
+    """(replica id, number of replicas) of the current replica context (0, 1 outside distribution)."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None:
+        return 0, 1
+    return ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
+
+
+def _distributed():
+    return tf.distribute.has_strategy() and tf.distribute.get_replica_context() is not None \
+        and tf.distribute.get_strategy().num_replicas_in_sync > 1
+
+
+def _tf_var(v):
+    # The TF variable (a MirroredVariable under a strategy) behind a Keras variable.
+    return getattr(v, "value", v) if isinstance(v, keras.Variable) else v
+
+
+def apply_if_finite(optimizer, grads, variables):
+    """Apply `grads` unless any is NaN/Inf anywhere (all replicas agree); returns 1.0 if skipped else 0.0.
+
+    A skipped update leaves weights, Adam moments and the step counter untouched, as the original does.
+    Under MirroredStrategy the decision must be taken in cross-replica context, because a `cond` inside a
+    replica cannot contain the optimizer's cross-replica `merge_call`.
+    """
+    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    grads = [g for g, _ in pairs]
+    variables = [v for _, v in pairs]
+    bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(tf.cast(g, tf.float32)), tf.float32))
+                    for g in grads]) if grads else tf.constant(0.0)
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        # It already skips non-finite steps (and adjusts its scale).
+        optimizer.apply(grads, variables)
+        return tf.cast(bad > 0, tf.float32)
+    if not _distributed():
+        finite = tf.equal(bad, 0.0)
+        tf.cond(finite, lambda: _apply(optimizer, grads, variables), lambda: tf.no_op())
+        return 1.0 - tf.cast(finite, tf.float32)
+
+    ctx = tf.distribute.get_replica_context()
+    total_bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, bad)
+
+    def cross_replica(strategy, grads, total_bad):
+        finite = tf.equal(strategy.experimental_local_results(total_bad)[0], 0.0)
+
+        def do_apply():
+            strategy.extended.call_for_each_replica(
+                lambda g: optimizer.apply(g, variables), args=(grads,))
+            return tf.constant(True)
+
+        return tf.cond(finite, do_apply, lambda: tf.constant(False))
+
+    ctx.merge_call(cross_replica, args=(grads, total_bad))
+    return tf.cast(total_bad > 0, tf.float32)
+
+
+def _apply(optimizer, grads, variables):
+    optimizer.apply(grads, variables)
+    return tf.no_op()
+
+
+@contextlib.contextmanager
+def keyed_random(key):
+    """While tracing, route `tf.random.normal` / `tf.random.uniform` (what the networks draw noise maps and
+    style-mixing latents/cutoffs with) to stateless ops keyed by (step key, replica, call order).
+
+    The networks' stateful ops restart their sequence whenever `train_step` is retraced (every phase, every
+    resume), which would make a resumed run draw different numbers than the uninterrupted one; keyed by the
+    global step they are reproducible. Only the trace of `train_step` is affected, and the originals are
+    restored as soon as it is built.
+    """
+    orig_normal, orig_uniform = tf.random.normal, tf.random.uniform
+    rid, _ = _replica()
+    calls = itertools.count(1)
+
+    def seed_for():
+        i = next(calls)
+        return tf.stack([key[0] * 4096 + i, key[1] * 64 + tf.cast(rid, tf.int64)])
+
+    def normal(shape, mean=0.0, stddev=1.0, dtype=tf.float32, seed=None, name=None):
+        return tf.random.stateless_normal(shape, seed=seed_for(), mean=mean, stddev=stddev, dtype=dtype)
+
+    def uniform(shape, minval=0, maxval=None, dtype=tf.float32, seed=None, name=None):
+        return tf.random.stateless_uniform(shape, seed=seed_for(), minval=minval, maxval=maxval, dtype=dtype)
+
+    tf.random.normal, tf.random.uniform = normal, uniform
+    try:
+        yield
+    finally:
+        tf.random.normal, tf.random.uniform = orig_normal, orig_uniform
+
+
+def fade_reals(x, alpha):
+    """The original's FadeLOD on native reals: lerp(x, nearest_up(box_down2(x)), alpha)."""
+    if x.shape[1] is not None and x.shape[1] < 2:
+        return x
+    s = tf.shape(x)
+    y = tf.reshape(x, [s[0], s[1] // 2, 2, s[2] // 2, 2, s[3]])
+    y = tf.reduce_mean(y, axis=[2, 4], keepdims=True)
+    y = tf.tile(y, [1, 1, 2, 1, 2, 1])
+    y = tf.reshape(y, s)
+    return x + (y - x) * tf.cast(alpha, x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="stylegan_tf")
+class StyleGAN(keras.Model):
+    """G, D and Gs (the EMA of G) trained with the official StyleGAN iteration.
+
+    compile(g_optimizer, d_optimizer, loss="logistic", loss_kwargs={"gamma": 10}) then fit a dataset of
+    (reals [B,r,r,C] at the level's native resolution, labels [B,L], step [B] int64).
+    `training_state` is a dict (kimg, tick, options, ...) stored in the snapshot's config.
+    """
+
+    def __init__(self, G, D, Gs=None, seed=1000, mirror=False, g_smoothing_kimg=10.0, label_pool=None,
+                 training_state=None, g_optimizer=None, d_optimizer=None, loss="logistic", loss_kwargs=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.G = G
+        self.D = D
+        if Gs is None:
+            # A structural clone; the caller copies G's weights once both are built (ema_update_now(0)).
+            Gs = G.__class__.from_config(G.get_config())
+        self.Gs = Gs
+        self.Gs.trainable = False
+        self.seed = int(seed)
+        self.mirror = bool(mirror)
+        self.g_smoothing_kimg = float(g_smoothing_kimg)
+        self.training_state = dict(training_state or {})
+        # Labels the G step draws its conditioning from, as the original's `get_random_labels_tf`.
+        self.label_pool = None if label_pool is None else np.asarray(label_pool, np.float32)
+        self.level = 0
+        self.global_batch = None
+        self.gs_beta = 0.0
+        self.r1_scale = 1.0
+        self.loss_name = loss
+        self.loss_kwargs = dict(loss_kwargs or {})
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self._trackers = {}
+        self.built = True
+
+    # ------------------------------------------------------------------ configuration
+    def compile(self, g_optimizer=None, d_optimizer=None, loss=None, loss_kwargs=None, **kwargs):
+        kwargs.setdefault("jit_compile", False)
+        # No Keras-level optimizer: G and D each own one, and `fit` must not build a third over both nets.
+        kwargs["optimizer"] = None
+        super().compile(**kwargs)
+        if g_optimizer is not None:
+            self.g_optimizer = g_optimizer
+        if d_optimizer is not None:
+            self.d_optimizer = d_optimizer
+        if self.g_optimizer is None or self.d_optimizer is None:
+            raise ValueError("StyleGAN.compile needs g_optimizer and d_optimizer")
+        if loss is not None:
+            self.loss_name = loss
+        if loss_kwargs is not None:
+            self.loss_kwargs = dict(loss_kwargs)
+        self.g_loss_fn, self.d_loss_fn = loss_lib.get_loss(self.loss_name)
+        self.build_optimizers()
+        names = ["G_loss", "D_loss", "real_score", "fake_score", "nonfinite_skips"]
+        names += {"logistic": ["r1"], "wgan-gp": ["gp"], "wgan-div": ["div"]}.get(self.loss_name, [])
+        self._trackers = {n: keras.metrics.Mean(name=n) if n != "nonfinite_skips" else keras.metrics.Sum(name=n)
+                          for n in names}
+
+    def build_optimizers(self):
+        for opt, net in ((self.g_optimizer, self.G), (self.d_optimizer, self.D)):
+            if opt is not None and not opt.built:
+                opt.build(net.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def configure_phase(self, level, global_batch):
+        """Set the static structure of the next trace: level, global minibatch, EMA beta, R1 scale."""
+        self.level = int(level)
+        self.global_batch = int(global_batch)
+        self.gs_beta = 0.5 ** (self.global_batch / (self.g_smoothing_kimg * 1000.0)) \
+            if self.g_smoothing_kimg > 0 else 0.0
+        self.r1_scale = 1.0 / 4 ** self.level
+        # A new structure needs a new trace of train_step.
+        self.train_function = None
+        self.make_train_function(force=True)
+
+    def reset_optimizers(self, g_lrate=None, d_lrate=None):
+        """Zero both Adam states and step counters (official `reset_optimizer_state`) and set the lrs."""
+        for opt, lr in ((self.g_optimizer, g_lrate), (self.d_optimizer, d_lrate)):
+            inner = getattr(opt, "inner_optimizer", opt)
+            lr_var = getattr(inner, "_learning_rate", None)
+            for v in inner.variables:
+                if v is not lr_var:
+                    v.assign(tf.zeros(v.shape, v.dtype))
+            if lr is not None:
+                inner.learning_rate = lr
+
+    # ------------------------------------------------------------------ the iteration
+    def _key(self, step, salt):
+        return tf.stack([tf.constant(self.seed * 64 + salt, tf.int64), tf.cast(step, tf.int64)])
+
+    def _global_draw(self, fn, local_n, seed):
+        """Draw for the global batch, keep this replica's slice: 1 or N replicas see the same numbers."""
+        rid, n_rep = _replica()
+        full = fn(local_n * n_rep, seed)
+        start = tf.cast(rid, tf.int32) * local_n if not isinstance(rid, int) else rid * local_n
+        return full[start:start + local_n]
+
+    def _latents(self, n, seed):
+        return self._global_draw(
+            lambda m, s: tf.random.stateless_normal([m, self.G.latent_size], seed=s), n, seed)
+
+    def _call_G(self, z, labels):
+        return self.G(z, labels=labels, training=True, level=self.level)
+
+    def _call_D(self, x, labels):
+        return self.D(x, labels=labels, training=True, level=self.level)
+
+    def train_step(self, data):
+        reals, labels, step = data
+        step = step[0]
+        n = reals.shape[0] if reals.shape[0] is not None else tf.shape(reals)[0]
+        global_n = float(self.global_batch or n)
+        has_labels = self.G.label_size > 0
+        labels = tf.cast(labels, tf.float32) if has_labels else None
+        lod = tf.cast(tf.convert_to_tensor(_tf_var(self.G.lod)), tf.float32)
+
+        reals = tf.cast(reals, tf.float32)
+        if self.mirror:
+            flip = self._global_draw(lambda m, s: tf.random.stateless_uniform([m], seed=s), n,
+                                     self._key(step, _SALT_MIRROR)) < 0.5
+            reals = tf.where(flip[:, None, None, None], tf.reverse(reals, axis=[2]), reals)
+        reals = fade_reals(reals, tf.clip_by_value(lod - float(self.level), 0.0, 1.0))
+
+        # ---- D step (fakes use style mixing and update dlatent_avg inside G's training call)
+        with keyed_random(self._key(step, _SALT_Z_D + 16)):
+            fakes = tf.stop_gradient(self._call_G(self._latents(n, self._key(step, _SALT_Z_D)), labels))
+        d_vars = self.D.trainable_variables
+        d_scale = self._loss_scale(self.d_optimizer)
+        with tf.GradientTape() as tape:
+            per_sample, stats = self.d_loss_fn(
+                lambda x: self._call_D(x, labels), reals, tf.cast(fakes, reals.dtype),
+                r1_scale=self.r1_scale, grad_scale=d_scale, seed=self._key(step, _SALT_PENALTY),
+                **self.loss_kwargs)
+            d_loss = tf.reduce_sum(per_sample) / global_n
+            scaled = self.d_optimizer.scale_loss(d_loss) if d_scale != 1.0 else d_loss
+        d_grads = tape.gradient(scaled, d_vars)
+        d_skip = apply_if_finite(self.d_optimizer, d_grads, d_vars)
+
+        # ---- G step
+        g_labels = self._random_labels(n, step) if has_labels else None
+        g_vars = self.G.trainable_variables
+        with tf.GradientTape() as tape:
+            with keyed_random(self._key(step, _SALT_Z_G + 16)):
+                g_fakes = self._call_G(self._latents(n, self._key(step, _SALT_Z_G)), g_labels)
+            g_per_sample = self.g_loss_fn(self._call_D(g_fakes, g_labels))
+            g_loss = tf.reduce_sum(g_per_sample) / global_n
+            scaled = self.g_optimizer.scale_loss(g_loss) if self._loss_scale(self.g_optimizer) != 1.0 else g_loss
+        g_grads = tape.gradient(scaled, g_vars)
+        g_skip = apply_if_finite(self.g_optimizer, g_grads, g_vars)
+
+        # ---- Gs = lerp(G, Gs, beta); non-trainables (lod, dlatent_avg, noise buffers) copied
+        self._update_gs()
+
+        # Per-replica means; Keras averages them over replicas.
+        local = {"G_loss": tf.reduce_mean(g_per_sample), "D_loss": tf.reduce_mean(per_sample),
+                 "real_score": tf.reduce_mean(stats["real_score"]),
+                 "fake_score": tf.reduce_mean(stats["fake_score"])}
+        for extra in ("r1", "gp", "div"):
+            if extra in stats and extra in self._trackers:
+                local[extra] = tf.reduce_mean(stats[extra])
+        for k, v in local.items():
+            self._trackers[k].update_state(v)
+        self._trackers["nonfinite_skips"].update_state(d_skip + g_skip)
+        return {k: t.result() for k, t in self._trackers.items()}
+
+    def _loss_scale(self, optimizer):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return tf.cast(_tf_var(optimizer.dynamic_scale), tf.float32)
+        return 1.0
+
+    def _random_labels(self, n, step):
+        pool = self.label_pool
+        if pool is None or len(pool) == 0:
+            raise ValueError("a conditional model needs label_pool (the dataset's labels) for the G step")
+        idx = self._global_draw(
+            lambda m, s: tf.random.stateless_uniform([m], seed=s, minval=0, maxval=len(pool), dtype=tf.int64),
+            n, self._key(step, _SALT_LABELS))
+        return tf.gather(tf.constant(pool), idx)
+
+    def gs_pairs(self):
+        """(Gs variable, G variable, trainable) in matching order; checked once."""
+        if getattr(self, "_gs_pairs", None) is None:
+            gw, sw = self.G.weights, self.Gs.weights
+            if len(gw) != len(sw) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(gw, sw)):
+                raise ValueError("Gs does not have the same structure as G")
+            self._gs_pairs = [(s, g, bool(g.trainable)) for s, g in zip(sw, gw)]
+        return self._gs_pairs
+
+    def _update_gs(self):
+        beta = float(self.gs_beta)
+        pairs = self.gs_pairs()
+
+        def new_value(gs_v, g_v, trainable):
+            return g_v + (gs_v - g_v) * beta if trainable else g_v
+
+        if not _distributed():
+            for s, g, tr in pairs:
+                s.assign(new_value(s.value, g.value, tr))
+            return
+
+        def cross_replica(strategy):
+            for s, g, tr in pairs:
+                strategy.extended.update(
+                    _tf_var(s), lambda sv, gv, tr=tr: sv.assign(new_value(sv, gv, tr)), args=(_tf_var(g),))
+
+        tf.distribute.get_replica_context().merge_call(cross_replica)
+
+    def ema_update_now(self, beta):
+        """Gs = lerp(G, Gs, beta) outside fit (for tests and for copying G into Gs with beta 0)."""
+        for s, g, tr in self.gs_pairs():
+            s.assign(g.value + (s.value - g.value) * beta if tr else g.value)
+
+    # ------------------------------------------------------------------ saving
+    def get_config(self):
+        config = {
+            "G": keras.saving.serialize_keras_object(self.G),
+            "D": keras.saving.serialize_keras_object(self.D),
+            "Gs": keras.saving.serialize_keras_object(self.Gs),
+            "seed": self.seed, "mirror": self.mirror, "g_smoothing_kimg": self.g_smoothing_kimg,
+            "training_state": self.training_state, "loss": self.loss_name, "loss_kwargs": self.loss_kwargs,
+            "name": self.name,
+        }
+        for key in ("g_optimizer", "d_optimizer"):
+            opt = getattr(self, key)
+            config[key] = None if opt is None else keras.saving.serialize_keras_object(opt)
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("G", "D", "Gs", "g_optimizer", "d_optimizer"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key], custom_objects=custom_objects)
+        model = cls(**config)
+        # Optimizer slots must exist before the saved weights are loaded into them.
+        model.build_optimizers()
+        return model
+
+    def get_build_config(self):
+        return {}
+
+    def build_from_config(self, config):
+        self.build_optimizers()

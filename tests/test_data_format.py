@@ -1,0 +1,149 @@
+"""The official TFRecord layout: pyramid, records, labels, and compatibility with the original reader."""
+import os
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from stylegan_tf.data import DatasetError, DatasetWriter, build_pyramid, open_dataset  # noqa: E402
+from stylegan_tf.data.tfrecords import scan_level  # noqa: E402
+
+
+def _exact_box_means(image_chw):
+    """Independent integer reference: block sums, then round-half-to-even of sum / 4**k."""
+    out = []
+    c, r, _ = image_chw.shape
+    k = 0
+    while (r >> k) >= 4:
+        f = 1 << k
+        sums = image_chw.astype(np.int64).reshape(c, r // f, f, r // f, f).sum(axis=(2, 4))
+        q, rem = np.divmod(sums, f * f)
+        twice = 2 * rem
+        up = (twice > f * f) | ((twice == f * f) & (q % 2 == 1))  # half to even
+        out.append((q + up).astype(np.uint8))
+        k += 1
+    return out
+
+
+def test_pyramid_is_exact_box_mean_rounded_half_to_even():
+    rng = np.random.RandomState(0)
+    for image in (rng.randint(0, 256, [3, 64, 64]).astype(np.uint8),
+                  # many exact .5 ties: a checkerboard of 0/1 averages to 0.5 at every level
+                  (np.indices([64, 64]).sum(0) % 2).astype(np.uint8)[None].repeat(1, 0),
+                  np.full([1, 16, 16], 255, np.uint8)):
+        levels = build_pyramid(image)
+        ref = _exact_box_means(image)
+        assert [lv.shape for lv in levels] == [r.shape for r in ref]
+        for lv, r in zip(levels, ref):
+            np.testing.assert_array_equal(lv, r)
+    # A tie must round to even (0.5 -> 0 on the checkerboard), not up.
+    assert build_pyramid((np.indices([8, 8]).sum(0) % 2).astype(np.uint8)[None])[1].max() == 0
+
+
+def _write(folder, name, images, labels=None):
+    os.makedirs(folder, exist_ok=True)
+    with DatasetWriter(folder, name, images.shape[-1], images.shape[1]) as w:
+        for im in images:
+            w.add(build_pyramid(im))
+        if labels is not None:
+            w.write_labels(labels)
+
+
+def test_round_trip_every_level_and_official_parse(tmp_path):
+    rng = np.random.RandomState(1)
+    images = rng.randint(0, 256, [5, 3, 32, 32]).astype(np.uint8)
+    labels = np.eye(5, dtype=np.float32)[[0, 2, 4, 1, 3]]
+    _write(tmp_path / "ds", "ds", images, labels)
+    names = sorted(os.listdir(tmp_path / "ds"))
+    assert names == ["ds-r02.tfrecords", "ds-r03.tfrecords", "ds-r04.tfrecords", "ds-r05.tfrecords",
+                     "ds-rxx.labels"]
+    for lod, res in enumerate([32, 16, 8, 4]):
+        path = str(tmp_path / "ds" / f"ds-r{int(np.log2(res)):02d}.tfrecords")
+        # Exactly the original reader's parse: fixed-length shape [3] int64 + one bytes string, raw uint8 CHW.
+        parsed = []
+        for rec in tf.data.TFRecordDataset(path, compression_type=""):
+            f = tf.io.parse_single_example(rec, features={
+                "shape": tf.io.FixedLenFeature([3], tf.int64), "data": tf.io.FixedLenFeature([], tf.string)})
+            parsed.append(tf.reshape(tf.io.decode_raw(f["data"], tf.uint8), f["shape"]).numpy())
+        want = [build_pyramid(im)[lod] for im in images]
+        np.testing.assert_array_equal(np.stack(parsed), np.stack(want))
+        assert parsed[0].shape == (3, res, res)
+    loaded = np.load(tmp_path / "ds" / "ds-rxx.labels")
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, labels)
+
+
+def _official_exporter(folder, images_chw, labels=None):
+    """What the original TFRecordExporter writes, re-expressed with TF2 names (no TF1 in this env)."""
+    os.makedirs(folder, exist_ok=True)
+    prefix = os.path.join(folder, os.path.basename(folder))
+    res_log2 = int(np.log2(images_chw.shape[2]))
+    writers = [tf.io.TFRecordWriter(prefix + "-r%02d.tfrecords" % (res_log2 - lod),
+                                    tf.io.TFRecordOptions(compression_type=""))
+               for lod in range(res_log2 - 1)]
+    for img in images_chw:
+        for lod, w in enumerate(writers):
+            if lod:
+                img = img.astype(np.float32)
+                img = (img[:, 0::2, 0::2] + img[:, 0::2, 1::2] + img[:, 1::2, 0::2] + img[:, 1::2, 1::2]) * 0.25
+            quant = np.rint(img).clip(0, 255).astype(np.uint8)
+            ex = tf.train.Example(features=tf.train.Features(feature={
+                "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=quant.shape)),
+                "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[quant.tobytes()]))}))
+            w.write(ex.SerializeToString())
+    for w in writers:
+        w.close()
+    if labels is not None:
+        with open(prefix + "-rxx.labels", "wb") as f:
+            np.save(f, labels.astype(np.float32))
+
+
+def test_official_dataset_is_read_and_ours_is_byte_identical(tmp_path):
+    rng = np.random.RandomState(2)
+    images = rng.randint(0, 256, [6, 1, 16, 16]).astype(np.uint8)
+    labels = rng.rand(6, 2).astype(np.float32)
+    _official_exporter(str(tmp_path / "official"), images, labels)
+    _write(tmp_path / "ours", "official", images, labels)
+    for name in os.listdir(tmp_path / "official"):
+        assert (tmp_path / "official" / name).read_bytes() == (tmp_path / "ours" / name).read_bytes(), name
+    info = open_dataset(tmp_path / "official")
+    assert (info.resolution, info.num_channels, info.num_images, info.label_size) == (16, 1, 6, 2)
+    assert info.name == "official" and info.label_names is None and info.metadata == {}
+    assert sorted(info.levels) == [4, 8, 16]
+    got = np.concatenate(list(info.iterate_uint8(resolution=8, batch_size=4)))
+    np.testing.assert_array_equal(got, np.stack([build_pyramid(im)[1] for im in images]).transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(info.labels, labels)
+
+
+def test_reader_rejects_broken_layouts(tmp_path):
+    rng = np.random.RandomState(3)
+    images = rng.randint(0, 256, [4, 3, 8, 8]).astype(np.uint8)
+    with pytest.raises(DatasetError, match="not found"):
+        open_dataset(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no \\*.tfrecords"):
+        open_dataset(tmp_path / "empty")
+    _write(tmp_path / "cut", "cut", images)
+    top = tmp_path / "cut" / "cut-r03.tfrecords"
+    assert scan_level(str(top)) == ((3, 8, 8), 4)
+    top.write_bytes(top.read_bytes()[:-7])  # an interrupted write
+    with pytest.raises(DatasetError, match="truncated"):
+        open_dataset(tmp_path / "cut")
+    _write(tmp_path / "gap", "gap", images)
+    os.remove(tmp_path / "gap" / "gap-r02.tfrecords")
+    with pytest.raises(DatasetError, match="missing"):
+        open_dataset(tmp_path / "gap")
+    _write(tmp_path / "uneven", "uneven", images)
+    _write(tmp_path / "other", "uneven", images[:3])
+    os.replace(tmp_path / "other" / "uneven-r02.tfrecords", tmp_path / "uneven" / "uneven-r02.tfrecords")
+    with pytest.raises(DatasetError, match="different image counts"):
+        open_dataset(tmp_path / "uneven")
+    _write(tmp_path / "badlabels", "badlabels", images)
+    np.save(tmp_path / "badlabels" / "badlabels-rxx.labels", np.zeros([3, 2], np.float32))
+    os.replace(tmp_path / "badlabels" / "badlabels-rxx.labels.npy", tmp_path / "badlabels" / "badlabels-rxx.labels")
+    with pytest.raises(DatasetError, match="labels have shape"):
+        open_dataset(tmp_path / "badlabels")
+    _write(tmp_path / ".x.partial", "x", images)
+    with pytest.raises(DatasetError, match="interrupted"):
+        open_dataset(tmp_path / ".x.partial")

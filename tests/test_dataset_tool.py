@@ -1,0 +1,282 @@
+"""dataset_tool.py create_from_images on messy folders, plus the CLI's other subcommands."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("tensorflow")
+
+from stylegan_tf.data import create_from_images, open_dataset  # noqa: E402
+from stylegan_tf.data import images as imlib  # noqa: E402
+from stylegan_tf.data.workers import Workers, tensorflow_loaded  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _solid(w, h, color, mode="RGB"):
+    return Image.new(mode, (w, h), color)
+
+
+def _noise(w, h, seed):
+    return Image.fromarray(np.random.RandomState(seed).randint(0, 256, [h, w, 3]).astype(np.uint8))
+
+
+def _all_images(info, res=None):
+    return np.concatenate(list(info.iterate_uint8(resolution=res, batch_size=64)))
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory):
+    """Every kind of input a scraped folder holds; `expected` maps file -> skip kind (None = kept)."""
+    d = tmp_path_factory.mktemp("messy") / "images"
+    (d / "sub" / "deeper").mkdir(parents=True)
+    (d / ".hidden").mkdir()
+    outside = tmp_path_factory.mktemp("outside") / "secret.png"
+    _noise(40, 40, 9).save(outside)
+    exp = {}
+
+    def save(rel, im, kept=True, **kw):
+        im.save(d / rel, **kw)
+        exp[rel] = None if kept else kw.get("_kind")
+
+    save("upper.JPG", _noise(48, 40, 1), format="JPEG", quality=95)
+    save("noextension", _noise(40, 50, 2), format="PNG")
+    save("photo.jpeg", _noise(64, 48, 3), format="JPEG")
+    save("sub/alpha.webp", _solid(40, 40, (255, 0, 0, 0), "RGBA"), format="WEBP", lossless=True)
+    save("sub/palette.gif", _solid(40, 40, 3, "P"), format="GIF")
+    save("sub/deeper/bitmap.bmp", _noise(33, 45, 4), format="BMP")
+    save("sub/scan.tiff", _noise(41, 41, 5), format="TIFF")
+    save("sub/cmyk.jpg", _solid(40, 40, (0, 255, 255, 0), "CMYK"), format="JPEG")
+    save("gray16.png", Image.fromarray(np.full([40, 40], 65535, np.uint16)))
+    save("la.png", _solid(40, 40, (0, 0), "LA"))
+    for rel, data, kind in [("empty.jpg", b"", "empty"),
+                            ("error.jpg", b"<!DOCTYPE html>\n<html><body>403 Forbidden</body></html>", "html-page"),
+                            ("random.png", np.random.RandomState(0).bytes(3000), "not-an-image"),
+                            ("notes.txt", b"not a picture", "not-an-image")]:
+        (d / rel).write_bytes(data)
+        exp[rel] = kind
+    data = (d / "upper.JPG").read_bytes()
+    (d / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    exp["truncated.jpg"] = "truncated"
+    png = (d / "noextension").read_bytes()
+    (d / "corrupt.png").write_bytes(png[:100] + np.random.RandomState(1).bytes(len(png) - 100))
+    exp["corrupt.png"] = "corrupt"
+    _noise(20, 20, 6).save(d / "tiny.png")
+    exp["tiny.png"] = "too-small"
+    # A decompression bomb: a small file with a huge pixel count.
+    Image.new("L", (12000, 12000)).save(d / "bomb.png", optimize=True)
+    exp["bomb.png"] = "too-many-pixels"
+    (d / "dup.jpg").write_bytes(data)
+    exp["dup.jpg"] = None  # kept unless --dedupe
+    os.symlink(outside, d / "link-out.png")
+    exp["link-out.png"] = "link"
+    os.symlink(d / "photo.jpeg", d / "sub" / "link-in.jpg")
+    exp["sub/link-in.jpg"] = None
+    _noise(40, 40, 7).save(d / ".hidden" / "x.png")
+    _noise(40, 40, 8).save(d / ".dotfile.png")
+    (d / "Thumbs.db").write_bytes(b"\0" * 100)
+    return d, exp
+
+
+def test_messy_folder_keeps_good_skips_bad_with_reasons(messy, tmp_path):
+    src, exp = messy
+    s = create_from_images(tmp_path / "out", src, resolution=32, max_pixels=50_000_000, workers=2, progress=False)
+    kept = json.load(open(tmp_path / "out" / "files.json"))
+    assert sorted(kept) == sorted(k for k, v in exp.items() if v is None)
+    skipped = json.load(open(tmp_path / "out" / "skipped.json"))
+    got = {f["path"]: f["kind"] for f in skipped["files"]}
+    assert got == {k: v for k, v in exp.items() if v is not None}
+    assert all(f["reason"] for f in skipped["files"])
+    assert "--max-pixels" in [f["reason"] for f in skipped["files"] if f["path"] == "bomb.png"][0]
+    assert s.kept == len(kept) and len(s.skipped) == skipped["count"]
+    assert f"kept {s.kept} images, skipped {len(s.skipped)}" in str(s)
+    meta = json.load(open(tmp_path / "out" / "dataset.json"))
+    assert meta["count"] == s.kept and meta["skipped"] == skipped["count"] and meta["resolution"] == 32
+    info = open_dataset(tmp_path / "out")
+    assert info.num_images == s.kept and sorted(info.levels) == [4, 8, 16, 32]
+    images = dict(zip(kept, _all_images(info)))
+    # Modes: transparent red over white is white; CMYK magenta+yellow is RGB red; 16-bit white is 255;
+    # palette index 3 is its palette colour; transparent LA is white.
+    np.testing.assert_array_equal(images["sub/alpha.webp"], 255)
+    np.testing.assert_allclose(images["sub/cmyk.jpg"].reshape(-1, 3).mean(0), [255, 0, 0], atol=8)
+    np.testing.assert_array_equal(images["gray16.png"], 255)
+    pal = Image.new("P", (1, 1), 3).convert("RGB").getpixel((0, 0))
+    np.testing.assert_array_equal(images["sub/palette.gif"], np.broadcast_to(pal, (32, 32, 3)))
+    np.testing.assert_array_equal(images["la.png"], 255)
+    # With --dedupe the byte-identical copy goes; the in-folder link is a duplicate of its target too.
+    s2 = create_from_images(tmp_path / "dedupe", src, resolution=32, dedupe=True, workers=1, progress=False)
+    dup = {f["path"] for f in s2.skipped if f["kind"] == "duplicate"}
+    assert dup == {"upper.JPG", "sub/link-in.jpg"} or dup == {"dup.jpg", "sub/link-in.jpg"}
+    assert s2.kept == s.kept - 2
+
+
+def test_workers_are_tf_free_and_match_single_process(messy, tmp_path):
+    import tensorflow  # noqa: F401 - the parent has TF; its workers must not
+    with Workers(2) as w:
+        assert list(w.imap(tensorflow_loaded, range(4))) == [False] * 4
+    src, _ = messy
+    create_from_images(tmp_path / "a", src, resolution=16, workers=1, progress=False)
+    create_from_images(tmp_path / "b", src, resolution=16, workers=2, progress=False)
+    for name in ("a-r04.tfrecords", "a-r02.tfrecords"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name.replace("a-", "b-")).read_bytes()
+
+
+def _numbered(folder, n, size=16, sub=None):
+    """n images whose colour encodes their index, named so that sorted order = index order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        _solid(size, size, (i, 255 - i, (7 * i) % 256)).save(folder / f"img{i:03d}.png")
+
+
+def _indices(info):
+    return [int(x[0, 0, 0]) for x in _all_images(info)]
+
+
+def test_order_is_the_originals_shuffle_and_sorted_with_shuffle_0(tmp_path):
+    _numbered(tmp_path / "src", 30)
+    create_from_images(tmp_path / "shuf", tmp_path / "src", workers=1, progress=False)
+    order = np.arange(30)
+    np.random.RandomState(123).shuffle(order)
+    info = open_dataset(tmp_path / "shuf")
+    assert info.resolution == 16  # default: largest power of two <= median short side
+    assert _indices(info) == order.tolist()
+    create_from_images(tmp_path / "sorted", tmp_path / "src", shuffle=False, workers=1, progress=False)
+    assert _indices(open_dataset(tmp_path / "sorted")) == list(range(30))
+    create_from_images(tmp_path / "seed5", tmp_path / "src", seed=5, max_images=10, workers=1, progress=False)
+    order5 = np.arange(30)
+    np.random.RandomState(5).shuffle(order5)
+    assert _indices(open_dataset(tmp_path / "seed5")) == order5[:10].tolist()
+
+
+def test_labels_from_subdirs(tmp_path):
+    for k, cls in enumerate(["impressionism", "baroque", "cubism"]):
+        _numbered(tmp_path / "art" / cls, 3 + k)
+    _solid(16, 16, (1, 2, 3)).save(tmp_path / "art" / "loose.png")
+    s = create_from_images(tmp_path / "ds", tmp_path / "art", labels_from_subdirs=True, workers=1, progress=False)
+    info = open_dataset(tmp_path / "ds")
+    assert info.label_names == ["baroque", "cubism", "impressionism"] and info.label_size == 3
+    files = json.load(open(tmp_path / "ds" / "files.json"))
+    assert [info.label_names[i] for i in info.labels.argmax(1)] == [f.split("/")[0] for f in files]
+    assert sorted(info.labels.sum(0).tolist()) == [3, 4, 5]
+    assert [f["kind"] for f in s.skipped] == ["no-class-folder"]
+    assert json.load(open(tmp_path / "ds" / "dataset.json"))["label_names"] == info.label_names
+
+
+def test_transforms_orientation_and_upscale_rules(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    # 64x32: left half red, right half blue, EXIF orientation 6 (display rotated 90 degrees clockwise).
+    a = np.zeros([32, 64, 3], np.uint8)
+    a[:, :32, 0] = 255
+    a[:, 32:, 2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(a).save(src / "rotated.jpg", exif=exif, quality=98)
+    opts = dict(resolution=32, channels=3, transform="pad", resample="lanczos", alpha_bg=(255, 255, 255),
+                pad_color=(0, 255, 0), wide_aspect=4 / 3, min_size=32, allow_upscale=False, max_pixels=10 ** 7)
+    img = imlib.load_image(str(src / "rotated.jpg"), opts).transpose(1, 2, 0).astype(int)
+    # Upright it is 32 wide x 64 tall: green bars left and right, red on top, blue below.
+    assert np.all(np.abs(img[:, :7] - [0, 255, 0]) < 20) and np.all(np.abs(img[:, -7:] - [0, 255, 0]) < 20)
+    assert np.all(np.abs(img[4:12, 12:20] - [255, 0, 0]) < 40) and np.all(np.abs(img[20:28, 12:20] - [0, 0, 255]) < 40)
+    crop = imlib.load_image(str(src / "rotated.jpg"), dict(opts, transform="center-crop")).transpose(1, 2, 0)
+    assert crop.shape == (32, 32, 3) and crop[:12].mean() < crop[20:].mean() + 255  # whole output is image
+    assert not np.any(np.all(np.abs(crop.astype(int) - [0, 255, 0]) < 30, axis=-1))
+    st = imlib.load_image(str(src / "rotated.jpg"), dict(opts, transform="stretch")).transpose(1, 2, 0).astype(int)
+    assert np.all(np.abs(st[2:12, 4:28] - [255, 0, 0]) < 40)
+    wide = imlib.load_image(str(src / "rotated.jpg"), dict(opts, transform="center-crop-wide", min_size=16))
+    wide = wide.transpose(1, 2, 0).astype(int)
+    assert np.all(np.abs(wide[:4] - [0, 255, 0]) < 20) and np.all(np.abs(wide[-4:] - [0, 255, 0]) < 20)
+    gray = imlib.load_image(str(src / "rotated.jpg"), dict(opts, channels=1))
+    assert gray.shape == (1, 32, 32)
+    # Never upscale by default; --allow-upscale or a smaller --min-size keeps small images.
+    _noise(24, 24, 1).save(src / "small.png")
+    with pytest.raises(imlib.SkipImage, match="allow-upscale"):
+        imlib.load_image(str(src / "small.png"), opts)
+    assert imlib.load_image(str(src / "small.png"), dict(opts, allow_upscale=True)).shape == (3, 32, 32)
+    assert imlib.load_image(str(src / "small.png"), dict(opts, min_size=20)).shape == (3, 32, 32)
+    # A large photo through the JPEG draft path stays close to the full decode.
+    big = np.kron(np.random.RandomState(0).randint(0, 256, [8, 8, 3]), np.ones([64, 64, 1])).astype(np.uint8)
+    Image.fromarray(big).save(src / "big.jpg", quality=95)
+    Image.fromarray(big).save(src / "big.png")
+    j = imlib.load_image(str(src / "big.jpg"), dict(opts, transform="center-crop")).astype(int)
+    p = imlib.load_image(str(src / "big.png"), dict(opts, transform="center-crop")).astype(int)
+    assert np.abs(j - p).mean() < 3
+
+
+def test_atomic_failure_and_overwrite(tmp_path, monkeypatch):
+    _numbered(tmp_path / "src", 8)
+    create_from_images(tmp_path / "ds", tmp_path / "src", workers=1, progress=False)
+    before = {n: (tmp_path / "ds" / n).read_bytes() for n in os.listdir(tmp_path / "ds")}
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        create_from_images(tmp_path / "ds", tmp_path / "src", workers=1, progress=False)
+    calls = []
+
+    def failing(args):
+        calls.append(args)
+        if len(calls) == 4:
+            raise RuntimeError("disk full")
+        return real(args)
+
+    real = imlib.load_task
+    monkeypatch.setattr(imlib, "load_task", failing)
+    for target, overwrite in (("new", False), ("ds", True)):
+        calls.clear()
+        with pytest.raises(RuntimeError, match="disk full"):
+            create_from_images(tmp_path / target, tmp_path / "src", overwrite=overwrite, workers=1, progress=False)
+    monkeypatch.undo()
+    assert not (tmp_path / "new").exists()
+    assert sorted(os.listdir(tmp_path)) == ["ds", "src"]  # no partial folders left behind
+    assert {n: (tmp_path / "ds" / n).read_bytes() for n in os.listdir(tmp_path / "ds")} == before
+    with pytest.raises(ValueError, match="must not contain the image folder"):
+        create_from_images(tmp_path, tmp_path / "src", overwrite=True, workers=1, progress=False)
+
+
+def _cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, os.path.join(REPO, "dataset_tool.py"), *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+
+
+def test_cli_errors_are_one_line_and_nonzero(tmp_path):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.jpg").write_bytes(b"<html>nope</html>")
+    (tmp_path / "junk" / "b.png").write_bytes(b"")
+    r = _cli("create_from_images", tmp_path / "out", tmp_path / "junk", "--workers", "1")
+    assert r.returncode != 0 and not (tmp_path / "out").exists()
+    # The progress bar also writes to stderr; the error is its own single last line, with no traceback.
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("dataset_tool.py: error: ") and "Traceback" not in r.stderr
+    assert "no usable images" in last and "html-page: 1" in last and "empty: 1" in last
+    r = _cli("info", tmp_path / "junk")
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "no *.tfrecords" in r.stderr
+    r = _cli("create_from_images", tmp_path / "out", tmp_path / "junk", "--resolution", "48")
+    assert r.returncode != 0 and "--resolution" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_commands_end_to_end(tmp_path):
+    _numbered(tmp_path / "src", 12, size=40)
+    r = _cli("create_from_images", tmp_path / "ds", tmp_path / "src", "--resolution", "16", "--workers", "2",
+             "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "kept 12 images, skipped 0" in r.stdout
+    r = _cli("info", tmp_path / "ds")
+    assert r.returncode == 0 and "images      12" in r.stdout and "16:12" in r.stdout and "4:12" in r.stdout
+    r = _cli("extract", tmp_path / "ds", tmp_path / "png", "--level", "1", "--max", "5")
+    assert r.returncode == 0 and sorted(os.listdir(tmp_path / "png"))[-1] == "img00000004.png"
+    assert Image.open(tmp_path / "png" / "img00000000.png").size == (8, 8)
+    r = _cli("grid", tmp_path / "ds", tmp_path / "grid.png", "--count", "9")
+    assert r.returncode == 0 and Image.open(tmp_path / "grid.png").size == (48, 48)
+    r = _cli("compare", tmp_path / "ds", tmp_path / "ds")
+    assert r.returncode == 0 and "identical images 12 / 12" in r.stdout
+    r = _cli("create_from_images", tmp_path / "ds2", tmp_path / "src", "--resolution", "16", "--shuffle", "0",
+             "--workers", "1", "--quiet")
+    assert r.returncode == 0
+    r = _cli("compare", tmp_path / "ds", tmp_path / "ds2")
+    assert r.returncode == 1 and "identical images" in r.stdout
+    r = _cli("create_demo", tmp_path / "demo", "--count", "8", "--resolution", "16", "--quiet",
+             "--label-attribute", "eye_color")
+    assert r.returncode == 0 and open_dataset(tmp_path / "demo").label_size == 6

@@ -1,0 +1,246 @@
+"""generate.py with real networks: a tiny random Generator saved as .keras, and NVIDIA-format fixture pickles."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylegan_tf.generate import commands, figures
+from stylegan_tf.generate.noise import noise_buffers, noise_in_layers
+from stylegan_tf.generate.sampling import load_generator, map_z, run_z, synthesize_w
+from stylegan_tf.generate.seeds import GenerateError, parse_layers, seeds_to_z
+from stylegan_tf.image_grid import to_uint8
+
+pytest.importorskip("stylegan_tf.network_io")
+pytest.importorskip("stylegan_tf.networks")
+
+RES = 32
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory):
+    """A tiny random network written as our .keras file (built once for the module)."""
+    from stylegan_tf.network_io import save_network
+    from stylegan_tf.networks import Generator, Networks
+    G = Generator(resolution=RES, fmap_base=64, fmap_max=32, latent_size=32, dlatent_size=32, mapping_fmaps=32)
+    G(np.zeros([1, 32], np.float32))
+    # Noise weights start at 0 (as the original), which would make every noise test vacuous.
+    for var in G.trainable_variables:
+        if "noise" in var.path.lower():
+            var.assign(np.full(var.shape, 0.3, np.float32))
+    path = str(tmp_path_factory.mktemp("net") / "tiny.keras")
+    save_network(Networks(G, None, G), path)  # generate only needs Gs
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_path):
+    return load_generator(tiny_path)
+
+
+@pytest.fixture(scope="module")
+def official_path(shared_dir):
+    return str(shared_dir / "fixtures" / "official-stylegan" / "official-r32.pkl")
+
+
+@pytest.fixture(scope="module")
+def official(official_path):
+    return load_generator(official_path)
+
+
+def _generate_main():
+    """generate.py's main(), loaded by path (the repository root need not be on sys.path)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "generate.py")
+    spec = importlib.util.spec_from_file_location("generate_cli", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def _png(path):
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_same_seed_same_image_whatever_the_batch(tiny):
+    z = seeds_to_z([3, 1, 3, 7], tiny.latent_size)
+    a = run_z(tiny, z, batch_size=1, progress=False, as_uint8=False)
+    b = run_z(tiny, z, batch_size=3, progress=False, as_uint8=False)
+    assert a.shape == (4, RES, RES, 3)
+    np.testing.assert_allclose(a, b, atol=1e-4)  # batch size only changes float round-off
+    np.testing.assert_allclose(a[0], a[2], atol=1e-6)
+    assert np.abs(a[0] - a[1]).max() > 1e-3
+
+
+def test_truncation_psi_zero_gives_the_average_for_every_seed(tiny):
+    z = seeds_to_z([0, 1, 2], tiny.latent_size)
+    out = run_z(tiny, z, truncation_psi=0.0, truncation_cutoff=None, progress=False, as_uint8=False)
+    avg = np.tile(np.asarray(tiny.dlatent_avg, np.float32)[None, None], [1, tiny.num_layers, 1])
+    ref = synthesize_w(tiny, avg, progress=False, as_uint8=False)[0]
+    for img in out:
+        np.testing.assert_allclose(img, ref, atol=1e-5)
+    # With a cutoff only the first layers are truncated: the seeds still differ.
+    cut = run_z(tiny, z, truncation_psi=0.0, truncation_cutoff=2, progress=False, as_uint8=False)
+    assert np.abs(cut[0] - cut[1]).max() > 1e-4
+
+
+def test_style_mixing_copies_the_chosen_layers(tiny):
+    rows, cols = [10, 11], [20, 21, 22]
+    w_rows = tiny.map_latents(seeds_to_z(rows, tiny.latent_size))
+    w_cols = tiny.map_latents(seeds_to_z(cols, tiny.latent_size))
+    coarse = parse_layers("coarse", tiny.num_layers)
+    rest = [i for i in range(tiny.num_layers) if i not in coarse]
+    mixed = figures.mix_styles(w_rows, w_cols, [coarse])
+    for r in range(2):
+        for c in range(3):
+            np.testing.assert_array_equal(mixed[r, c][coarse], w_cols[c][coarse])
+            np.testing.assert_array_equal(mixed[r, c][rest], w_rows[r][rest])
+    canvas = figures.style_mixing_figure(tiny, rows, cols, [coarse], progress=False)
+    assert canvas.shape == (RES * 3, RES * 4, 3)
+    cell = lambda r, c: canvas[RES * r:RES * (r + 1), RES * c:RES * (c + 1)]  # noqa: E731
+    col_imgs = synthesize_w(tiny, w_cols, progress=False)
+    row_imgs = synthesize_w(tiny, w_rows, progress=False)
+    assert (cell(0, 0) == 255).all()
+    for c in range(3):
+        np.testing.assert_array_equal(cell(0, c + 1), col_imgs[c])
+    for r in range(2):
+        np.testing.assert_array_equal(cell(r + 1, 0), row_imgs[r])
+        expect = synthesize_w(tiny, mixed[r], progress=False)
+        for c in range(3):
+            np.testing.assert_array_equal(cell(r + 1, c + 1), expect[c])
+            assert np.abs(cell(r + 1, c + 1).astype(int) - col_imgs[c]).max() > 0
+    # Copying every layer reproduces the column image; copying none, the row image.
+    full = figures.style_mixing_figure(tiny, rows, cols, [list(range(tiny.num_layers)), []], progress=False)
+    for c in range(3):
+        np.testing.assert_array_equal(full[RES:2 * RES, RES * (c + 1):RES * (c + 2)], col_imgs[c])
+        np.testing.assert_array_equal(full[2 * RES:, RES * (c + 1):RES * (c + 2)], row_imgs[1])
+
+
+def test_truncation_figure_columns(tiny):
+    canvas = figures.truncation_figure(tiny, [5, 6], [1.0, 0.0, -1.0], progress=False)
+    assert canvas.shape == (2 * RES, 3 * RES, 3)
+    plain = run_z(tiny, seeds_to_z([5, 6], tiny.latent_size), progress=False)
+    np.testing.assert_array_equal(canvas[:RES, :RES], plain[0])
+    np.testing.assert_array_equal(canvas[RES:, :RES], plain[1])
+    np.testing.assert_array_equal(canvas[:RES, RES:2 * RES], canvas[RES:, RES:2 * RES])
+
+
+def test_official_pickle_images_match_nvidia(official, shared_dir):
+    ref = np.load(shared_dir / "fixtures" / "official-stylegan" / "official-r32-expected.npz")
+    got = run_z(official, ref["z"], truncation_psi=0.7, truncation_cutoff=8, noise_mode="const", batch_size=3,
+                progress=False, as_uint8=False)
+    expect = ref["img_trunc"].transpose(0, 2, 3, 1)
+    assert np.abs(got - expect).max() < 1e-3 * max(1.0, np.abs(expect).max())
+    assert np.abs(to_uint8(got).astype(int) - to_uint8(expect)).max() <= 1
+
+
+def test_noise_components_zero_the_chosen_layers(official):
+    z = seeds_to_z([1, 2], official.latent_size)
+    before = [np.array(v.numpy()) for v in noise_buffers(official)]
+    const = run_z(official, z, noise_mode="const", progress=False, as_uint8=False)
+    none = run_z(official, z, noise_mode="none", progress=False, as_uint8=False)
+    assert np.abs(const - none).max() > 1e-3  # the fixture's noise weights are not zero
+    with noise_in_layers(official, range(official.num_layers)):
+        np.testing.assert_allclose(run_z(official, z, progress=False, as_uint8=False), const, atol=1e-6)
+    with noise_in_layers(official, []):
+        np.testing.assert_allclose(run_z(official, z, progress=False, as_uint8=False), none, atol=1e-5)
+    with noise_in_layers(official, [0, 1]):
+        some = run_z(official, z, progress=False, as_uint8=False)
+        assert np.abs(some - const).max() > 1e-4 and np.abs(some - none).max() > 1e-4
+    for var, value in zip(noise_buffers(official), before):  # restored afterwards
+        np.testing.assert_array_equal(var.numpy(), value)
+
+
+def test_noise_detail_is_reproducible_and_shows_variation(official):
+    a = figures.noise_detail_figure(official, [4], samples=6, progress=False)
+    b = figures.noise_detail_figure(official, [4], samples=6, progress=False)
+    assert a.shape == (RES, 3 * RES, 3)
+    np.testing.assert_array_equal(a, b)
+    assert a[:, 2 * RES:].max() > 0  # random noise changes pixels: the std map is not black
+
+
+def test_every_subcommand_writes_the_right_picture(tiny_path, official_path, tmp_path):
+    main = _generate_main()
+    out = str(tmp_path)
+    net = ["--network", tiny_path, "--no-progress"]
+    runs = {
+        "images": (["--seeds", "0-2", "--outdir", out + "/img", "--grid", "1x3"], out + "/img/grid.png", (RES, 3 * RES)),
+        "style-mixing": (["--row-seeds", "1,2", "--col-seeds", "3,4,5", "--styles", "coarse", "fine"],
+                         out + "/sm.png", (3 * RES, 4 * RES)),
+        "truncation": (["--seeds", "1,2", "--psi", "1,0.5,0"], out + "/tr.png", (2 * RES, 3 * RES)),
+        "noise-detail": (["--seeds", "1", "--samples", "5"], out + "/nd.png", (RES, 3 * RES)),
+        "noise-components": (["--seeds", "1,2", "--flip", "1"], out + "/nc.png", (2 * RES, 2 * RES)),
+        "uncurated": (["--seed", "5", "--rows", "1", "--lods", "0,1,2"], out + "/un.png", (RES, RES + RES // 2 + RES // 4)),
+        "z-walk": (["--seed", "1", "--dims", "0,5", "--scale", "-2:2:3"], out + "/zw.png", (2 * RES, 3 * RES)),
+        "w-walk": (["--seed", "1", "--components", "0,1", "--scale", "-2:2:3", "--samples", "200"],
+                   out + "/ww.png", (2 * RES, 3 * RES)),
+    }
+    for cmd, (args, path, (h, w)) in runs.items():
+        extra = [] if cmd == "images" else ["--out", path]
+        assert main([cmd, *net, *args, *extra]) == 0, cmd
+        assert _png(path).shape == (h, w, 3), cmd
+    for i in range(3):
+        assert _png(f"{out}/img/seed{i:04d}.png").shape == (RES, RES, 3)
+    grid = _png(out + "/img/grid.png")
+    np.testing.assert_array_equal(grid[:, RES:2 * RES], _png(out + "/img/seed0001.png"))
+
+    gif = out + "/walk.gif"
+    assert main(["interpolate", *net, "--seeds", "0,5,9", "--frames-per-transition", "3", "--space", "w",
+                 "--out", gif]) == 0
+    with Image.open(gif) as im:
+        assert im.size == (RES, RES) and im.n_frames == 2 * 3 + 1
+        first = np.asarray(im.convert("RGB"))
+    # The first frame is seed 0's image (GIF palettes are lossy: compare coarsely).
+    seed0 = _png(out + "/img/seed0000.png")
+    assert main(["images", *net, "--seeds", "0", "--trunc", "1", "--outdir", out + "/plain"]) == 0
+    assert np.abs(first.astype(int) - _png(out + "/plain/seed0000.png")).mean() < 8
+    assert seed0.shape == first.shape
+
+    keras_out = out + "/official.keras"
+    assert main(["convert", "--network", official_path, "--out", keras_out]) == 0
+    z = seeds_to_z([1, 2], 64)
+    np.testing.assert_allclose(run_z(load_generator(keras_out), z, progress=False, as_uint8=False),
+                               run_z(load_generator(official_path), z, progress=False, as_uint8=False), atol=1e-5)
+
+
+def test_existing_files_are_not_overwritten_silently(tiny_path, tmp_path, capsys):
+    main = _generate_main()
+    args = ["images", "--network", tiny_path, "--seeds", "1", "--outdir", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    before = (tmp_path / "seed0001.png").read_bytes()
+    capsys.readouterr()
+    assert main(args[:-1] + ["--trunc", "0.3", "--no-progress"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "seed0001.png already exists" in err and "--overwrite" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "seed0001.png").read_bytes() == before
+    assert main(args + ["--trunc", "0.3", "--overwrite"]) == 0
+    assert (tmp_path / "seed0001.png").read_bytes() != before
+
+
+def test_class_labels_are_checked(shared_dir, tmp_path, capsys):
+    main = _generate_main()
+    cond = str(shared_dir / "fixtures" / "official-stylegan" / "official-r16-cond.pkl")
+    base = ["images", "--network", cond, "--seeds", "1,2", "--no-progress"]
+    assert main(base + ["--class", "2", "--outdir", str(tmp_path / "c2")]) == 0
+    assert _png(tmp_path / "c2" / "seed0001.png").shape == (16, 16, 3)
+    assert main(base + ["--class", "0", "--outdir", str(tmp_path / "c0")]) == 0
+    assert not np.array_equal(_png(tmp_path / "c0" / "seed0001.png"), _png(tmp_path / "c2" / "seed0001.png"))
+    capsys.readouterr()
+    for extra, expect in [(["--class", "3"], "class 3 is out of range"), ([], "conditional with 3 classes")]:
+        assert main(base + extra + ["--outdir", str(tmp_path / "bad")]) != 0
+        err = capsys.readouterr().err.strip()
+        assert expect in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(GenerateError, match="unconditional"):
+        commands.images(str(shared_dir / "fixtures" / "official-stylegan" / "official-r32.pkl"), [1],
+                        outdir=str(tmp_path / "u"), class_idx=0)
+
+
+def test_w_walk_moves_along_principal_components(tiny):
+    from stylegan_tf.generate.walks import w_principal_components
+    mean, pcs, std = w_principal_components(tiny, samples=300)
+    np.testing.assert_allclose(pcs @ pcs.T, np.eye(len(pcs)), atol=1e-6)
+    assert np.all(np.diff(std) <= 1e-9)  # sorted by variance
+    w = map_z(tiny, np.random.RandomState(0).randn(300, tiny.latent_size).astype(np.float32))[:, 0]
+    np.testing.assert_allclose(np.std((w - mean) @ pcs[0], ddof=1), std[0], rtol=1e-3)
