@@ -83,13 +83,15 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
-    def command(name, help_text, out=None):
+    def command(name, help_text, out=None, progress=True):
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--network", required=True, metavar="PATH", help="our .keras snapshot/network or an official .pkl")
+        p.add_argument("--network", required=True, metavar="PATH",
+                       help="our .keras snapshot/network or an official .pkl")
         if out is not None:
             p.add_argument("--out", default=out, metavar="FILE", help=f"output file (default {out})")
         p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-        p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+        if progress:
+            p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
         return p
 
     def common(p, cls=True, batch=True, noise=True, trunc=None):
@@ -97,7 +99,8 @@ def build_parser():
             p.add_argument("--class", dest="class_idx", type=int, default=None, metavar="N",
                            help="class index for a conditional network")
         if batch:
-            p.add_argument("--batch", dest="batch_size", type=int, default=8, metavar="N", help="images per batch (default 8)")
+            p.add_argument("--batch", dest="batch_size", type=int, default=8, metavar="N",
+                           help="images per batch (default 8)")
         if noise:
             p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"],
                            help="const: the network's stored noise (default); random: fresh (seeded) noise; none")
@@ -179,14 +182,32 @@ def build_parser():
     p.add_argument("--samples", type=int, default=10000, help="latents sampled for the PCA (default 10000)")
     common(p, trunc=(1.0, None))
 
-    p = command("convert", "official .pkl -> our .keras network file")
+    p = command("convert", "official .pkl -> our .keras network file", progress=False)
     p.add_argument("--out", required=True, help="output .keras file")
     return parser
+
+
+# Flags whose values may start with '-' (negative numbers): "--scale -3:3:7" must not read as a new flag.
+_SIGNED = ("--scale", "--psi", "--trunc")
+
+
+def _join_signed(argv):
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _SIGNED and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and not argv[i + 1].startswith("--"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def main(argv=None):
     from stylegan_tf.generate.seeds import GenerateError
     parser = build_parser()
+    argv = _join_signed(list(sys.argv[1:] if argv is None else argv))
     try:
         args = vars(parser.parse_args(argv))
         for dest, convert in _converters().items():

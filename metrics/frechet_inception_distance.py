@@ -18,6 +18,14 @@ def feature_statistics(features):
     return x.mean(axis=0), np.cov(x, rowvar=False)
 
 
+def _sum_sqrt_eigenvalues(s):
+    ev = np.linalg.eigvalsh((s + s.T) / 2)
+    # Eigenvalues at round-off level are zeros that came out as +-1e-16; their square roots (1e-8 each)
+    # would add up over the null space of a rank-deficient covariance (fewer samples than dimensions).
+    ev[ev < ev.max(initial=0.0) * len(ev) * np.finfo(np.float64).eps] = 0.0
+    return float(np.sqrt(ev).sum())
+
+
 def trace_sqrt_product(sigma1, sigma2):
     """tr(sqrtm(sigma1 @ sigma2)) for symmetric PSD matrices, stably and in real arithmetic.
 
@@ -29,9 +37,7 @@ def trace_sqrt_product(sigma1, sigma2):
     s2 = np.asarray(sigma2, dtype=np.float64)
     w, v = np.linalg.eigh((s1 + s1.T) / 2)
     root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    s = root1 @ s2 @ root1
-    ev = np.linalg.eigvalsh((s + s.T) / 2)
-    return float(np.sqrt(np.clip(ev, 0, None)).sum())
+    return _sum_sqrt_eigenvalues(root1 @ s2 @ root1)
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):
@@ -44,9 +50,29 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     return float(diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2))
 
 
+def frechet_distance_from_features(features, mu2, sigma2):
+    """FID between [N, D] features and statistics (mu2, sigma2), as `frechet_distance`.
+
+    With fewer samples than dimensions (quick runs, tests), sigma1 = Xc'Xc/(N-1) has rank < N and
+    sigma1 sigma2 is similar to Xc sigma2 Xc'/(N-1), an N x N matrix: same value, no D x D decompositions.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    mu2, sigma2 = np.asarray(mu2, np.float64), np.asarray(sigma2, np.float64)
+    n, d = x.shape
+    if n < 2:
+        raise ValueError(f"need at least 2 feature vectors to estimate a covariance, got shape {x.shape}")
+    if n > d:
+        return frechet_distance(*feature_statistics(x), mu2, sigma2)
+    mu1 = x.mean(axis=0)
+    xc = x - mu1
+    trace1 = np.square(xc).sum() / (n - 1)
+    tr_sqrt = _sum_sqrt_eigenvalues(xc @ sigma2 @ xc.T / (n - 1))
+    return float(np.square(mu1 - mu2).sum() + trace1 + np.trace(sigma2) - 2.0 * tr_sqrt)
+
+
 def fid_from_features(features1, features2):
     """FID between two [N, D] feature sets."""
-    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+    return frechet_distance_from_features(features1, *feature_statistics(features2))
 
 
 class FID(metric_base.Metric):
@@ -66,8 +92,7 @@ class FID(metric_base.Metric):
             return dict(zip(("mu", "sigma"), feature_statistics(ctx.real_features(num_reals))))
 
         stats = ctx.cached("fid-stats", dict(num_reals=num_reals), real_stats)
-        mu_fake, sigma_fake = feature_statistics(ctx.fake_features(num))
-        return {self.name: frechet_distance(mu_fake, sigma_fake, stats["mu"], stats["sigma"])}
+        return {self.name: frechet_distance_from_features(ctx.fake_features(num), stats["mu"], stats["sigma"])}
 
 
 @metric_base.register(r"fid(\d+)k(_full)?", example="fid50k, fid10k, fid50k_full")

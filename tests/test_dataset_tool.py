@@ -233,6 +233,10 @@ def test_atomic_failure_and_overwrite(tmp_path, monkeypatch):
     assert {n: (tmp_path / "ds" / n).read_bytes() for n in os.listdir(tmp_path / "ds")} == before
     with pytest.raises(ValueError, match="must not contain the image folder"):
         create_from_images(tmp_path, tmp_path / "src", overwrite=True, workers=1, progress=False)
+    # A dataset written inside its own image folder is not read back as input when recreated.
+    create_from_images(tmp_path / "src" / "ds", tmp_path / "src", workers=1, progress=False)
+    s = create_from_images(tmp_path / "src" / "ds", tmp_path / "src", overwrite=True, workers=1, progress=False)
+    assert (s.kept, len(s.skipped)) == (8, 0)
 
 
 def _cli(*args):
@@ -251,32 +255,45 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("dataset_tool.py: error: ") and "Traceback" not in r.stderr
     assert "no usable images" in last and "html-page: 1" in last and "empty: 1" in last
-    r = _cli("info", tmp_path / "junk")
-    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "no *.tfrecords" in r.stderr
     r = _cli("create_from_images", tmp_path / "out", tmp_path / "junk", "--resolution", "48")
     assert r.returncode != 0 and "--resolution" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_cli_commands_end_to_end(tmp_path):
+def _main(capsys, *args):
+    """Run dataset_tool.main in this process (a subprocess per command would re-import TensorFlow)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("dataset_tool_cli", os.path.join(REPO, "dataset_tool.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    code = tool.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_commands_end_to_end(tmp_path, capsys):
     _numbered(tmp_path / "src", 12, size=40)
-    r = _cli("create_from_images", tmp_path / "ds", tmp_path / "src", "--resolution", "16", "--workers", "2",
-             "--quiet")
-    assert r.returncode == 0, r.stderr
-    assert "kept 12 images, skipped 0" in r.stdout
-    r = _cli("info", tmp_path / "ds")
-    assert r.returncode == 0 and "images      12" in r.stdout and "16:12" in r.stdout and "4:12" in r.stdout
-    r = _cli("extract", tmp_path / "ds", tmp_path / "png", "--level", "1", "--max", "5")
-    assert r.returncode == 0 and sorted(os.listdir(tmp_path / "png"))[-1] == "img00000004.png"
+    code, out, err = _main(capsys, "create_from_images", tmp_path / "ds", tmp_path / "src", "--resolution", "16",
+                           "--workers", "2", "--quiet")
+    assert code == 0, err
+    assert "kept 12 images, skipped 0" in out
+    code, out, _ = _main(capsys, "info", tmp_path / "ds")
+    assert code == 0 and "images      12" in out and "16:12" in out and "4:12" in out
+    code, _, err = _main(capsys, "info", tmp_path / "src")
+    assert code == 1 and err.count("\n") == 1 and "no *.tfrecords" in err
+    code, _, _ = _main(capsys, "extract", tmp_path / "ds", tmp_path / "png", "--level", "1", "--max", "5")
+    assert code == 0 and sorted(os.listdir(tmp_path / "png"))[-1] == "img00000004.png"
     assert Image.open(tmp_path / "png" / "img00000000.png").size == (8, 8)
-    r = _cli("grid", tmp_path / "ds", tmp_path / "grid.png", "--count", "9")
-    assert r.returncode == 0 and Image.open(tmp_path / "grid.png").size == (48, 48)
-    r = _cli("compare", tmp_path / "ds", tmp_path / "ds")
-    assert r.returncode == 0 and "identical images 12 / 12" in r.stdout
-    r = _cli("create_from_images", tmp_path / "ds2", tmp_path / "src", "--resolution", "16", "--shuffle", "0",
-             "--workers", "1", "--quiet")
-    assert r.returncode == 0
-    r = _cli("compare", tmp_path / "ds", tmp_path / "ds2")
-    assert r.returncode == 1 and "identical images" in r.stdout
-    r = _cli("create_demo", tmp_path / "demo", "--count", "8", "--resolution", "16", "--quiet",
-             "--label-attribute", "eye_color")
-    assert r.returncode == 0 and open_dataset(tmp_path / "demo").label_size == 6
+    code, _, err = _main(capsys, "extract", tmp_path / "ds", tmp_path / "png", "--level", "3")
+    assert code == 1 and "--level 3" in err
+    code, _, _ = _main(capsys, "grid", tmp_path / "ds", tmp_path / "grid.png", "--count", "9")
+    assert code == 0 and Image.open(tmp_path / "grid.png").size == (48, 48)
+    code, out, _ = _main(capsys, "compare", tmp_path / "ds", tmp_path / "ds")
+    assert code == 0 and "identical images 12 / 12" in out
+    code, _, _ = _main(capsys, "create_from_images", tmp_path / "ds2", tmp_path / "src", "--resolution", "16",
+                       "--shuffle", "0", "--workers", "1", "--quiet")
+    assert code == 0
+    code, out, _ = _main(capsys, "compare", tmp_path / "ds", tmp_path / "ds2")
+    assert code == 1 and "identical images" in out
+    code, _, _ = _main(capsys, "create_demo", tmp_path / "demo", "--count", "8", "--resolution", "16", "--quiet",
+                       "--label-attribute", "eye_color")
+    assert code == 0 and open_dataset(tmp_path / "demo").label_size == 6

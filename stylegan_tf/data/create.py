@@ -29,15 +29,17 @@ class CreateSummary:
                 f"in {self.seconds:.1f}s")
 
 
-def list_files(image_dir):
+def list_files(image_dir, exclude=None):
     """(sorted relative paths of candidate files, [skip records]); walks recursively, ignores hidden
-    files/folders, and never follows links out of the folder (or into folders: no loops)."""
+    files/folders and the folder `exclude` (an output dataset inside the image folder), and never
+    follows links out of the folder (or into folders: no loops)."""
     root = os.path.realpath(image_dir)
+    exclude = os.path.realpath(exclude) if exclude else None
     files, skipped = [], []
     for dirpath, dirnames, filenames in os.walk(image_dir, followlinks=False):
         keep = []
         for d in dirnames:
-            if d.startswith("."):
+            if d.startswith(".") or os.path.realpath(os.path.join(dirpath, d)) == exclude:
                 continue
             if os.path.islink(os.path.join(dirpath, d)):
                 rel = os.path.relpath(os.path.join(dirpath, d), image_dir).replace(os.sep, "/")
@@ -116,7 +118,7 @@ def create_from_images(tfrecord_dir, image_dir, resolution=None, channels=3, tra
     if os.path.exists(tfrecord_dir) and not overwrite:
         raise FileExistsError(f"{tfrecord_dir} already exists; pass --overwrite to replace it")
 
-    files, skipped = list_files(image_dir)
+    files, skipped = list_files(image_dir, exclude=tfrecord_dir)
     if labels_from_subdirs:
         at_root = [f for f in files if "/" not in f]
         skipped += [{"path": f, "kind": "no-class-folder",

@@ -47,19 +47,17 @@ ATTRIBUTES = [
 ]
 ATTRIBUTE_NAMES = [a["name"] for a in ATTRIBUTES]
 CATEGORICAL = {a["name"]: a["categories"] for a in ATTRIBUTES if a["type"] == "categorical"}
+_IS_CATEGORICAL = np.array([a["type"] == "categorical" for a in ATTRIBUTES])
+_NUM_CATEGORIES = np.array([len(a.get("categories", ())) for a in ATTRIBUTES], np.float64)
+_LOW = np.array([a.get("range", (0, 0))[0] for a in ATTRIBUTES], np.float64)
+_HIGH = np.array([a.get("range", (0, 0))[1] for a in ATTRIBUTES], np.float64)
 
 
 def sample_attributes(seed, index):
     """The attribute vector (float64, ATTRIBUTES order) of face `index` for `seed`."""
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index)])
-    values = []
-    for a in ATTRIBUTES:
-        if a["type"] == "categorical":
-            values.append(float(rng.integers(len(a["categories"]))))
-        else:
-            lo, hi = a["range"]
-            values.append(float(rng.uniform(lo, hi)))
-    return np.array(values), rng
+    u = rng.random(len(ATTRIBUTES))  # one draw per attribute, vectorised: sampling is a visible cost
+    return np.where(_IS_CATEGORICAL, np.floor(u * _NUM_CATEGORIES), _LOW + u * (_HIGH - _LOW)), rng
 
 
 def _mix(a, b, t):
@@ -91,6 +89,11 @@ def draw_face(attrs, rng, size):
     def P(x, y):
         return (x * S, y * S)
 
+    def poly(pts, fill, outline):
+        # A filled polygon plus a closed line is about twice as fast as Pillow's polygon(width=...).
+        d.polygon(pts, fill=fill)
+        d.line(list(pts) + [pts[0]], fill=outline, width=lw, joint="curve")
+
     def ellipse(cx, cy, rx, ry, fill, outline=None, width=0):
         d.ellipse([P(cx - rx, cy - ry), P(cx + rx, cy + ry)], fill=fill, outline=outline, width=width)
 
@@ -107,7 +110,7 @@ def draw_face(attrs, rng, size):
     top = cy - hh * 1.26
     if style == "long":
         d.rounded_rectangle([P(cx - hw * 1.36, top), P(cx + hw * 1.36, min(0.99, cy + hh * 2.1))],
-                            radius=hw * 1.3 * S, fill=hair, outline=hair_dark, width=lw)
+                            radius=hw * 1.3 * S, fill=hair, outline=hair_dark)
     elif style == "bob":
         ellipse(cx, cy - hh * 0.22, hw * 1.4, hh * 1.06, hair, hair_dark, lw)
     elif style == "twintails":
@@ -124,7 +127,7 @@ def draw_face(attrs, rng, size):
             t = math.pi + math.pi * k / (n * 2)
             r = 1.5 if k % 2 else 1.12
             pts.append(P(cx + hw * r * 1.05 * math.cos(t - 0.15 * math.sin(t)), cy - hh * 0.15 + hh * r * math.sin(t)))
-        d.polygon(pts, fill=hair, outline=hair_dark, width=lw)
+        poly(pts, hair, hair_dark)
     else:
         ellipse(cx, cy - hh * 0.38, hw * 1.2, hh * 0.92, hair, hair_dark, lw)
 
@@ -143,7 +146,7 @@ def draw_face(attrs, rng, size):
         x = cx + hw * math.cos(t) * (1 - point * down ** 2)
         y = cy + hh * math.sin(t) * (1 + 0.06 * point * down)
         face.append(P(x + (yaw * 0.02 * s) * down ** 3, y))
-    d.polygon(face, fill=skin, outline=ink, width=lw)
+    poly(face, skin, ink)
 
     # Blush, then the eyes.
     blush = _mix(skin, (255, 96, 128), 0.65 * a["blush"])
@@ -185,7 +188,7 @@ def draw_face(attrs, rng, size):
         upper = [P(fx + mw * x, my - smile * mh * 0.4 + smile * mh * 0.15 * (1 - x * x)) for x in xs]
         lower = [P(fx + mw * x, my - smile * mh * 0.4 + smile * mh * (1.0 + 0.9 * opening) * (1 - x * x))
                  for x in xs[::-1]]
-        d.polygon(upper + lower, fill=(150, 36, 52), outline=ink, width=lw)
+        poly(upper + lower, (150, 36, 52), ink)
         tongue_y = my - smile * mh * 0.4 + smile * mh * (0.85 + 0.6 * opening)
         ellipse(fx, tongue_y, mw * 0.42, mh * 0.35 * (0.5 + opening), (240, 110, 120))
     else:
@@ -195,20 +198,21 @@ def draw_face(attrs, rng, size):
     band = ey - hw * 0.3 * es * 1.9 - hh * 0.05
     cap = [P(cx + hw * 1.13 * math.cos(t), cy - hh * 0.12 + hh * 1.1 * math.sin(t))
            for t in np.linspace(math.pi * 1.0, math.pi * 2.0, 19)]
-    n = int(rng.integers(4, 8)) + (3 if style == "spiky" else 0)
+    detail = rng.random(24)
+    n = 4 + int(detail[0] * 4) + (3 if style == "spiky" else 0)
     edge = []
     for k in range(n + 1):
         x = cx + hw * 1.1 - 2.2 * hw * k / n
-        edge.append(P(x, band + rng.uniform(0.0, 0.35) * hw * (1.3 if style == "spiky" else 1.0)))
+        edge.append(P(x, band + 0.35 * detail[1 + k] * hw * (1.3 if style == "spiky" else 1.0)))
         if k < n:
-            edge.append(P(x - 1.1 * hw / n, band - hw * rng.uniform(0.18, 0.32)))
-    d.polygon(cap + edge, fill=hair, outline=hair_dark, width=lw)
+            edge.append(P(x - 1.1 * hw / n, band - hw * (0.18 + 0.14 * detail[12 + k])))
+    poly(cap + edge, hair, hair_dark)
     if style in ("long", "bob", "twintails"):
         reach = {"long": 0.95, "bob": 0.75, "twintails": 0.45}[style]
         for side in (-1, 1):
             x0 = cx + side * hw * 1.13
-            d.polygon([P(x0, cy - hh * 0.2), P(x0 - side * hw * 0.34, cy - hh * 0.05),
-                       P(x0 - side * hw * 0.12, cy + hh * reach)], fill=hair, outline=hair_dark, width=lw)
+            poly([P(x0, cy - hh * 0.2), P(x0 - side * hw * 0.34, cy - hh * 0.05),
+                  P(x0 - side * hw * 0.12, cy + hh * reach)], hair, hair_dark)
     # The anime "angel ring" highlight.
     d.arc([P(cx - hw * 0.8, cy - hh * 1.12), P(cx + hw * 0.8, cy - hh * 0.2)], 205, 335, fill=hair_light,
           width=int(lw * 1.8))

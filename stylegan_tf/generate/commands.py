@@ -35,7 +35,8 @@ def images(network, seeds, outdir="out", truncation_psi=0.7, truncation_cutoff=8
     paths = [os.path.join(outdir, f"seed{s:04d}.png") for s in seeds]
     grid_path = os.path.join(outdir, "grid.png") if grid is not None else None
     if grid is not None and grid[0] * grid[1] < len(seeds):
-        raise GenerateError(f"--grid {grid[0]}x{grid[1]} holds {grid[0] * grid[1]} images but --seeds gives {len(seeds)}")
+        raise GenerateError(f"--grid {grid[0]}x{grid[1]} holds {grid[0] * grid[1]} images "
+                            f"but --seeds gives {len(seeds)}")
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise GenerateError(f"--outdir: {outdir} is a file, not a folder")
     check_writable(paths + ([grid_path] if grid_path else []), overwrite, "--outdir")

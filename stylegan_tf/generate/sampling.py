@@ -21,6 +21,10 @@ def load_generator(network):
     path = os.fspath(network)
     if not os.path.isfile(path):
         raise GenerateError(f"--network: {path} does not exist (give a .keras snapshot or an official .pkl)")
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    if key in _CACHE:
+        return _CACHE[key]
     # Imported outside the try: a broken installation must not be reported as a bad network file.
     from stylegan_tf.network_io import load_network
     try:
@@ -32,7 +36,13 @@ def load_generator(network):
     Gs = getattr(nets, "Gs", None)
     if Gs is None or not hasattr(Gs, "run"):
         raise GenerateError(f"--network: {path} holds no generator (Gs)")
+    # Keep the last network: a notebook drawing several figures from one file loads (and traces) it once.
+    _CACHE.clear()
+    _CACHE[key] = Gs
     return Gs
+
+
+_CACHE = {}
 
 
 def network_error_message(path, exc):

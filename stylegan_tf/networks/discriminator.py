@@ -186,9 +186,17 @@ class Discriminator(keras.Model):
         if fn is None:
             def f(x, labels, lod_t):
                 return self.call(downscale2d(x, 2 ** level), labels, level=level, lod=lod_t, fade=fade)
-            fn = self._fns[key] = tf.function(f, reduce_retracing=True)
+            fn = self._fns[key] = tf.function(f, reduce_retracing=True, autograph=False)
         lod_t = tf.constant(lod, tf.float32)
-        # Minibatch stddev sees each batch as the original does: keep batches divisible by the group size.
+        # Minibatch stddev sees each batch as the original does, so every batch must split into whole groups.
+        group = self._args["mbstd_group_size"]
+        if group > 1:
+            n, b = len(images), max(int(batch_size), 1)
+            for size in {min(b, n), n % b} - {0}:
+                if size % min(group, size):
+                    raise ValueError(f"D.run: a batch of {size} images does not split into minibatch-stddev "
+                                     f"groups of {min(group, size)}; use a number of images and batch_size "
+                                     f"that are multiples of {group}")
         out = batched(lambda xb, lb: fn(xb, lb, lod_t), [images, labels], batch_size)
         return np.zeros([0, 1], np.float32) if out is None else out
 

@@ -107,7 +107,7 @@ class Generator(keras.Model):
     def _fn(self, key, build):
         fn = self._fns.get(key)
         if fn is None:
-            fn = tf.function(build(), reduce_retracing=True)
+            fn = tf.function(build(), reduce_retracing=True, autograph=False)
             self._fns[key] = fn
         return fn
 

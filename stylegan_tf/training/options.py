@@ -99,6 +99,8 @@ def _pow2(n):
 def validate(opts):
     """All problems with the options, one line each (empty list = fine). Dataset checks come later."""
     errs = []
+    if opts.data is not None and not os.path.isdir(opts.data):
+        errs.append(f"--data {opts.data}: no such folder (make one with dataset_tool.py, or omit --data for the demo)")
     if opts.config not in CONFIGS:
         errs.append(f"--config {opts.config!r} is unknown: choose one of {', '.join(CONFIGS)}")
     if opts.loss not in LOSSES:

@@ -100,7 +100,11 @@ class TrainingSchedule:
                 points.add(k)
                 points.add(k + self.lod_training_kimg)
                 k += phase_dur
-        return [self.at(k) for k in sorted(p for p in points if start_kimg <= p <= total_kimg)]
+        rows = [self.at(k) for k in sorted(p for p in points if start_kimg <= p <= total_kimg)]
+        # Once at full resolution nothing changes any more: keep the first such row and the last.
+        full = [i for i, r in enumerate(rows) if r.lod == 0.0]
+        drop = set(full[1:-1])
+        return [r for i, r in enumerate(rows) if i not in drop]
 
 
 def format_table(rows):

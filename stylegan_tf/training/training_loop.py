@@ -56,6 +56,7 @@ class TrainingResult:
     state: LoopState
     stopped_by: str               # "done", "abort", "interrupt", "callback"
     snapshots: list
+    last_fakes: str = None
 
 
 def format_time(seconds):
@@ -459,7 +460,8 @@ class TrainingRun:
             self._writer.close()
         self.log(f"Training stopped ({self.stopped_by}) at kimg {st.nimg / 1000:.1f}; "
                  f"latest snapshot {self.snapshots[-1] if self.snapshots else None}")
-        return TrainingResult(self.run_dir, self.model, self.history, st, self.stopped_by, list(self.snapshots))
+        return TrainingResult(self.run_dir, self.model, self.history, st, self.stopped_by, list(self.snapshots),
+                              getattr(self, "last_fakes", None))
 
 
 def _peak_memory_gb():

@@ -1,0 +1,186 @@
+"""StyleGAN layers: equalized lr, norms, style mod, noise, blur, resampling (incl. fused forms), mbstd."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from stylegan_tf import layers as L
+
+
+def _np_conv_same(x, w):
+    """Plain numpy NHWC cross-correlation with zero SAME padding (reference for tf.nn.conv2d)."""
+    k = w.shape[0]
+    p = k // 2
+    xp = np.pad(x, [(0, 0), (p, p), (p, p), (0, 0)])
+    n, h, wd, _ = x.shape
+    out = np.zeros([n, h, wd, w.shape[3]], np.float64)
+    for i in range(k):
+        for j in range(k):
+            out += np.einsum("nhwc,co->nhwo", xp[:, i:i + h, j:j + wd], w[i, j])
+    return out
+
+
+def test_equalized_dense_runtime_scale_and_init():
+    keras.utils.set_random_seed(0)
+    d = L.EqualizedDense(400, 300, gain=np.sqrt(2), lrmul=0.01)
+    w = d.weight.numpy()
+    assert abs(w.std() - 100.0) / 100.0 < 0.02          # raw init N(0, 1/lrmul)
+    x = np.random.RandomState(0).randn(4, 300).astype(np.float32)
+    expected = x @ (w * np.sqrt(2) / np.sqrt(300) * 0.01)
+    np.testing.assert_allclose(d(x).numpy(), expected, rtol=1e-4, atol=1e-4)
+    b = L.Bias(400, lrmul=0.01)
+    b.bias.assign(np.full([400], 3.0, np.float32))
+    np.testing.assert_allclose(b(np.zeros([1, 400], np.float32)).numpy(), 0.03, rtol=1e-6)
+
+
+def test_equalized_conv_matches_numpy():
+    keras.utils.set_random_seed(1)
+    c = L.EqualizedConv2D(4, 3, kernel=3, gain=1.0)
+    assert abs(c.coef - 1.0 / np.sqrt(27)) < 1e-9
+    x = np.random.RandomState(1).randn(2, 5, 5, 3).astype(np.float32)
+    np.testing.assert_allclose(c(x).numpy(), _np_conv_same(x, c.weight.numpy() * c.coef), atol=1e-5)
+
+
+def test_pixel_and_instance_norm():
+    x = np.random.RandomState(2).randn(3, 4, 4, 5).astype(np.float32) * 3 + 1
+    pn = x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-8)
+    np.testing.assert_allclose(L.PixelNorm()(x).numpy(), pn, rtol=1e-5, atol=1e-6)
+    y = x - x.mean((1, 2), keepdims=True)
+    inn = y / np.sqrt((y ** 2).mean((1, 2), keepdims=True) + 1e-8)
+    np.testing.assert_allclose(L.InstanceNorm()(x).numpy(), inn, rtol=1e-4, atol=1e-5)
+
+
+def test_style_mod_scale_first_then_shift():
+    sm = L.StyleMod(2, 3)
+    sm.dense.weight.assign(np.zeros([3, 4], np.float32))
+    sm.bias.bias.assign(np.array([1.0, 2.0, 10.0, 20.0], np.float32))  # scale-1 = (1, 2), shift = (10, 20)
+    x = np.ones([1, 2, 2, 2], np.float32)
+    out = sm(x, np.zeros([1, 3], np.float32)).numpy()
+    np.testing.assert_allclose(out[0, 0, 0], [1 * 2 + 10, 1 * 3 + 20])
+
+
+def test_noise_injection_per_channel_weight():
+    n = L.NoiseInjection(3)
+    assert np.all(n.weight.numpy() == 0)
+    n.weight.assign([1.0, 0.0, -2.0])
+    x = np.zeros([1, 2, 2, 3], np.float32)
+    noise = np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1)
+    out = n(x, noise).numpy()
+    np.testing.assert_allclose(out[..., 0], noise[..., 0])
+    np.testing.assert_allclose(out[..., 2], -2 * noise[..., 0])
+    assert np.all(n(x, None).numpy() == x)
+
+
+def test_blur_kernel_and_padding():
+    x = np.zeros([1, 5, 5, 2], np.float32)
+    x[0, 2, 2, 1] = 16.0
+    out = L.Blur(2)(x).numpy()
+    np.testing.assert_allclose(out[0, 1:4, 1:4, 1], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    assert np.all(out[..., 0] == 0)
+    corner = L.Blur(1)(np.ones([1, 3, 3, 1], np.float32)).numpy()[0, 0, 0, 0]
+    assert corner == pytest.approx(9 / 16)                    # zero padding, as the original
+    assert np.all(L.Blur(2, None)(x).numpy() == x)
+
+
+def test_upscale_downscale_exact():
+    x = np.random.RandomState(3).randn(2, 4, 4, 3).astype(np.float32)
+    up = L.upscale2d(x, 2).numpy()
+    np.testing.assert_array_equal(up, x.repeat(2, 1).repeat(2, 2))
+    np.testing.assert_array_equal(L.upscale2d(x, 4).numpy(), x.repeat(4, 1).repeat(4, 2))
+    down = L.downscale2d(x).numpy()
+    np.testing.assert_allclose(down, x.reshape(2, 2, 2, 2, 2, 3).mean((2, 4)), atol=1e-6)
+    np.testing.assert_allclose(L.downscale2d(up).numpy(), x, atol=1e-6)
+    np.testing.assert_allclose(L.downscale2d(x, 4).numpy(), x.mean((1, 2), keepdims=True), atol=1e-6)
+
+
+def _official_fused_upconv(x, w):
+    """The original's fused formulation, written out: 4x4 kernel = sum of the 3x3 kernel's four shifts,
+    applied as a stride-2 transposed conv (filter layout [k, k, out, in])."""
+    wt = np.transpose(w, [0, 1, 3, 2])
+    wp = np.pad(wt, [(1, 1), (1, 1), (0, 0), (0, 0)])
+    k4 = wp[1:, 1:] + wp[:-1, 1:] + wp[1:, :-1] + wp[:-1, :-1]
+    n, h, wd, _ = x.shape
+    return tf.nn.conv2d_transpose(x, k4, [n, 2 * h, 2 * wd, w.shape[3]], strides=2, padding="SAME").numpy()
+
+
+def test_fused_upconv_is_transposed_conv_and_flipped_kernel():
+    keras.utils.set_random_seed(4)
+    fused = L.UpConv2D(6, 5, fused=True)
+    plain = L.UpConv2D(6, 5, fused=False)
+    plain.weight.assign(fused.weight)
+    x = np.random.RandomState(4).randn(2, 6, 6, 5).astype(np.float32)
+    w = fused.scaled_kernel().numpy()
+    got = fused(x).numpy()
+    np.testing.assert_allclose(got, _official_fused_upconv(x, w), atol=1e-5)
+    flipped = _np_conv_same(x.repeat(2, 1).repeat(2, 2), w[::-1, ::-1])
+    np.testing.assert_allclose(got, flipped, atol=1e-4)
+    # The classic mistake (unflipped kernel) is wrong by O(1):
+    assert np.abs(got - plain(x).numpy()).max() > 0.1
+    np.testing.assert_allclose(plain(x).numpy(), _np_conv_same(x.repeat(2, 1).repeat(2, 2), w), atol=1e-4)
+
+
+def test_fused_downconv_is_conv_then_box():
+    keras.utils.set_random_seed(5)
+    fused = L.DownConv2D(4, 3, fused=True)
+    plain = L.DownConv2D(4, 3, fused=False)
+    plain.weight.assign(fused.weight)
+    x = np.random.RandomState(5).randn(2, 8, 8, 3).astype(np.float32)
+    ref = _np_conv_same(x, fused.scaled_kernel().numpy()).reshape(2, 4, 2, 4, 2, 4).mean((2, 4))
+    np.testing.assert_allclose(fused(x).numpy(), ref, atol=1e-5)
+    np.testing.assert_allclose(plain(x).numpy(), ref, atol=1e-5)
+
+
+def test_minibatch_stddev_strided_groups():
+    x = np.random.RandomState(6).randn(8, 4, 4, 6).astype(np.float32)
+    out = L.minibatch_stddev(x, 4, 1).numpy()
+    assert out.shape == (8, 4, 4, 7)
+    np.testing.assert_array_equal(out[..., :6], x)
+    for i in range(8):
+        members = x[i % 2::2]                                   # M = 2 groups, sample i in group i mod 2
+        expected = np.sqrt(members.var(0) + 1e-8).mean()
+        np.testing.assert_allclose(out[i, :, :, 6], expected, rtol=1e-5)
+    two = L.minibatch_stddev(x, 4, 2).numpy()                   # channel groups: first 3, last 3
+    m = x[0::2]
+    np.testing.assert_allclose(two[0, 0, 0, 6:], [np.sqrt(m[..., :3].var(0) + 1e-8).mean(),
+                                                  np.sqrt(m[..., 3:].var(0) + 1e-8).mean()], rtol=1e-5)
+    small = L.minibatch_stddev(x[:2], 4, 1).numpy()              # group = min(4, N)
+    np.testing.assert_allclose(small[0, 0, 0, 6], np.sqrt(x[:2].var(0) + 1e-8).mean(), rtol=1e-5)
+
+
+def test_layers_twice_differentiable():
+    keras.utils.set_random_seed(7)
+    up, down = L.UpConv2D(4, 3, fused=True), L.DownConv2D(4, 4, fused=True)
+    blur, inorm = L.Blur(4), L.InstanceNorm()
+    x = tf.constant(np.random.RandomState(7).randn(4, 4, 4, 3).astype(np.float32))
+
+    @tf.function
+    def grads():
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = down(blur(tf.nn.leaky_relu(inorm(up(x)), 0.2)))
+                y = tf.reduce_sum(L.minibatch_stddev(y) ** 2)
+            g = inner.gradient(y, x)
+            r1 = tf.reduce_sum(tf.square(g))
+        return g, outer.gradient(r1, [up.weight, down.weight])
+
+    g, gg = grads()
+    assert np.all(np.isfinite(g.numpy())) and np.abs(g.numpy()).max() > 0
+    for v in gg:
+        assert v is not None and np.all(np.isfinite(v.numpy())) and np.abs(v.numpy()).max() > 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: L.EqualizedDense(3, 2, lrmul=0.1), lambda: L.EqualizedConv2D(3, 2, kernel=3),
+    lambda: L.UpConv2D(3, 2, fused=True), lambda: L.DownConv2D(3, 2, fused=True), lambda: L.Blur(2),
+    lambda: L.MinibatchStddev(2, 1), lambda: L.ToRGB(3, 2), lambda: L.FromRGB(4, 2),
+])
+def test_layer_config_round_trip(make):
+    layer = make()
+    clone = layer.__class__.from_config(layer.get_config())
+    for a, b in zip(clone.weights, layer.weights):
+        a.assign(b)
+    x = np.random.RandomState(8).randn(4, 4, 4, 2).astype(np.float32)
+    if isinstance(layer, L.EqualizedDense):
+        x = x[:, 0, 0, :]
+    np.testing.assert_array_equal(clone(x).numpy(), layer(x).numpy())

@@ -1,0 +1,253 @@
+"""Generator / Discriminator / Networks: structure, lod semantics, noise, truncation, mixing, saving."""
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import stylegan_tf
+from stylegan_tf.layers import downscale2d
+from stylegan_tf.network_io import NetworkFileError, save_network
+from stylegan_tf.networks import Discriminator, Generator, Networks, mix_styles, mixing_cutoff, truncate
+
+SMALL = dict(resolution=32, fmap_base=64, fmap_max=32, latent_size=16, dlatent_size=16, mapping_fmaps=16)
+DSMALL = dict(resolution=32, num_channels=3, fmap_base=64, fmap_max=32)
+
+
+def _randomize(net, seed):
+    """Non-zero noise weights and biases so that every path matters in the checks."""
+    rng = np.random.RandomState(seed)
+    for v in net.trainable_weights:
+        if np.all(v.numpy() == 0):
+            v.assign(rng.randn(*v.shape).astype(np.float32) * 0.5)
+
+
+@pytest.fixture(scope="module")
+def nets():
+    keras.utils.set_random_seed(0)
+    G, D = Generator(**SMALL), Discriminator(**DSMALL)
+    _randomize(G, 1)
+    _randomize(D, 2)
+    G.dlatent_avg.assign(np.random.RandomState(3).randn(16).astype(np.float32))
+    return G, D
+
+
+@pytest.fixture(scope="module")
+def z():
+    return np.random.RandomState(4).randn(8, 16).astype(np.float32)
+
+
+def test_shapes_and_levels(nets, z):
+    G, D = nets
+    assert G.num_layers == 8 and G.resolution == 32 and G.num_channels == 3 and G.latent_size == 16
+    assert G.map_latents(z).shape == (8, 8, 16)
+    assert G.run(z).shape == (8, 32, 32, 3)
+    for level, r in [(0, 32), (1, 16), (3, 4)]:
+        img = G(z, level=level)
+        assert img.shape == (8, r, r, 3)
+        assert D(img, level=level).shape == (8, 1)
+    assert G(z).shape == (8, 32, 32, 3)
+    with pytest.raises(ValueError, match="level"):
+        G(z, level=4)
+
+
+def test_lod_fade_semantics(nets, z):
+    """lod 0.5 is the half-way blend of lod 0 and lod 1 (alpha = weight of the lower-resolution path), the
+    static-level path equals the whole-network ('linear') path, and the variable drives lod=None."""
+    G, D = nets
+    a, b, mid = G.run(z, lod=0.0), G.run(z, lod=1.0), G.run(z, lod=0.5)
+    np.testing.assert_allclose(mid, 0.5 * (a + b), atol=1e-5 * np.abs(a).max())
+    # lod=1: blocks above 16x16 are not used; the image is the 16x16 output upscaled.
+    native = G(z, level=1, lod=1.0, noise_mode="const").numpy()
+    np.testing.assert_allclose(b[:, ::2, ::2], native, atol=1e-5 * np.abs(b).max())
+    for lod in (1.5, 2.25):
+        linear = G(z, lod=lod, noise_mode="const").numpy()          # level=None: whole network
+        np.testing.assert_allclose(G.run(z, lod=lod), linear, atol=1e-4 * np.abs(linear).max())
+        scores = D(linear, lod=lod).numpy()
+        np.testing.assert_allclose(D.run(linear, lod=lod), scores, atol=1e-4 * np.abs(scores).max())
+        k = int(lod)
+        native_scores = D(downscale2d(linear, 2 ** k), level=k, lod=lod).numpy()
+        np.testing.assert_allclose(native_scores, scores, atol=1e-4 * np.abs(scores).max())
+    G.lod.assign(1.5)
+    D.lod.assign(1.5)
+    try:
+        np.testing.assert_array_equal(G.run(z), G.run(z, lod=1.5))
+        np.testing.assert_array_equal(D.run(a), D.run(a, lod=1.5))
+    finally:
+        G.lod.assign(0.0)
+        D.lod.assign(0.0)
+    assert not np.allclose(G.run(z), G.run(z, lod=1.5))
+
+
+def test_noise_modes(nets, z):
+    G, _ = nets
+    const1, const2 = G.run(z, noise_mode="const"), G.run(z, noise_mode="const")
+    np.testing.assert_array_equal(const1, const2)
+    r1, r2 = G.run(z, noise_mode="random"), G.run(z, noise_mode="random")
+    assert np.abs(r1 - r2).max() > 1e-3
+    none = G.run(z, noise_mode="none")
+    saved = [b.numpy() for b in G.synthesis.noise_buffers]
+    try:
+        for b in G.synthesis.noise_buffers:
+            b.assign(np.zeros(b.shape, np.float32))
+        np.testing.assert_allclose(G.run(z, noise_mode="const"), none, atol=1e-5)
+    finally:
+        for b, v in zip(G.synthesis.noise_buffers, saved):
+            b.assign(v)
+    assert [tuple(b.shape) for b in G.synthesis.noise_buffers[:3]] == [(1, 4, 4, 1), (1, 4, 4, 1), (1, 8, 8, 1)]
+    with pytest.raises(ValueError, match="noise_mode"):
+        G.run(z, noise_mode="fixed")
+
+
+def test_truncation(nets, z):
+    G, _ = nets
+    np.testing.assert_array_equal(G.run(z, truncation_psi=1.0), G.run(z))
+    w = G.map_latents(z)
+    avg = G.dlatent_avg.numpy()
+    t = truncate(tf.constant(w), avg, 0.7, 3).numpy()
+    np.testing.assert_allclose(t[:, :3], avg + 0.7 * (w[:, :3] - avg), atol=1e-5)
+    np.testing.assert_array_equal(t[:, 3:], w[:, 3:])
+    np.testing.assert_allclose(truncate(tf.constant(w), avg, 0.0).numpy(), np.broadcast_to(avg, w.shape), atol=1e-6)
+    np.testing.assert_allclose(G.run(z, truncation_psi=0.5),                       # None = all layers
+                               G.run(z, truncation_psi=0.5, truncation_cutoff=8), atol=1e-6)
+    np.testing.assert_allclose(G.run(z, truncation_psi=0.5, truncation_cutoff=3),
+                               G.synthesize(truncate(tf.constant(w), avg, 0.5, 3).numpy()), atol=1e-5)
+
+
+def test_style_mixing_cutoff():
+    tf.random.set_seed(0)
+    cuts = np.array([int(mixing_cutoff(8, tf.constant(0.0), 0.9)) for _ in range(400)])
+    assert cuts.min() >= 1 and cuts.max() <= 8
+    frac_mixed = np.mean(cuts < 8)
+    assert 0.8 < frac_mixed < 0.97                                  # p = 0.9; all of [1, 8) occur
+    assert set(cuts[cuts < 8]) == set(range(1, 8))
+    lod_cuts = [int(mixing_cutoff(8, tf.constant(1.7), 1.0)) for _ in range(100)]
+    assert max(lod_cuts) <= 5 and min(lod_cuts) >= 1                # cur_layers = 8 - 2*floor(1.7) = 6
+    assert int(mixing_cutoff(8, tf.constant(0.0), 0.0)) == 8
+    w1, w2 = tf.zeros([2, 8, 3]), tf.ones([2, 8, 3])
+    mixed = mix_styles(w1, w2, tf.constant(3)).numpy()
+    assert np.all(mixed[:, :3] == 0) and np.all(mixed[:, 3:] == 1)
+
+
+def test_training_mode_updates_dlatent_avg_and_mixes(z):
+    keras.utils.set_random_seed(5)
+    G = Generator(**SMALL, style_mixing_prob=None)
+    w0 = G.map_latents(z)[:, 0].mean(0)
+    G(z, training=True)
+    np.testing.assert_allclose(G.dlatent_avg.numpy(), (1 - 0.995) * w0, rtol=1e-4, atol=1e-7)
+    G(z, training=True)
+    np.testing.assert_allclose(G.dlatent_avg.numpy(), w0 * (1 - 0.995) * (1 + 0.995), rtol=1e-4, atol=1e-7)
+    before = G.dlatent_avg.numpy()
+    G(z)                                                             # inference: no update
+    np.testing.assert_array_equal(G.dlatent_avg.numpy(), before)
+    # With p=1 the second latent reaches the image: same z, const noise, different results.
+    Gm = Generator(**SMALL, style_mixing_prob=1.0)
+    _randomize(Gm, 6)
+    a = Gm(z, training=True, noise_mode="const").numpy()
+    b = Gm(z, training=True, noise_mode="const").numpy()
+    assert np.abs(a - b).max() > 1e-4
+
+
+def test_deterministic_and_ema_ready():
+    keras.utils.set_random_seed(7)
+    G1 = Generator(**SMALL)
+    keras.utils.set_random_seed(7)
+    G2 = Generator(**SMALL)
+    assert [v.path for v in G1.trainable_weights] != [] 
+    assert [v.shape for v in G1.trainable_weights] == [v.shape for v in G2.trainable_weights]
+    for a, b in zip(G1.trainable_weights, G2.trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    names = sorted(v.name for v in G1.non_trainable_weights)
+    assert "lod" in names and "dlatent_avg" in names and sum(n.startswith("noise") for n in names) == 8
+    assert all(v.trainable is False for v in G1.non_trainable_weights)
+
+
+def test_graph_mode_and_mirrored_strategy(z):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        G = Generator(**SMALL)
+        D = Discriminator(**DSMALL)
+
+    @tf.function
+    def step(zb):
+        def replica(zb):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.nn.softplus(-D(G(zb, training=True, level=1), training=True, level=1)))
+            return loss, tape.gradient(loss, G.trainable_weights)
+        return strategy.run(replica, args=(zb,))
+
+    loss, grads = step(tf.constant(z))
+    assert np.isfinite(float(strategy.reduce("mean", loss, axis=None)))
+    assert sum(g is not None for g in grads) > 0
+    assert np.abs(G.dlatent_avg.numpy()).max() > 0
+
+
+def test_keras_round_trip(nets, z, tmp_path):
+    G, D = nets
+    G.lod.assign(0.5)
+    try:
+        path = save_network(Networks(G, D, G), str(tmp_path / "nets.keras"))
+        assert os.listdir(tmp_path) == ["nets.keras"]
+        loaded = stylegan_tf.load_network(path)
+        assert isinstance(loaded.G, Generator) and isinstance(loaded.D, Discriminator)
+        assert float(loaded.Gs.lod.numpy()) == 0.5
+        np.testing.assert_array_equal(loaded.Gs.run(z), G.run(z))
+        np.testing.assert_array_equal(loaded.Gs.dlatent_avg.numpy(), G.dlatent_avg.numpy())
+        img = G.run(z)
+        np.testing.assert_array_equal(loaded.D.run(img), D.run(img))
+        lone = save_network(G, str(tmp_path / "g.keras"))
+        only = stylegan_tf.load_network(lone)
+        assert only.D is None
+        np.testing.assert_array_equal(only.Gs.run(z, truncation_psi=0.6), G.run(z, truncation_psi=0.6))
+    finally:
+        G.lod.assign(0.0)
+
+
+def test_bad_inputs(nets, z, tmp_path):
+    G, D = nets
+    with pytest.raises(ValueError, match=r"z must have shape \[N, 16\]"):
+        G.run(z[:, :5])
+    with pytest.raises(ValueError, match="NHWC"):
+        D.run(np.zeros([4, 3, 32, 32], np.float32))
+    with pytest.raises(ValueError, match="minibatch-stddev"):
+        D.run(np.zeros([6, 32, 32, 3], np.float32), batch_size=8)
+    with pytest.raises(ValueError, match="power of two"):
+        Generator(resolution=48)
+    bad = tmp_path / "notes.keras"
+    bad.write_text("hello")
+    with pytest.raises(NetworkFileError, match="notes.keras"):
+        stylegan_tf.load_network(str(bad))
+    with pytest.raises(FileNotFoundError, match="missing.pkl"):
+        stylegan_tf.load_network(str(tmp_path / "missing.pkl"))
+
+
+def test_conditional_and_ablation_configs():
+    keras.utils.set_random_seed(8)
+    Gc = Generator(**SMALL, label_size=3)
+    Dc = Discriminator(**DSMALL, label_size=3)
+    zc = np.random.RandomState(9).randn(4, 16).astype(np.float32)
+    labels = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    img = Gc.run(zc, labels)
+    assert Dc.run(img, labels).shape == (4, 1)
+    with pytest.raises(ValueError, match="labels"):
+        Gc.run(zc)
+    # Paper config B (traditional input, no styles/mapping/noise, pixel norm) and E (no mixing) build and run.
+    B = Generator(**dict(SMALL, latent_size=16, dlatent_size=16), use_styles=False, use_pixel_norm=True,
+                  use_instance_norm=False, mapping_layers=0, const_input_layer=False, use_noise=False,
+                  style_mixing_prob=0.0, truncation_psi=None)
+    assert B.num_styles == 1 and B.map_latents(zc).shape == (4, 1, 16)
+    assert B.run(zc).shape == (4, 32, 32, 3) and B(zc, training=True).shape == (4, 32, 32, 3)
+    assert not B.synthesis.noise_buffers
+    D_nombstd = Discriminator(**DSMALL, mbstd_group_size=0)
+    assert D_nombstd.run(np.zeros([3, 32, 32, 3], np.float32)).shape == (3, 1)
+
+
+@pytest.mark.parametrize("res,g_params,d_params", [
+    (256, 26_086_229, 23_052_353), (512, 26_179_768, 23_080_225), (1024, 26_219_627, 23_087_249)])
+def test_official_parameter_counts(res, g_params, d_params):
+    G, D = Generator(resolution=res), Discriminator(resolution=res, num_channels=3)
+    assert sum(int(np.prod(v.shape)) for v in G.trainable_weights) == g_params
+    assert sum(int(np.prod(v.shape)) for v in D.trainable_weights) == d_params
+    assert G.num_layers == 2 * int(np.log2(res)) - 2
+    assert G.synthesis.convs[-2].fused == (res >= 128) and D.blocks[0].fused == (res >= 128)

@@ -1,0 +1,280 @@
+"""Training through `fit`: every loss, EMA, non-finite skip, progressive growing with resets and user callbacks,
+exact resume, atomic snapshots, MirroredStrategy, train.py. Tiny networks (16 feature maps, <= 16x16)."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from stylegan_tf.training import StyleGAN, TrainingOptions, training_loop
+from stylegan_tf.training import snapshot as snap
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_NET = dict(fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=2, mapping_fmaps=16)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from stylegan_tf.data import create_demo
+    path = str(tmp_path_factory.mktemp("data") / "faces")
+    create_demo(path, count=48, resolution=16, seed=0, progress=False, workers=1)
+    return path
+
+
+def tiny_model(loss="logistic", res=8, seed=3, g_extra=None, d_extra=None, loss_kwargs=None):
+    from stylegan_tf.networks import Discriminator, Generator
+    keras.utils.set_random_seed(seed)
+    g_kw = dict(resolution=res, num_channels=3, **TINY_NET, **(g_extra or {}))
+    d_kw = dict(resolution=res, num_channels=3, fmap_base=64, fmap_max=16, **(d_extra or {}))
+    m = StyleGAN(Generator(**g_kw), Discriminator(**d_kw), Generator(**g_kw), seed=seed)
+    m.ema_update_now(0.0)
+    adam = lambda: keras.optimizers.Adam(0.002, beta_1=0.0, beta_2=0.99, epsilon=1e-8)  # noqa: E731
+    m.compile(g_optimizer=adam(), d_optimizer=adam(), loss=loss, loss_kwargs=loss_kwargs or {})
+    return m
+
+
+def batches(dataset, res, mb, start_step=0, poison=False):
+    from stylegan_tf.data import open_dataset
+    ds = open_dataset(dataset).make_tf_dataset(res, batch_size=mb, seed=0)
+    steps = tf.data.Dataset.range(start_step, 1 << 40)
+    bad = np.float32(np.nan) if poison else np.float32(0)
+    return tf.data.Dataset.zip((ds, steps)).map(lambda b, s: (b[0] + bad, b[1], tf.fill([mb], s)))
+
+
+class Recorder(keras.callbacks.Callback):
+    """A user's callback: records what Keras hands it, and the weights around each batch."""
+
+    def __init__(self, weights=False):
+        super().__init__()
+        self.weights = weights
+        self.events, self.epoch_logs, self.batch_logs, self.iterations_at_begin, self.snaps = [], [], [], [], []
+
+    def on_train_begin(self, logs=None):
+        self.events.append("train_begin")
+
+    def on_train_end(self, logs=None):
+        self.events.append("train_end")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_logs.append((epoch, dict(logs)))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.iterations_at_begin.append((int(self.model.g_optimizer.iterations.numpy()),
+                                         int(self.model.d_optimizer.iterations.numpy()),
+                                         float(self.model.G.lod.numpy())))
+        if self.weights:
+            self.before = ([w.numpy() for w in self.model.G.weights], [w.numpy() for w in self.model.Gs.weights],
+                           [w.numpy() for w in self.model.D.weights])
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch_logs.append(dict(logs))
+        if self.weights:
+            self.snaps.append((self.before, ([w.numpy() for w in self.model.G.weights],
+                                             [w.numpy() for w in self.model.Gs.weights],
+                                             [w.numpy() for w in self.model.D.weights])))
+
+
+@pytest.mark.parametrize("loss", ["logistic", "wgan-gp", "wgan", "wgan-div", "hinge"])
+def test_fit_steps_for_each_loss(dataset, loss):
+    m = tiny_model(loss)
+    m.configure_phase(level=0, global_batch=4)
+    rec = Recorder(weights=loss == "logistic")
+    hist = m.fit(batches(dataset, 8, 4), epochs=1, steps_per_epoch=2, verbose=0, callbacks=[rec])
+    for key in ("G_loss", "D_loss", "real_score", "fake_score"):
+        assert np.isfinite(hist.history[key][-1]), key
+    assert hist.history["nonfinite_skips"][-1] == 0
+    assert int(m.g_optimizer.iterations.numpy()) == 2 and int(m.d_optimizer.iterations.numpy()) == 2
+    if loss == "logistic":
+        assert hist.history["r1"][-1] > 0
+        # EMA: Gs = G + (Gs_before - G) * beta with beta = 0.5 ** (minibatch / 10000); non-trainables copied.
+        beta = 0.5 ** (4 / 10000.0)
+        (g0, gs0, d0), (g1, gs1, d1) = rec.snaps[-1]
+        trainable = [w.trainable for w in m.G.weights]
+        changed = 0
+        for tr, a0, b0, a1, b1 in zip(trainable, g0, gs0, g1, gs1):
+            if tr:
+                np.testing.assert_allclose(b1, a1 + (b0 - a1) * beta, rtol=1e-5, atol=1e-7)
+                changed += int(not np.array_equal(a0, a1))
+            else:
+                np.testing.assert_array_equal(b1, a1)
+        assert changed > 0 and any(not np.array_equal(a, b) for a, b in zip(d0, d1))
+        assert np.any(m.Gs.dlatent_avg.numpy() != 0)      # updated in G's training call, then copied
+
+
+def test_nonfinite_gradients_skip_the_update(dataset):
+    m = tiny_model("logistic")
+    m.configure_phase(level=0, global_batch=4)
+    d_before = [w.numpy() for w in m.D.trainable_weights]
+    hist = m.fit(batches(dataset, 8, 4, poison=True), epochs=1, steps_per_epoch=1, verbose=0)
+    # NaN reals make every D gradient NaN: D and its Adam state stay as they were, G (finite) trains.
+    for a, b in zip(d_before, m.D.trainable_weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    assert int(m.d_optimizer.iterations.numpy()) == 0 and int(m.g_optimizer.iterations.numpy()) == 1
+    assert hist.history["nonfinite_skips"][-1] == 1
+
+
+def small_opts(dataset, outdir, **kw):
+    base = dict(data=dataset, outdir=str(outdir), minibatch=4, lrate=0.002, tick_kimg=0.016, progress=False,
+                snap_ticks=100, seed=5, **TINY_NET)
+    base.update(kw)
+    return TrainingOptions(**base)
+
+
+def test_growing_through_fit_with_user_callbacks(dataset, tmp_path):
+    rec = Recorder()
+    csv = tmp_path / "log.csv"
+    # 16 images per phase = 1 group of 4 minibatches of 4: stable 8x8, fade to 16x16, stable 16x16.
+    opts = small_opts(dataset, tmp_path / "results", resolution=16, lod_initial_resolution=8,
+                      lod_training_kimg=0.016, lod_transition_kimg=0.016, total_kimg=0.048, mirror=True)
+    res = training_loop(opts, callbacks=[rec, keras.callbacks.CSVLogger(str(csv))])
+    assert res.stopped_by == "done" and res.state.nimg == 48 and res.state.tick == 3
+    assert rec.events == ["train_begin", "train_end"]          # one run for the user's callbacks
+    lods = [lod for _, _, lod in rec.iterations_at_begin]
+    assert lods[:4] == [1.0] * 4 and 0.0 < lods[4] < 1.0 and lods[-1] == 0.0
+    # Both Adam states (step counters too) restart whenever floor(lod) or ceil(lod) changes.
+    assert [it[:2] for it in rec.iterations_at_begin] == [(i % 4, i % 4) for i in range(12)]
+    assert [e for e, _ in rec.epoch_logs] == [0, 1, 2]
+    for key in ("G_loss", "D_loss", "real_score", "fake_score", "r1", "kimg", "lod", "resolution", "img_per_sec"):
+        assert key in rec.batch_logs[-1], key
+    assert rec.batch_logs[-1]["resolution"] == 16.0 and rec.batch_logs[0]["resolution"] == 8.0
+    assert len(csv.read_text().strip().splitlines()) == 1 + 3   # header + one row per tick, one file
+    assert res.history.history["kimg"] == [0.016, 0.032, 0.048]
+
+    run = res.run_dir
+    names = set(os.listdir(run))
+    for name in ("training_options.json", "log.txt", "reals.png", "fakes000000.png", "stats.jsonl",
+                 "network-snapshot-000000.keras"):
+        assert name in names, name
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    stats = [json.loads(line) for line in open(os.path.join(run, "stats.jsonl"))]
+    assert [s["tick"] for s in stats] == [1, 2, 3] and [s["resolution"] for s in stats] == [8, 16, 16]
+    for key in ("kimg", "lod", "minibatch", "G_loss", "D_loss", "sec_per_tick", "sec_per_kimg", "img_per_sec",
+                "peak_mem_gb"):
+        assert key in stats[-1], key
+    assert "tick 3     kimg 0.0" in open(os.path.join(run, "log.txt")).read()
+    with open(os.path.join(run, "training_options.json")) as f:
+        assert json.load(f)["resolution"] == 16
+
+    import stylegan_tf
+    nets = stylegan_tf.load_network(os.path.join(run, "network-snapshot-000000.keras"))
+    img = nets.Gs.run(np.random.RandomState(0).randn(2, 16).astype(np.float32))
+    assert img.shape == (2, 16, 16, 3) and np.all(np.isfinite(img))
+
+
+def _all_state(model):
+    out = [w.numpy() for net in (model.G, model.D, model.Gs) for w in net.weights]
+    out += [v.numpy() for opt in (model.g_optimizer, model.d_optimizer) for v in opt.variables]
+    return out
+
+
+def test_resume_is_exact(dataset, tmp_path):
+    kw = dict(resolution=8, lod_initial_resolution=8, mirror=True)
+    full = training_loop(small_opts(dataset, tmp_path / "a", total_kimg=0.032, **kw))
+    first = training_loop(small_opts(dataset, tmp_path / "b", total_kimg=0.016, **kw))
+    assert first.state.nimg == 16 and first.snapshots
+    resumed = training_loop(small_opts(dataset, tmp_path / "b", total_kimg=0.032, resume="auto", **kw))
+    assert resumed.run_dir == first.run_dir                      # --resume auto continued the same run
+    assert resumed.state.nimg == 32 and resumed.state.step == 8 and resumed.state.tick == 2
+    a, b = _all_state(full.model), _all_state(resumed.model)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    # and the networks did train in between
+    assert not np.allclose(_all_state(first.model)[0], a[0])
+
+
+def test_killed_snapshot_write_keeps_the_previous_one(tmp_path):
+    path = tmp_path / "network-snapshot-000001.keras"
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {REPO!r})
+        import keras, numpy as np
+        from stylegan_tf.training import snapshot as snap
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        m.layers[0].set_weights([np.full((4, 3), float(sys.argv[1]), np.float32), np.zeros(3, np.float32)])
+        if sys.argv[1] == "2":
+            # die the moment the new file is complete but not yet renamed over the old one
+            os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+        snap.save_snapshot(m, {str(path)!r})
+    """)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    subprocess.run([sys.executable, "-c", script, "1"], check=True, env=env)
+    before = path.read_bytes()
+    proc = subprocess.run([sys.executable, "-c", script, "2"], env=env)
+    assert proc.returncode == -9
+    assert path.read_bytes() == before
+    assert keras.saving.load_model(str(path)).layers[0].get_weights()[0][0, 0] == 1.0
+    assert snap.list_snapshots(str(tmp_path)) == [(1, str(path))]   # leftovers are not snapshots
+
+
+def test_retention_and_resume_lookup(tmp_path):
+    run = tmp_path / "00003-x"
+    run.mkdir()
+    for k in (0, 5, 10, 15):
+        (run / snap.snapshot_name(k)).write_bytes(b"x")
+    assert snap.apply_retention(str(run), 2) == [str(run / snap.snapshot_name(0)), str(run / snap.snapshot_name(5))]
+    (run / snap.OPTIONS_FILE).write_text(json.dumps({"fingerprint": "abc"}))
+    other = tmp_path / "00004-y"
+    other.mkdir()
+    (other / snap.OPTIONS_FILE).write_text(json.dumps({"fingerprint": "zzz"}))
+    (other / snap.snapshot_name(20)).write_bytes(b"x")
+    assert snap.find_resume(str(tmp_path), "abc") == (str(run), str(run / snap.snapshot_name(15)))
+    assert snap.find_resume(str(tmp_path), "nope") == (None, None)
+
+
+MIRRORED = textwrap.dedent("""
+    import os, sys
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np
+    from tests.test_train import tiny_model, batches
+    # No noise, no mixing, no minibatch-stddev: then 1 and 2 replicas compute the same function.
+    def train(strategy):
+        with strategy.scope():
+            m = tiny_model("logistic", g_extra=dict(use_noise=False, style_mixing_prob=0.0),
+                           d_extra=dict(mbstd_group_size=1))
+            m.configure_phase(level=0, global_batch=8)
+        m.fit(batches(sys.argv[2], 8, 8), epochs=1, steps_per_epoch=2, verbose=0)
+        return [w.numpy() for w in m.G.weights + m.D.weights + m.Gs.weights]
+    one = train(tf.distribute.get_strategy())
+    two = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    init = tiny_model("logistic")
+    err = max(float(np.max(np.abs(a - b))) for a, b in zip(one, two))
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(one, [w.numpy() for w in init.G.weights]))
+    print("MAXERR", err, "MOVED", moved)
+""")
+
+
+def test_mirrored_strategy_matches_one_device(dataset):
+    proc = subprocess.run([sys.executable, "-c", MIRRORED, REPO, dataset], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("MAXERR")]
+    assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
+    _, err, _, moved = line[0].split()
+    assert float(moved) > 1e-4          # it trained
+    assert float(err) < 1e-4            # and two replicas agree with one device
+
+
+def test_train_py_dry_run_and_errors(dataset, capsys):
+    sys.path.insert(0, REPO)
+    import train
+    assert train.main(["--data", dataset, "--dry-run", "--total-kimg", "3000", "--batch-preset", "8gpu"]) == 0
+    out = capsys.readouterr().out
+    assert '"total_kimg": 3000.0' in out and "kimg    lod   res minibatch" in out
+    import re
+    assert re.search(r"\n\s+0\.0\s+1\.00\s+8\s+256\s", out) and re.search(r"\n\s+1200\.0\s+0\.00\s+16\s+128\s", out)
+    assert train.main(["--data", dataset, "--gamma", "-1", "--loss", "nope", "--grid", "big"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("train.py: error: --") for line in err)
+    assert train.main(["--data", str(dataset) + "-missing"]) == 2
+    assert "no such folder" in capsys.readouterr().err
