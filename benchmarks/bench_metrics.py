@@ -47,7 +47,7 @@ def bench_fid(net, num, measure, batch):
         data = os.path.join(tmp, "faces")
         create_demo(data, count=min(measure, 2000), resolution=32, progress=False)
         t = time.perf_counter()
-        ctx = metric_base.MetricContext(G, data, batch_size=batch, progress=True, num_images=measure,
+        ctx = metric_base.MetricContext(G, data, batch_size=batch, progress=False, num_images=measure,
                                         inception=net, use_cache=False)
         reals = ctx.real_features(measure)
         t_reals = time.perf_counter() - t

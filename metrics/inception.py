@@ -15,6 +15,7 @@ weights file. Features are `pool_3` (2048-d), computed in float32.
 layout. `mode="tf1"` (default) preprocesses like TTUR / NVIDIA's StyleGAN metrics / clean-fid
 `legacy_tensorflow`; `mode="pytorch"` like pytorch-fid.
 """
+import contextlib
 import hashlib
 import os
 import urllib.error
@@ -169,7 +170,36 @@ def _block_e(x, name, max_pool):
 
 
 def build_fid_inception():
-    """The FID-Inception graph as a Keras model: normalised [N, 299, 299, 3] -> (pool_3 [N, 2048], logits [N, 1008])."""
+    """The FID-Inception graph as a Keras model: normalised [N, 299, 299, 3] -> (pool_3 [N, 2048], logits [N, 1008]).
+
+    Always float32, even when training set a mixed-precision global policy: float16 features are not FIDs.
+    """
+    with _float32_policy():
+        return _build()
+
+
+@contextlib.contextmanager
+def _float32_policy():
+    old = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(old)
+
+
+@contextlib.contextmanager
+def _full_float32():
+    """Run convolutions in true float32: TF uses TensorFloat-32 (10-bit mantissa) on Ampere+ GPUs by default."""
+    old = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        yield
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(old)
+
+
+def _build():
     inp = keras.Input((299, 299, 3), name="normalized_images")
     x = _conv(inp, "Conv2d_1a_3x3", 32, 3, 2, "valid")
     x = _conv(x, "Conv2d_2a_3x3", 32, 3, 1, "valid")
@@ -435,8 +465,9 @@ class KerasApplicationsInception:
     mode = "keras-applications"
 
     def __init__(self):
-        self.model = keras.applications.InceptionV3(include_top=False, weights="imagenet", pooling="avg",
-                                                    input_shape=(299, 299, 3))
+        with _float32_policy():
+            self.model = keras.applications.InceptionV3(include_top=False, weights="imagenet", pooling="avg",
+                                                        input_shape=(299, 299, 3))
         self.weights_id = "keras-applications-imagenet"
         self._run = tf.function(self._graph, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
 
@@ -460,9 +491,10 @@ def _batched_features(run, images, batch_size):
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"images must be NHWC with 1 or 3 channels, got shape {images.shape}")
     out = []
-    for i in range(0, images.shape[0], batch_size):
-        batch = images[i:i + batch_size].astype(np.float32)
-        if batch.shape[-1] == 1:  # grayscale datasets: the network wants RGB
-            batch = np.repeat(batch, 3, axis=-1)
-        out.append(run(tf.constant(batch)).numpy())
+    with _full_float32():
+        for i in range(0, images.shape[0], batch_size):
+            batch = images[i:i + batch_size].astype(np.float32)
+            if batch.shape[-1] == 1:  # grayscale datasets: the network wants RGB
+                batch = np.repeat(batch, 3, axis=-1)
+            out.append(run(tf.constant(batch)).numpy())
     return np.concatenate(out, axis=0) if out else np.zeros((0, FEATURE_DIM), np.float32)

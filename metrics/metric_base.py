@@ -24,6 +24,8 @@ METRIC_MODULES = ("frechet_inception_distance", "kernel_inception_distance", "sl
 CACHE_VERSION = 1
 _REGISTRY = []  # (compiled regex, factory, example)
 _FILE_DIGESTS = {}  # (path, size, mtime_ns, inode) -> sha256: hash each dataset file once per process
+_INCEPTION_NETS = {}  # (weights path or None, mode) -> loaded network
+NONCOMPARABLE_SUFFIX = "_keras_noncomparable"
 
 
 class MetricError(ValueError):
@@ -134,6 +136,7 @@ class MetricContext:
         self._inception = None
         self._real_features = {}
         self._fake_features = {}
+        self.inception_used = False
         self.notes = []
 
     # -- dataset -------------------------------------------------------------------------------
@@ -213,16 +216,30 @@ class MetricContext:
 
     # -- Inception -----------------------------------------------------------------------------
     def inception(self):
+        self.inception_used = True
         if self._inception is None:
             from stylegan_tf.metrics import inception as inc
-            if isinstance(self.inception_weights, str) and self.inception_weights == "keras-applications":
-                self._inception = inc.KerasApplicationsInception()
-            elif hasattr(self.inception_weights, "features"):
-                self._inception = self.inception_weights  # an already loaded network
+            w = self.inception_weights
+            if hasattr(w, "features"):
+                self._inception = w  # an already loaded network
+            elif w is None or isinstance(w, (str, os.PathLike)):
+                # Loaded once per process: training evaluates every snapshot with the same network.
+                key = (None if w is None else os.fspath(w), self.inception_mode)
+                if key not in _INCEPTION_NETS:
+                    if key[0] == "keras-applications":
+                        _INCEPTION_NETS[key] = inc.KerasApplicationsInception()
+                    else:
+                        _INCEPTION_NETS[key] = inc.load_fid_inception(w, mode=self.inception_mode,
+                                                                      progress=self.progress)
+                self._inception = _INCEPTION_NETS[key]
             else:
-                self._inception = inc.load_fid_inception(self.inception_weights, mode=self.inception_mode,
-                                                         progress=self.progress)
+                self._inception = inc.load_fid_inception(w, mode=self.inception_mode, progress=self.progress)
         return self._inception
+
+    @property
+    def comparable(self):
+        """False when the metric just evaluated used keras.applications' InceptionV3, not FID-Inception."""
+        return not (self.inception_used and getattr(self._inception, "mode", "") == "keras-applications")
 
     def _features(self, batches):
         net = self.inception()
@@ -301,7 +318,12 @@ def calc_metrics(network, metrics, data_dir, mirror=False, snapshot=None, batch_
     for name in names:
         metric = get_metric(name)
         start = time.time()
+        ctx.inception_used = False
         results = {k: float(v) for k, v in metric.evaluate(ctx).items()}
+        if not ctx.comparable:
+            # Say it in every key and file name: these numbers must never be mistaken for real FIDs.
+            results = {k + NONCOMPARABLE_SUFFIX: v for k, v in results.items()}
+            name = name + NONCOMPARABLE_SUFFIX
         record = dict(results=results, metric=name, total_time=time.time() - start, snapshot=snapshot,
                       timestamp=time.time())
         out.append(record)

@@ -113,12 +113,25 @@ def test_write_gif_roundtrip(tmp_path):
         assert im.n_frames == 5
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is not None, reason="ffmpeg is installed here")
-def test_mp4_without_ffmpeg_is_a_clear_error(tmp_path):
+def test_mp4_without_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH where no ffmpeg can be found
     with pytest.raises(GenerateError, match="ffmpeg"):
         video.check_video_path(tmp_path / "a.mp4")
     with pytest.raises(GenerateError, match=r"\.gif or \.mp4"):
         video.check_video_path(tmp_path / "a.avi")
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (MP4 output is optional)")
+def test_write_mp4_with_ffmpeg(tmp_path):
+    frames = np.zeros([6, 17, 17, 3], np.uint8)  # odd size: the writer pads to even for yuv420p
+    for i in range(6):
+        frames[i, :, : 2 * (i + 1)] = 200
+    path = video.write_mp4(frames, tmp_path / "a.mp4", fps=6)
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", path, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    decoded = np.frombuffer(raw, np.uint8).reshape(-1, 18, 18, 3)
+    assert len(decoded) == 6
+    assert np.abs(decoded[3, :17, :17].astype(int) - frames[3]).mean() < 12  # lossy H.264
 
 
 def test_canvas_helpers():

@@ -345,3 +345,15 @@ def test_network_layout_matches_the_state_dict(nets, random_state_dict):
     assert len(convs) == 94 and len(random_state_dict) == 94 * 6 + 2
     layer = model.get_layer("Mixed_6b_branch7x7_2")
     assert layer.kernel_size == (1, 7) and layer.get_config()["filters"] == 128
+
+
+def test_network_stays_float32_under_mixed_precision():
+    import keras
+    old = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = inception.build_fid_inception()
+    finally:
+        keras.config.set_dtype_policy(old)
+    assert keras.config.dtype_policy().name == old.name
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}

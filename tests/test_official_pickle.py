@@ -75,6 +75,7 @@ def test_static_kwargs_and_separate_weights(fixture):
                                   gs.components["synthesis"].variables["4x4/Const/const"][0, :, 1, 2])
 
 
+@pytest.mark.parametrize("fixture", ["official-r16-cond"], indirect=True)  # once: it has every kind of variable
 def test_convert_to_keras(fixture, tmp_path):
     name, folder, nets, e = fixture
     out = convert_network(folder / f"{name}.pkl", tmp_path / f"{name}.keras")

@@ -172,7 +172,7 @@ def draw_face(attrs, rng, size):
         # Brows tilt with the mood: worried when frowning.
         by = ey - ry * 1.45 - hh * 0.05
         tilt = -a["smile"] * hw * 0.12
-        d.line([P(ex - rx * 0.9, by + side * tilt * 0.5 + abs(side) * 0.0),
+        d.line([P(ex - rx * 0.9, by + side * tilt * 0.5),
                 P(ex + rx * 0.9, by - side * tilt * 0.5)], fill=_shade(hair, 0.5), width=int(lw * 1.6))
 
     # Nose and mouth: the mouth bends from a frown (smile < 0) to an open smile (smile > 0.45).

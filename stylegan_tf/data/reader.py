@@ -83,7 +83,10 @@ class DatasetInfo:
         p = os.path.join(self.path, f"{self.name}-attributes.npy")
         if not spec or not os.path.isfile(p):
             return {}
-        values = np.load(p, allow_pickle=False)
+        try:
+            values = np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DatasetError(f"{p}: not a numpy attribute array ({e}); recreate the dataset")
         if values.ndim != 2 or values.shape != (self.num_images, len(spec)):
             raise DatasetError(f"{p}: shape {list(values.shape)} does not match dataset.json; recreate the dataset")
         return {a["name"]: values[:, i].astype(np.float32) for i, a in enumerate(spec)}

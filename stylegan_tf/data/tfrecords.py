@@ -12,8 +12,6 @@ import struct
 import numpy as np
 
 LEVEL_RE = re.compile(r"^(?P<name>.*)-r(?P<log2>\d\d)\.tfrecords$")
-# The feature spec of the original reader; anything we write must parse with exactly this.
-FEATURE_SPEC_DOC = "shape: FixedLenFeature([3], int64), data: FixedLenFeature([], string)"
 
 
 class DatasetError(ValueError):

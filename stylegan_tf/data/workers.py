@@ -3,6 +3,7 @@ import contextlib
 import multiprocessing
 import os
 import sys
+import warnings
 
 
 def default_workers():
@@ -43,8 +44,12 @@ class Workers:
         if self.workers > 1:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-            with _hide_main_module():
-                self._pool = ctx.Pool(self.workers)
+            try:
+                with _hide_main_module():
+                    self._pool = ctx.Pool(self.workers)
+            except OSError as e:  # e.g. no /dev/shm in a locked-down container: slower, but still works
+                warnings.warn(f"cannot start worker processes ({e}); working in this process")
+                self._pool = None
         return self
 
     def __exit__(self, *exc):
