@@ -7,6 +7,7 @@
   python dataset_tool.py extract DATASET_DIR OUT_DIR [--level K] [--max N]
   python dataset_tool.py grid DATASET_DIR OUT.png
   python dataset_tool.py compare DATASET_A DATASET_B
+  python dataset_tool.py create_mnist DATASET_DIR MNIST_DIR   (also create_cifar10)
 """
 import argparse
 import os
@@ -75,6 +76,15 @@ def build_parser():
     d.add_argument("--overwrite", action="store_true")
     d.add_argument("--quiet", action="store_true")
 
+    for cmd, what in (("create_mnist", "MNIST (train-*-idx*-ubyte.gz)"),
+                      ("create_cifar10", "CIFAR-10 (python or binary version)")):
+        x = sub.add_parser(cmd, help=f"import a local copy of {what}, with one-hot labels")
+        x.add_argument("tfrecord_dir")
+        x.add_argument("source_dir")
+        x.add_argument("--shuffle", type=int, choices=(0, 1), default=1)
+        x.add_argument("--seed", type=int, default=123)
+        x.add_argument("--overwrite", action="store_true")
+
     i = sub.add_parser("info", help="count, resolution, levels, labels, size; checks every level")
     i.add_argument("tfrecord_dir")
 
@@ -114,6 +124,12 @@ def run(args):
                                 label_attribute=args.label_attribute, overwrite=args.overwrite,
                                 workers=args.workers, progress=not args.quiet)
         print(f"wrote {info.num_images} demo faces at {info.resolution}x{info.resolution} to {info.path}")
+    elif args.command in ("create_mnist", "create_cifar10"):
+        from stylegan_tf.data import importers
+        info = getattr(importers, args.command)(args.tfrecord_dir, args.source_dir, shuffle=bool(args.shuffle),
+                                                seed=args.seed, overwrite=args.overwrite)
+        print(f"wrote {info.num_images} images at {info.resolution}x{info.resolution}x{info.num_channels} "
+              f"with {info.label_size} classes to {info.path}")
     elif args.command == "info":
         print(inspect.describe(args.tfrecord_dir))
     elif args.command == "extract":

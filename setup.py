@@ -1,8 +1,8 @@
 """stylegan_tf: the original StyleGAN pipeline on TensorFlow 2 / Keras 3."""
-from setuptools import setup
+from setuptools import find_packages, setup
 
 # `metrics/` sits at the top level as in NVIDIA's repository, and installs as `stylegan_tf.metrics`.
-PACKAGES = ["stylegan_tf", "stylegan_tf.metrics"]
+PACKAGES = find_packages(include=["stylegan_tf", "stylegan_tf.*"]) + ["stylegan_tf.metrics"]
 
 setup(
     name="stylegan_tf",

@@ -33,10 +33,11 @@ def bench(resolution, batch_size, batches, noise_mode, truncation_psi):
         Gs.run(z, truncation_psi=truncation_psi, noise_mode=noise_mode, batch_size=batch_size)
         times.append(time.perf_counter() - t0)
     per_batch = float(np.median(times))
+    params = sum(int(np.prod(v.shape)) for v in Gs.trainable_weights)
     device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
     print(f"{resolution:5d}^2  {device}  batch {batch_size}  {batch_size / per_batch:8.2f} img/s  "
           f"({per_batch * 1000:.0f} ms/batch median of {batches}; build {build_s:.1f} s, first batch incl. "
-          f"trace {first_s:.1f} s; params {Gs.count_params():,})", flush=True)
+          f"trace {first_s:.1f} s; {params:,} trainable params)", flush=True)
     return batch_size / per_batch
 
 

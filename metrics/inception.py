@@ -315,14 +315,6 @@ def state_dict_digest(state_dict):
     return h.hexdigest()[:16]
 
 
-def _file_digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def default_weights_path(download=True, progress=True):
     """Where the FID-Inception weights are, fetching pytorch-fid's `.pth` on first use.
 

@@ -224,7 +224,8 @@ class MetricContext:
                 self._inception = w  # an already loaded network
             elif w is None or isinstance(w, (str, os.PathLike)):
                 # Loaded once per process: training evaluates every snapshot with the same network.
-                key = (None if w is None else os.fspath(w), self.inception_mode)
+                key = (os.fspath(w) if w is not None else "default:" + os.environ.get(inc.ENV_VAR, ""),
+                       self.inception_mode)
                 if key not in _INCEPTION_NETS:
                     if key[0] == "keras-applications":
                         _INCEPTION_NETS[key] = inc.KerasApplicationsInception()

@@ -53,6 +53,8 @@ def test_create_demo_deterministic_across_workers_with_labels(tmp_path):
         create_demo(tmp_path / "one", count=4, resolution=16, progress=False)
     again = create_demo(tmp_path / "one", count=4, resolution=16, seed=9, overwrite=True, progress=False)
     assert again.num_images == 4 and again.label_size == 0
+    x, y = next(iter(again.make_tf_dataset(8, batch_size=2, seed=0)))
+    assert x.shape == (2, 8, 8, 3) and y.shape == (2, 0)  # no labels: an empty label axis
     with pytest.raises(ValueError, match="label-attribute"):
         create_demo(tmp_path / "bad", count=4, resolution=16, label_attribute="smile", progress=False)
     with pytest.raises(ValueError, match="power of two"):

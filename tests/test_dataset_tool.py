@@ -313,3 +313,48 @@ def test_workers_stay_tf_free_when_main_script_imports_tf(tmp_path):
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert r.returncode == 0, r.stderr
     assert "workers [False, False, False, False]" in r.stdout and "parent True" in r.stdout
+
+
+def test_mnist_and_cifar10_importers(tmp_path):
+    import gzip
+    import pickle
+    from stylegan_tf.data import importers
+    rng = np.random.RandomState(0)
+    n = 12
+    digits = rng.randint(0, 256, [n, 28, 28]).astype(np.uint8)
+    classes = rng.randint(0, 10, n).astype(np.uint8)
+    (tmp_path / "mnist").mkdir()
+    with gzip.open(tmp_path / "mnist" / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(np.array([2051, n, 28, 28], ">u4").tobytes() + digits.tobytes())
+    with gzip.open(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(np.array([2049, n], ">u4").tobytes() + classes.tobytes())
+    info = importers.create_mnist(tmp_path / "m", tmp_path / "mnist")
+    order = np.arange(n)
+    np.random.RandomState(123).shuffle(order)
+    got = np.concatenate(list(info.iterate_uint8()))[..., 0]
+    assert got.shape == (n, 32, 32) and not got[:, :2].any() and not got[:, :, -2:].any()
+    np.testing.assert_array_equal(got[:, 2:30, 2:30], digits[order])
+    np.testing.assert_array_equal(info.labels.argmax(1), classes[order])
+    assert info.label_size == 10
+    # CIFAR-10, python version (a pickle, read with a numpy-only unpickler) and binary version.
+    pics = rng.randint(0, 256, [5, 4, 3072]).astype(np.uint8)
+    labs = rng.randint(0, 10, [5, 4])
+    (tmp_path / "py").mkdir()
+    (tmp_path / "bin").mkdir()
+    for k in range(5):
+        with open(tmp_path / "py" / f"data_batch_{k + 1}", "wb") as f:
+            pickle.dump({"data": pics[k], "labels": labs[k].tolist()}, f, protocol=2)
+        np.concatenate([labs[k][:, None].astype(np.uint8), pics[k]], 1).tofile(tmp_path / "bin" / f"data_batch_{k + 1}.bin")
+    a = importers.create_cifar10(tmp_path / "ca", tmp_path / "py", shuffle=False)
+    b = importers.create_cifar10(tmp_path / "cb", tmp_path / "bin", shuffle=False)
+    want = pics.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    for info in (a, b):
+        np.testing.assert_array_equal(np.concatenate(list(info.iterate_uint8())), want)
+        np.testing.assert_array_equal(info.labels.argmax(1), labs.reshape(-1))
+        assert info.label_names[0] == "airplane"
+    # A pickle that would run code is refused.
+    with open(tmp_path / "py" / "data_batch_1", "wb") as f:
+        pickle.dump({"data": os.system, "labels": []}, f)
+    with pytest.raises(ValueError, match="refusing to load"):
+        importers.create_cifar10(tmp_path / "cc", tmp_path / "py")
+    assert not (tmp_path / "cc").exists()

@@ -292,6 +292,24 @@ def test_calc_metrics_swd_end_to_end(tiny_gen, demo_data, tmp_path):
     assert metric_base.format_results(rec).startswith("network-snapshot-000010.keras")
 
 
+class _PixelFeatures:
+    """A stand-in feature extractor that claims to be keras.applications' network (no download in tests)."""
+    mode = "keras-applications"
+    cache_key = "pixels"
+
+    def features(self, images, batch_size=50):
+        return np.asarray(images, np.float64).reshape(len(images), -1)[:, :48]
+
+
+def test_noncomparable_inception_is_named_in_every_key(tiny_gen, demo_data, tmp_path, cache_home):
+    records = metric_base.calc_metrics(tiny_gen, "fid1k,swd1k", demo_data, progress=False, num_images=8,
+                                       inception=_PixelFeatures(), report_dir=str(tmp_path))
+    assert records[0]["metric"] == "fid1k_keras_noncomparable"
+    assert list(records[0]["results"]) == ["fid1k_keras_noncomparable"]
+    assert records[1]["metric"] == "swd1k" and "swd1k_avg" in records[1]["results"]
+    assert (tmp_path / "metric-fid1k_keras_noncomparable.jsonl").is_file()
+
+
 def test_calc_metrics_refuses_a_mismatched_dataset(tiny_gen, tmp_path):
     small = write_dataset(tmp_path / "small", _images(np.random.RandomState(11), 4, res=16))
     with pytest.raises(metric_base.MetricError, match="16x16x3.*32x32x3"):

@@ -21,7 +21,8 @@ class Blur(keras.layers.Layer):
     def __init__(self, channels, blur_filter=(1, 2, 1), **kwargs):
         super().__init__(**kwargs)
         self.channels = int(channels)
-        self.blur_filter = np.asarray(blur_filter, dtype=np.float64).tolist() if blur_filter is not None and len(blur_filter) else None
+        self.blur_filter = (np.asarray(blur_filter, dtype=np.float64).tolist()
+                            if blur_filter is not None and len(blur_filter) else None)
         self._kernel = None if self.blur_filter is None else blur_kernel(self.blur_filter, self.channels)
         self.built = True
 

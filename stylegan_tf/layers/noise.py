@@ -1,6 +1,5 @@
 """Noise inputs: a per-sample N(0,1) map [N,H,W,1] times a learned per-channel weight (init 0)."""
 import keras
-import tensorflow as tf
 
 _PKG = "stylegan_tf"
 NOISE_MODES = ("random", "const", "none")

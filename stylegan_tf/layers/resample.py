@@ -6,7 +6,6 @@ by a conv with the spatially *flipped* 3x3 kernel. The fused down-conv is a stri
 times 1/4 and equals conv followed by 2x2 box averaging, with no flip.
 """
 import keras
-import numpy as np
 import tensorflow as tf
 
 from stylegan_tf.layers.equalized import EqualizedConv2D

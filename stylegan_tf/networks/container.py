@@ -1,9 +1,6 @@
 """Networks(G, D, Gs): the three networks of a StyleGAN run in one Keras model that saves as `.keras`."""
 import keras
 
-from stylegan_tf.networks.discriminator import Discriminator
-from stylegan_tf.networks.generator import Generator
-
 _PKG = "stylegan_tf"
 
 

@@ -1,6 +1,5 @@
 """Mapping network: z (+ embedded labels) -> PixelNorm -> `mapping_layers` dense layers -> w, broadcast."""
 import keras
-import numpy as np
 import tensorflow as tf
 
 from stylegan_tf.layers import Bias, EqualizedDense, LabelConcat, activation_gain, apply_activation, pixel_norm

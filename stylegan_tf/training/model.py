@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import stylegan_tf.networks  # noqa: F401  (registers G and D for loading snapshots)
 from stylegan_tf.training import loss as loss_lib
 
 _SALT_Z_D, _SALT_Z_G, _SALT_MIRROR, _SALT_PENALTY, _SALT_LABELS = 1, 2, 3, 4, 5
@@ -307,12 +308,15 @@ class StyleGAN(keras.Model):
 
     def gs_pairs(self):
         """(Gs variable, G variable, trainable) in matching order; checked once."""
-        if getattr(self, "_gs_pairs", None) is None:
+        pairs = self.__dict__.get("_gs_pairs")
+        if pairs is None:
             gw, sw = self.G.weights, self.Gs.weights
             if len(gw) != len(sw) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(gw, sw)):
                 raise ValueError("Gs does not have the same structure as G")
-            self._gs_pairs = [(s, g, bool(g.trainable)) for s, g in zip(sw, gw)]
-        return self._gs_pairs
+            pairs = [(s, g, bool(g.trainable)) for s, g in zip(sw, gw)]
+            # Kept out of Keras attribute tracking: these variables belong to G and Gs, not to this model.
+            self.__dict__["_gs_pairs"] = pairs
+        return pairs
 
     def _update_gs(self):
         beta = float(self.gs_beta)
