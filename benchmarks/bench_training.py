@@ -18,7 +18,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-NET = dict(fmap_base=1024, fmap_max=128, latent_size=128, dlatent_size=128, mapping_layers=4, mapping_fmaps=128)
+NETS = {
+    "small": dict(fmap_base=1024, fmap_max=128, latent_size=128, dlatent_size=128, mapping_layers=4,
+                  mapping_fmaps=128),
+}
+NET = NETS["small"]
 
 
 def cpu_seconds():
@@ -78,8 +82,15 @@ def main():
     p.add_argument("--res", type=int, nargs="+", default=[32, 64, 128])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--minibatch", type=int, default=16)
+    p.add_argument("--net", choices=["small", "demo"], default="small",
+                   help="network size: the stated small config, or the demo's (train.py DEMO)")
     p.add_argument("--demo", action="store_true", help="also time `python train.py` (the demo, ~10 min)")
     args = p.parse_args()
+    if args.net == "demo":
+        import train
+        NET.clear()
+        NET.update({k: train.DEMO[k] for k in ("fmap_base", "fmap_max", "latent_size", "dlatent_size",
+                                                "mapping_layers", "mapping_fmaps")})
 
     from stylegan_tf.data import create_demo, open_dataset
 

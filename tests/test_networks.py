@@ -43,6 +43,8 @@ def test_shapes_and_levels(nets, z):
     assert G.num_layers == 8 and G.resolution == 32 and G.num_channels == 3 and G.latent_size == 16
     assert G.map_latents(z).shape == (8, 8, 16)
     assert G.run(z).shape == (8, 32, 32, 3)
+    np.testing.assert_allclose(G.run(z, batch_size=3), G.run(z), atol=1e-5 * np.abs(G.run(z)).max())
+    assert G.run(z[:0]).shape == (0, 32, 32, 3)
     for level, r in [(0, 32), (1, 16), (3, 4)]:
         img = G(z, level=level)
         assert img.shape == (8, r, r, 3)

@@ -125,3 +125,28 @@ def test_not_a_network_pickle(tmp_path):
     junk.write_bytes(b"\xff\xd8\xff\xe0 not a pickle")
     with pytest.raises(NetworkFileError, match="photo.pkl"):
         stylegan_tf.load_network(str(junk))
+
+
+def test_numpy1_spelling_accepted(shared_dir, tmp_path):
+    """NVIDIA's pickles were written with numpy 1.x, whose array globals live in `numpy.core`."""
+    src = (shared_dir / "fixtures" / "official-stylegan" / "official-r16-cond.pkl").read_bytes()
+    new_name, old_name = b"numpy._core.multiarray", b"numpy.core.multiarray"
+    patched = src.replace(bytes([0x8c, len(new_name)]) + new_name, bytes([0x8c, len(old_name)]) + old_name)
+    assert patched != src
+    path = tmp_path / "old-numpy.pkl"
+    path.write_bytes(patched)
+    _, d_new, gs_new = read_official_pickle(shared_dir / "fixtures" / "official-stylegan" / "official-r16-cond.pkl")
+    _, d_old, gs_old = read_official_pickle(path)
+    for name, value in gs_new.components["synthesis"].variables.items():
+        np.testing.assert_array_equal(gs_old.components["synthesis"].variables[name], value)
+    assert gs_old.static_kwargs == gs_new.static_kwargs
+
+
+def test_convert_cli_error_is_one_line(tmp_path, capsys):
+    from stylegan_tf.network_io import main
+    bad = tmp_path / "notes.pkl"
+    bad.write_bytes(b"plain text")
+    assert main([str(bad), str(tmp_path / "out.keras")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "notes.pkl" in err
+    assert not (tmp_path / "out.keras").exists()

@@ -190,7 +190,7 @@ def test_resume_is_exact(dataset, tmp_path):
     for x, y in zip(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
     # and the networks did train in between
-    assert not np.allclose(_all_state(first.model)[0], a[0])
+    assert any(not np.allclose(x, y) for x, y in zip(_all_state(first.model), a))
 
 
 def test_killed_snapshot_write_keeps_the_previous_one(tmp_path):
@@ -251,9 +251,10 @@ MIRRORED = textwrap.dedent("""
         return [w.numpy() for w in m.G.weights + m.D.weights + m.Gs.weights]
     one = train(tf.distribute.get_strategy())
     two = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    init = tiny_model("logistic")
+    init = tiny_model("logistic", g_extra=dict(use_noise=False, style_mixing_prob=0.0),
+                      d_extra=dict(mbstd_group_size=1))
     err = max(float(np.max(np.abs(a - b))) for a, b in zip(one, two))
-    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(one, [w.numpy() for w in init.G.weights]))
+    moved = max(float(np.max(np.abs(a - b.numpy()))) for a, b in zip(one, init.G.weights))
     print("MAXERR", err, "MOVED", moved)
 """)
 
