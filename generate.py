@@ -135,39 +135,40 @@ def build_parser():
     p = command("noise-detail", "paper Fig. 4: same z, different noise, with the per-pixel std map",
                 "out/noise-detail.png")
     p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
-    p.add_argument("--samples", type=int, default=100, help="noise draws per seed (default 100)")
+    p.add_argument("--samples", type=int, default=100, metavar="N", help="noise draws per seed (default 100)")
     common(p, noise=False)
 
     p = command("noise-components", "paper Fig. 5: noise in all / none / fine / coarse layers",
                 "out/noise-components.png")
     p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
-    p.add_argument("--flip", dest="flips", default=[],
+    p.add_argument("--flip", dest="flips", default=[], metavar="LIST",
                    help="positions in --seeds to mirror left-right, e.g. 1")
     common(p, noise=False)
 
     p = command("uncurated", "paper Fig. 2: mosaic of random images at several sizes", "out/uncurated.png")
     p.add_argument("--seed", required=True, metavar="N")
-    p.add_argument("--rows", type=int, default=3)
-    p.add_argument("--lods", default=None,
+    p.add_argument("--rows", type=int, default=3, metavar="N", help="rows of full-size images (default 3)")
+    p.add_argument("--lods", default=None, metavar="LIST",
                    help="column shrink factors as powers of 2 (default the paper's 0,1,2,2,3,3, "
                         "capped so tiles stay >= 8 px)")
-    p.add_argument("--crop", default=None, help="X,Y,W,H cut from each image first")
+    p.add_argument("--crop", default=None, metavar="X,Y,W,H", help="X,Y,W,H cut from each image first")
     common(p, trunc=(0.7, 8))
 
     p = command("interpolate", "video through seeds: slerp in Z or lerp in W (GIF, or MP4 with ffmpeg)",
                 "out/interpolate.gif")
     p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
     p.add_argument("--space", choices=["z", "w"], default="z")
-    p.add_argument("--frames-per-transition", type=int, default=60)
+    p.add_argument("--frames-per-transition", type=int, default=60, metavar="N",
+                   help="frames from one seed to the next (default 60)")
     p.add_argument("--loop", action="store_true", help="return to the first seed (seamless loop)")
-    p.add_argument("--fps", type=float, default=30)
-    p.add_argument("--size", type=int, default=None, help="resize frames to SIZE x SIZE pixels")
+    p.add_argument("--fps", type=float, default=30, help="frames per second (default 30)")
+    p.add_argument("--size", type=int, default=None, metavar="PX", help="resize frames to SIZE x SIZE pixels")
     common(p, trunc=(1.0, None))
 
     p = command("z-walk", "one row per z dimension, stepping its value", "out/z-walk.png")
     p.add_argument("--seed", required=True, metavar="N")
-    p.add_argument("--dims", required=True, help="z dimensions, e.g. 0,10,20")
-    p.add_argument("--scale", dest="values", default="-3:3:7",
+    p.add_argument("--dims", required=True, metavar="LIST", help="z dimensions, e.g. 0,10,20")
+    p.add_argument("--scale", dest="values", default="-3:3:7", metavar="START:STOP:COUNT",
                    help="START:STOP:COUNT values (default -3:3:7)")
     p.add_argument("--mode", choices=["set", "add"], default="set",
                    help="set the dimension to each value (default) or add the value to it")
@@ -175,11 +176,12 @@ def build_parser():
 
     p = command("w-walk", "one row per principal component of W, in its standard deviations", "out/w-walk.png")
     p.add_argument("--seed", required=True, metavar="N")
-    p.add_argument("--components", required=True, help="e.g. 0,1,2")
-    p.add_argument("--scale", dest="values", default="-3:3:7",
+    p.add_argument("--components", required=True, metavar="LIST", help="e.g. 0,1,2")
+    p.add_argument("--scale", dest="values", default="-3:3:7", metavar="START:STOP:COUNT",
                    help="START:STOP:COUNT in standard deviations (default -3:3:7)")
     p.add_argument("--layers", default="all", help="layers to move: all|coarse|middle|fine|0-3 (default all)")
-    p.add_argument("--samples", type=int, default=10000, help="latents sampled for the PCA (default 10000)")
+    p.add_argument("--samples", type=int, default=10000, metavar="N",
+                   help="latents sampled for the PCA (default 10000)")
     common(p, trunc=(1.0, None))
 
     p = command("convert", "official .pkl -> our .keras network file", progress=False)

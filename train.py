@@ -13,14 +13,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # The demo: 32x32 faces in <= 10 minutes on a 2-core CPU (see docs/training.md for how it was tuned).
-DEMO = dict(resolution=32, total_kimg=60.0, minibatch=16, lrate=0.002, lod_initial_resolution=8,
-            lod_training_kimg=8.0, lod_transition_kimg=8.0, tick_kimg=6.0, fmap_base=256, fmap_max=64,
-            latent_size=64, dlatent_size=64, mapping_layers=4, mapping_fmaps=64, snap_ticks=5, mirror=True)
-
-
-def _bool(s):
-    return s.lower() in ("1", "true", "yes", "on")
-
+DEMO = dict(resolution=32, total_kimg=36.0, minibatch=16, lrate=0.0015, lod_initial_resolution=8,
+            lod_training_kimg=6.0, lod_transition_kimg=6.0, tick_kimg=3.0, fmap_base=256, fmap_max=64,
+            latent_size=64, dlatent_size=64, mapping_layers=4, mapping_fmaps=64, snap_ticks=4, mirror=True,
+            g_smoothing_kimg=1.0)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Train StyleGAN with the official schedule through Keras fit.",
@@ -42,6 +38,7 @@ def parse_args(argv=None):
     a("--lod-training-kimg", type=float, help="kimg per level before fading in the next (default 600)")
     a("--lod-transition-kimg", type=float, help="kimg of each fade-in (default 600)")
     a("--tick-kimg", type=float, help="one tick length for every resolution (default: official per-resolution)")
+    a("--g-smoothing-kimg", type=float, help="half-life of Gs, the running average of G, in kimg (default 10)")
     a("--snap-ticks", type=int, help="network snapshot every N ticks (default 10)")
     a("--image-snap-ticks", type=int, help="fakes grid every N ticks (default 1)")
     a("--snap-minutes", type=float, help="also snapshot at least every M minutes (for Colab)")
@@ -86,7 +83,7 @@ def main(argv=None):
     try:
         opts = build_options(args)
         result = training_loop(opts)
-    except (OptionsError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (OptionsError, ValueError, OSError, RuntimeError) as e:
         for line in str(e).splitlines() or [type(e).__name__]:
             print(f"train.py: error: {line}", file=sys.stderr)
         return 2

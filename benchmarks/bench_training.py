@@ -38,7 +38,7 @@ def has_amx():
         return False
 
 
-def bench(res, steps, minibatch, data_dir, precision):
+def bench(res, steps, minibatch, data_dir, precision, jit=False):
     import keras
     import tensorflow as tf
 
@@ -54,7 +54,8 @@ def bench(res, steps, minibatch, data_dir, precision):
     model = StyleGAN(G, D, Generator(resolution=res, num_channels=3, **NET), mirror=True)
     model.ema_update_now(0.0)
     adam = lambda: keras.optimizers.Adam(0.001, beta_1=0.0, beta_2=0.99, epsilon=1e-8)  # noqa: E731
-    model.compile(g_optimizer=adam(), d_optimizer=adam(), loss="logistic", loss_kwargs={"gamma": 10.0})
+    model.compile(g_optimizer=adam(), d_optimizer=adam(), loss="logistic", loss_kwargs={"gamma": 10.0},
+                  jit_compile=jit)
     model.configure_phase(level=0, global_batch=minibatch)
     ds = info.make_tf_dataset(res, batch_size=minibatch, seed=0)
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 40))).map(
@@ -84,6 +85,7 @@ def main():
     p.add_argument("--minibatch", type=int, default=16)
     p.add_argument("--net", choices=["small", "demo"], default="small",
                    help="network size: the stated small config, or the demo's (train.py DEMO)")
+    p.add_argument("--xla", action="store_true", help="jit_compile the train step with XLA")
     p.add_argument("--demo", action="store_true", help="also time `python train.py` (the demo, ~10 min)")
     args = p.parse_args()
     if args.net == "demo":
@@ -105,8 +107,8 @@ def main():
         create_demo(data, count=max(64, args.minibatch * 4), resolution=max(res, 8), progress=False)
         open_dataset(data)
         for prec in precisions:
-            r = bench(res, args.steps, args.minibatch, data, prec)
-            print(f"{r['res']:>4} {r['precision']:>5} {r['minibatch']:>3} {r['trace_s']:>11.1f} {r['img_s']:>7.1f} "
+            r = bench(res, args.steps, args.minibatch, data, prec, jit=args.xla)
+            print(f"{r['res']:>4} {r['precision'] + ('+xla' if args.xla else ''):>5} {r['minibatch']:>3} {r['trace_s']:>11.1f} {r['img_s']:>7.1f} "
                   f"{r['sec_kimg']:>9.1f} {r['cpu_sec_kimg']:>10.1f}", flush=True)
     if args.demo:
         out = os.path.join(tmp, "results")

@@ -29,15 +29,23 @@ def _sum_sqrt_eigenvalues(s):
 def trace_sqrt_product(sigma1, sigma2):
     """tr(sqrtm(sigma1 @ sigma2)) for symmetric PSD matrices, stably and in real arithmetic.
 
-    sigma1 @ sigma2 is similar to S = sqrt(sigma1) sigma2 sqrt(sigma1), which is symmetric PSD, so the
-    trace of its square root is the sum of the square roots of S's eigenvalues (clipped at 0 against
-    round-off). This avoids `scipy.linalg.sqrtm`'s complex results and its removed `disp` argument.
+    sigma1 @ sigma2 is similar to S = R' sigma2 R for any R with R R' = sigma1 (a Cholesky factor, or the
+    symmetric square root when sigma1 is singular); S is symmetric PSD, so the trace of the square root is
+    the sum of the square roots of S's eigenvalues (round-off negatives clipped to 0). This avoids `scipy.linalg.sqrtm`'s complex results and its removed `disp` argument.
     """
     s1 = np.asarray(sigma1, dtype=np.float64)
     s2 = np.asarray(sigma2, dtype=np.float64)
-    w, v = np.linalg.eigh((s1 + s1.T) / 2)
-    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    return _sum_sqrt_eigenvalues(root1 @ s2 @ root1)
+    s1 = (s1 + s1.T) / 2
+    try:
+        # Positive definite (the usual case, N > D): with s1 = L L', s1 s2 is similar to L' s2 L.
+        # A Cholesky factor costs a fraction of an eigendecomposition.
+        root1 = np.linalg.cholesky(s1)
+        return _sum_sqrt_eigenvalues(root1.T @ s2 @ root1)
+    except np.linalg.LinAlgError:
+        # Singular (fewer samples than dimensions): the symmetric square root always exists.
+        w, v = np.linalg.eigh(s1)
+        root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        return _sum_sqrt_eigenvalues(root1 @ s2 @ root1)
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):
@@ -78,6 +86,8 @@ def fid_from_features(features1, features2):
 class FID(metric_base.Metric):
     """fid<N>k[_full]: N thousand fakes against N thousand reals (or, with `_full`, all reals)."""
 
+    uses_inception = True
+
     def __init__(self, name, num_images, full_reals=False):
         super().__init__(name)
         self.num_images = num_images
@@ -95,6 +105,7 @@ class FID(metric_base.Metric):
         return {self.name: frechet_distance_from_features(ctx.fake_features(num), stats["mu"], stats["sigma"])}
 
 
-@metric_base.register(r"fid(\d+)k(_full)?", example="fid50k, fid10k, fid50k_full")
+@metric_base.register(r"fid(\d+)k(_full)?", example="fid50k, fid10k, fid50k_full",
+                      names=[f"fid{n}k{s}" for s in ("", "_full") for n in (1, 2, 5, 10, 20, 50)])
 def _make(name, match):
     return FID(name, int(match.group(1)) * 1000, full_reals=bool(match.group(2)))

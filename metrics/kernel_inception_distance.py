@@ -36,6 +36,8 @@ def kernel_inception_distance(real_features, fake_features, num_subsets=NUM_SUBS
 
 
 class KID(metric_base.Metric):
+    uses_inception = True
+
     def __init__(self, name, num_images, full_reals=False):
         super().__init__(name)
         self.num_images = num_images
@@ -51,6 +53,7 @@ class KID(metric_base.Metric):
         return {self.name: kernel_inception_distance(reals, ctx.fake_features(num), seed=ctx.seed)}
 
 
-@metric_base.register(r"kid(\d+)k(_full)?", example="kid50k, kid10k, kid50k_full")
+@metric_base.register(r"kid(\d+)k(_full)?", example="kid50k, kid10k, kid50k_full",
+                      names=[f"kid{n}k{s}" for s in ("", "_full") for n in (1, 2, 5, 10, 20, 50)])
 def _make(name, match):
     return KID(name, int(match.group(1)) * 1000, full_reals=bool(match.group(2)))

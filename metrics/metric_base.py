@@ -22,7 +22,7 @@ from stylegan_tf.atomic import atomic_path
 
 METRIC_MODULES = ("frechet_inception_distance", "kernel_inception_distance", "sliced_wasserstein")
 CACHE_VERSION = 1
-_REGISTRY = []  # (compiled regex, factory, example)
+_REGISTRY = []  # (compiled regex, factory, example, usual names)
 _FILE_DIGESTS = {}  # (path, size, mtime_ns, inode) -> sha256: hash each dataset file once per process
 _INCEPTION_NETS = {}  # (weights path or None, mode) -> loaded network
 NONCOMPARABLE_SUFFIX = "_keras_noncomparable"
@@ -35,6 +35,8 @@ class MetricError(ValueError):
 class Metric(abc.ABC):
     """One metric. `evaluate(ctx)` returns a dict of floats; the keys start with the metric's name."""
 
+    uses_inception = False  # True for metrics that need the FID-Inception weights
+
     def __init__(self, name):
         self.name = name
 
@@ -43,10 +45,13 @@ class Metric(abc.ABC):
         """Compute the metric with the reals, fakes and networks of `ctx` (a `MetricContext`)."""
 
 
-def register(pattern, example=""):
-    """Decorator: `factory(name, match) -> Metric` serves every metric name that fully matches `pattern`."""
+def register(pattern, example="", names=()):
+    """Decorator: `factory(name, match) -> Metric` serves every metric name that fully matches `pattern`.
+
+    `example` is shown in error messages; `names` are the usual names, listed by `list_metrics()`.
+    """
     def wrap(factory):
-        _REGISTRY.append((re.compile(pattern), factory, example or pattern))
+        _REGISTRY.append((re.compile(pattern), factory, example or pattern, tuple(names)))
         return factory
     return wrap
 
@@ -57,18 +62,28 @@ def _load_builtin():
 
 
 def available_metrics():
-    """Examples of every registered metric name."""
+    """One example string per registered metric family (e.g. 'fid50k, fid10k, fid50k_full')."""
     _load_builtin()
-    return [example for _, _, example in _REGISTRY]
+    return [entry[2] for entry in _REGISTRY]
+
+
+def list_metrics():
+    """The usual metric names (fid50k, kid50k, swd16k, ...). Any name matching a registered pattern is
+    valid too (fid5k, swd2k, ...): validate user input with `parse_metric_names`, not with this list."""
+    _load_builtin()
+    return [n for entry in _REGISTRY for n in entry[3]]
 
 
 def get_metric(name):
     """The `Metric` for a name such as 'fid50k'; `MetricError` naming the known ones otherwise."""
     _load_builtin()
-    for pattern, factory, _ in _REGISTRY:
+    for pattern, factory, _, _ in _REGISTRY:
         match = pattern.fullmatch(name.strip())
         if match:
-            return factory(name.strip(), match)
+            metric = factory(name.strip(), match)
+            if getattr(metric, "num_images", 2) < 2:
+                raise MetricError(f"metric '{name}' would use no images; e.g. {name.replace('0', '50', 1)}")
+            return metric
     raise MetricError(f"unknown metric '{name}'; known: {', '.join(available_metrics())}")
 
 
@@ -79,6 +94,16 @@ def parse_metric_names(names):
     names = [n.strip() for n in names if n and n.strip()]
     for n in names:
         get_metric(n)
+    return names
+
+
+def prepare_metrics(names, inception=None, progress=True):
+    """Validate metric names and fetch what they need now (the FID-Inception weights), so that a training
+    run with `--metrics fid50k` fails at start, not at its first snapshot hours later. Returns the names."""
+    names = parse_metric_names(names)
+    if inception is None and any(get_metric(n).uses_inception for n in names):
+        from stylegan_tf.metrics.inception import default_weights_path
+        default_weights_path(download=True, progress=progress)
     return names
 
 
@@ -177,7 +202,7 @@ class MetricContext:
             raise MetricError(f"{self.data_dir}: the dataset has no images")
         if num is not None and num > info.num_images:
             self.notes.append(f"{what}: dataset has {info.num_images} images, fewer than {num}; cycling through "
-                              "them as NVIDIA's reader does (use a *_full metric to use each image once)")
+                              "them as NVIDIA's reader does (fid/kid *_full metrics use each image once)")
         rng = np.random.RandomState(self.seed + 12345)
         done = 0
         with self._bar(total, f"{what}: reals") as bar:

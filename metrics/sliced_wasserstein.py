@@ -183,7 +183,7 @@ class SWD(metric_base.Metric):
         return {f"{self.name}_{k}": v for k, v in dist.items()}
 
 
-@metric_base.register(r"swd(\d+)k", example="swd16k, swd2k")
+@metric_base.register(r"swd(\d+)k", example="swd16k, swd2k", names=[f"swd{n}k" for n in (1, 2, 4, 8, 16)])
 def _make(name, match):
     # ProGAN's "16k" is 2^14 = 16,384 images.
     return SWD(name, int(match.group(1)) * 1024)

@@ -36,6 +36,13 @@ def load_network(path):
         return load_official_pickle(path)
     if not zipfile.is_zipfile(path):
         raise NetworkFileError(f"{path}: not a network file (expected a .keras file or an official StyleGAN .pkl)")
+    with zipfile.ZipFile(path) as archive:
+        is_keras = "config.json" in archive.namelist()
+    if not is_keras:
+        raise NetworkFileError(f"{path}: a zip archive but not a Keras network file (expected a .keras file or an "
+                               "official StyleGAN .pkl)")
+    if not path.endswith(".keras"):  # Keras refuses any other suffix, with a long message about SavedModels
+        raise NetworkFileError(f"{path}: a Keras network file must end in .keras; rename it")
     _register_classes()
     import keras
     from stylegan_tf.networks import Generator, Networks

@@ -11,8 +11,9 @@ import pickle
 
 import numpy as np
 
-# (module, name) pairs a genuine network pickle needs. numpy moved `core` to `_core` in 2.0; both spellings occur.
-_NUMPY_GLOBALS = {
+# (module, name) pairs that rebuilding numpy arrays needs (data.importers reads CIFAR's pickles with them too).
+# numpy moved `core` to `_core` in 2.0; both spellings occur.
+NUMPY_ARRAY_GLOBALS = {
     ("numpy", "ndarray"), ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
@@ -58,7 +59,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             return OfficialNetworkState
         if (module, name) == _EASYDICT_CLASS:
             return _PlainDict
-        if (module, name) in _NUMPY_GLOBALS:
+        if (module, name) in NUMPY_ARRAY_GLOBALS:
             return super().find_class(module, name)
         raise UnsafePickleError(f"{self.source}: refused to load: it asks for '{module}.{name}', which a StyleGAN "
                                 f"network pickle never contains (nothing was executed)")
@@ -198,24 +199,23 @@ def _assign(var_map, state, source):
                              f"{', '.join(extra[:5])}")
 
 
+def _build(state, source, cls, build_func, kwargs, variable_map):
+    if state.build_func_name not in (None, build_func):
+        raise ValueError(f"{source}: {state.name!r} was built by {state.build_func_name!r}; only StyleGAN's "
+                         f"{build_func} is supported")
+    net = cls(**kwargs(state), name=state.name or build_func[0])
+    _assign(variable_map(net), state, source)
+    return net
+
+
 def build_generator(state, source="<pickle>"):
     from stylegan_tf.networks import Generator
-    if state.build_func_name not in (None, "G_style"):
-        raise ValueError(f"{source}: {state.name!r} was built by {state.build_func_name!r}; only StyleGAN's "
-                         f"G_style generator is supported")
-    G = Generator(**generator_kwargs(state), name=state.name or "G")
-    _assign(generator_variable_map(G), state, source)
-    return G
+    return _build(state, source, Generator, "G_style", generator_kwargs, generator_variable_map)
 
 
 def build_discriminator(state, source="<pickle>"):
     from stylegan_tf.networks import Discriminator
-    if state.build_func_name not in (None, "D_basic"):
-        raise ValueError(f"{source}: {state.name!r} was built by {state.build_func_name!r}; only StyleGAN's "
-                         f"D_basic discriminator is supported")
-    D = Discriminator(**discriminator_kwargs(state), name=state.name or "D")
-    _assign(discriminator_variable_map(D), state, source)
-    return D
+    return _build(state, source, Discriminator, "D_basic", discriminator_kwargs, discriminator_variable_map)
 
 
 def load_official_pickle(path):

@@ -130,6 +130,14 @@ def test_reader_rejects_broken_layouts(tmp_path):
     top.write_bytes(top.read_bytes()[:-7])  # an interrupted write
     with pytest.raises(DatasetError, match="truncated"):
         open_dataset(tmp_path / "cut")
+    _write(tmp_path / "flipped", "flipped", images)
+    level = tmp_path / "flipped" / "flipped-r03.tfrecords"
+    data = bytearray(level.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one bad byte inside a record: same size, wrong checksum
+    level.write_bytes(bytes(data))
+    info = open_dataset(tmp_path / "flipped")  # sizes alone look right...
+    with pytest.raises(DatasetError, match="flipped-r03.tfrecords: damaged record"):
+        list(info.iterate_uint8())  # ...the checksum does not
     _write(tmp_path / "gap", "gap", images)
     os.remove(tmp_path / "gap" / "gap-r02.tfrecords")
     with pytest.raises(DatasetError, match="missing"):

@@ -48,6 +48,8 @@ def messy(tmp_path_factory):
     save("photo.jpeg", _noise(64, 48, 3), format="JPEG")
     save("sub/alpha.webp", _solid(40, 40, (255, 0, 0, 0), "RGBA"), format="WEBP", lossless=True)
     save("sub/palette.gif", _solid(40, 40, 3, "P"), format="GIF")
+    save("sub/anim.gif", _solid(40, 40, (255, 0, 0)), format="GIF", save_all=True,
+         append_images=[_solid(40, 40, (0, 0, 255))], duration=100)
     save("sub/deeper/bitmap.bmp", _noise(33, 45, 4), format="BMP")
     save("sub/scan.tiff", _noise(41, 41, 5), format="TIFF")
     save("sub/cmyk.jpg", _solid(40, 40, (0, 255, 255, 0), "CMYK"), format="JPEG")
@@ -79,6 +81,8 @@ def messy(tmp_path_factory):
     _noise(40, 40, 7).save(d / ".hidden" / "x.png")
     _noise(40, 40, 8).save(d / ".dotfile.png")
     (d / "Thumbs.db").write_bytes(b"\0" * 100)
+    os.mkfifo(d / "pipe.png")  # would block a naive reader forever
+    exp["pipe.png"] = "unreadable"
     return d, exp
 
 
@@ -107,6 +111,7 @@ def test_messy_folder_keeps_good_skips_bad_with_reasons(messy, tmp_path):
     pal = Image.new("P", (1, 1), 3).convert("RGB").getpixel((0, 0))
     np.testing.assert_array_equal(images["sub/palette.gif"], np.broadcast_to(pal, (32, 32, 3)))
     np.testing.assert_array_equal(images["la.png"], 255)
+    np.testing.assert_allclose(images["sub/anim.gif"].reshape(-1, 3).mean(0), [255, 0, 0], atol=2)  # 1st frame
     # With --dedupe the byte-identical copy goes; the in-folder link is a duplicate of its target too.
     s2 = create_from_images(tmp_path / "dedupe", src, resolution=32, dedupe=True, workers=1, progress=False)
     dup = {f["path"] for f in s2.skipped if f["kind"] == "duplicate"}
@@ -192,6 +197,9 @@ def test_transforms_orientation_and_upscale_rules(tmp_path):
     assert np.all(np.abs(wide[:4] - [0, 255, 0]) < 20) and np.all(np.abs(wide[-4:] - [0, 255, 0]) < 20)
     gray = imlib.load_image(str(src / "rotated.jpg"), dict(opts, channels=1))
     assert gray.shape == (1, 32, 32)
+    with pytest.raises(imlib.SkipImage) as unreadable:  # open() fails (here: a folder): skipped, no crash
+        imlib.probe(str(src))
+    assert unreadable.value.kind == "unreadable"
     # Never upscale by default; --allow-upscale or a smaller --min-size keeps small images.
     _noise(24, 24, 1).save(src / "small.png")
     with pytest.raises(imlib.SkipImage, match="allow-upscale"):
@@ -290,29 +298,42 @@ def test_cli_commands_end_to_end(tmp_path, capsys):
     code, out, _ = _main(capsys, "compare", tmp_path / "ds", tmp_path / "ds")
     assert code == 0 and "identical images 12 / 12" in out
     code, _, _ = _main(capsys, "create_from_images", tmp_path / "ds2", tmp_path / "src", "--resolution", "16",
-                       "--shuffle", "0", "--workers", "1", "--quiet")
+                       "--shuffle", "0", "--max-images", "5", "--workers", "1", "--quiet")
     assert code == 0
     code, out, _ = _main(capsys, "compare", tmp_path / "ds", tmp_path / "ds2")
-    assert code == 1 and "identical images" in out
+    assert code == 1 and "images: A 12, B 5; identical images" in out
+    # `info` checks that every level holds the same number of records.
+    (tmp_path / "ds" / "ds-r02.tfrecords").write_bytes((tmp_path / "ds2" / "ds2-r02.tfrecords").read_bytes())
+    code, _, err = _main(capsys, "info", tmp_path / "ds")
+    assert code == 1 and err.count("\n") == 1 and "different image counts" in err and "r02: 5" in err
     code, _, _ = _main(capsys, "create_demo", tmp_path / "demo", "--count", "8", "--resolution", "16", "--quiet",
                        "--label-attribute", "eye_color")
     assert code == 0 and open_dataset(tmp_path / "demo").label_size == 6
+    # Usage mistakes are one line too (argparse would print the whole usage first).
+    with pytest.raises(SystemExit) as exit_info:
+        _main(capsys, "create_from_images", tmp_path / "x", tmp_path / "src", "--workers", "0")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "--workers: must be >= 1" in err
 
 
-def test_workers_stay_tf_free_when_main_script_imports_tf(tmp_path):
+def test_workers_do_not_rerun_the_main_script(tmp_path):
     # train.py imports TensorFlow at the top and then builds the demo dataset: spawn/forkserver children
-    # would re-import that script (and TF) unless the pool hides __main__.
-    script = tmp_path / "main_with_tf.py"
-    script.write_text("import tensorflow\n"
+    # would re-run that script's top level (and import TF in every worker) unless the pool hides __main__.
+    # The script below records each process that runs its top level, which is cheaper than importing TF.
+    script, marker = tmp_path / "main_script.py", tmp_path / "ran.txt"
+    script.write_text("import multiprocessing, os\n"
+                      f"open({str(marker)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
                       "from stylegan_tf.data.workers import Workers, tensorflow_loaded\n"
                       "if __name__ == '__main__':\n"
                       "    with Workers(2) as w:\n"
-                      "        print('workers', list(w.imap(tensorflow_loaded, range(4))))\n"
-                      "    print('parent', tensorflow_loaded())\n")
-    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+                      "        print('workers', list(w.imap(tensorflow_loaded, range(4))),\n"
+                      "              len(multiprocessing.active_children()))\n"
+                      "    print('parent', os.getpid())\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "workers [False, False, False, False]" in r.stdout and "parent True" in r.stdout
+    assert "workers [False, False, False, False] 2" in r.stdout  # the tasks ran, in two child processes
+    parent = r.stdout.split("parent ")[1].split()[0]
+    assert marker.read_text().split() == [parent]  # only the parent ran the script's top level
 
 
 def test_mnist_and_cifar10_importers(tmp_path):

@@ -199,6 +199,11 @@ def test_every_subcommand_writes_the_right_picture(tiny_path, official_path, tmp
     with Image.open(gif) as im:
         assert im.size == (RES, RES) and im.n_frames == 2 * 3 + 1
         first = np.asarray(im.convert("RGB"))
+    looped = out + "/loop.gif"
+    assert main(["interpolate", *net, "--seeds", "0,5,9", "--frames-per-transition", "3", "--loop", "--out",
+                 looped]) == 0
+    with Image.open(looped) as im:
+        assert im.n_frames == 3 * 3  # back to the first seed, without repeating it at the seam
     # The first frame is seed 0's image (GIF palettes are lossy: compare coarsely).
     seed0 = _png(out + "/img/seed0000.png")
     assert main(["images", *net, "--seeds", "0", "--trunc", "1", "--outdir", out + "/plain"]) == 0

@@ -184,6 +184,26 @@ def test_registry_names():
     assert metric_base.parse_metric_names("fid50k, swd16k,") == ["fid50k", "swd16k"]
     with pytest.raises(metric_base.MetricError, match="unknown metric 'ppl'.*fid50k"):
         metric_base.parse_metric_names("fid50k,ppl")
+    with pytest.raises(metric_base.MetricError, match="fid0k"):
+        metric_base.get_metric("fid0k")
+    usual = metric_base.list_metrics()
+    assert {"fid50k", "fid50k_full", "kid50k", "swd16k"} <= set(usual)
+    assert all(metric_base.get_metric(n).name == n for n in usual)
+
+
+def test_prepare_metrics_fetches_weights_only_when_needed(tmp_path, monkeypatch):
+    from stylegan_tf.metrics import inception
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty"))
+    monkeypatch.delenv(inception.ENV_VAR, raising=False)
+    # SWD needs no weights: nothing is looked up (and nothing downloaded) with an empty cache.
+    assert metric_base.prepare_metrics("swd16k,swd2k") == ["swd16k", "swd2k"]
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"x")
+    monkeypatch.setenv(inception.ENV_VAR, str(weights))
+    assert metric_base.prepare_metrics(["fid50k", "kid50k"]) == ["fid50k", "kid50k"]
+    monkeypatch.setenv(inception.ENV_VAR, str(tmp_path / "gone.pth"))
+    with pytest.raises(inception.InceptionWeightsError, match="gone.pth"):
+        metric_base.prepare_metrics("swd16k,fid50k")
 
 
 # ------------------------------------------------------------------------------------------------

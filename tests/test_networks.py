@@ -110,6 +110,9 @@ def test_truncation(nets, z):
     t = truncate(tf.constant(w), avg, 0.7, 3).numpy()
     np.testing.assert_allclose(t[:, :3], avg + 0.7 * (w[:, :3] - avg), atol=1e-5)
     np.testing.assert_array_equal(t[:, 3:], w[:, 3:])
+    np.testing.assert_array_equal(truncate(tf.constant(w), avg, 1.0).numpy(), w)   # psi 1 is the identity
+    np.testing.assert_array_equal(G(z, truncation_psi=1.0, noise_mode="const").numpy(),
+                                  G(z, noise_mode="const").numpy())
     np.testing.assert_allclose(truncate(tf.constant(w), avg, 0.0).numpy(), np.broadcast_to(avg, w.shape), atol=1e-6)
     np.testing.assert_allclose(G.run(z, truncation_psi=0.5),                       # None = all layers
                                G.run(z, truncation_psi=0.5, truncation_cutoff=8), atol=1e-6)
@@ -119,13 +122,16 @@ def test_truncation(nets, z):
 
 def test_style_mixing_cutoff():
     tf.random.set_seed(0)
-    draw = tf.function(lambda lod, p: tf.stack([mixing_cutoff(8, lod, p) for _ in range(400)]))
-    cuts = draw(tf.constant(0.0), 0.9).numpy()
+
+    def draw(lod, p, n=400):  # eager: tracing 400 copies into one graph took most of this test's time
+        return np.array([int(mixing_cutoff(8, lod, p)) for _ in range(n)])
+
+    cuts = draw(tf.constant(0.0), 0.9)
     assert cuts.min() >= 1 and cuts.max() <= 8
     frac_mixed = np.mean(cuts < 8)
     assert 0.8 < frac_mixed < 0.97                                  # p = 0.9; all of [1, 8) occur
     assert set(cuts[cuts < 8]) == set(range(1, 8))
-    lod_cuts = draw(tf.constant(1.7), 1.0).numpy()
+    lod_cuts = draw(tf.constant(1.7), 1.0, 100)
     assert max(lod_cuts) <= 5 and min(lod_cuts) >= 1                # cur_layers = 8 - 2*floor(1.7) = 6
     assert int(mixing_cutoff(8, tf.constant(0.0), 0.0)) == 8
     w1, w2 = tf.zeros([2, 8, 3]), tf.ones([2, 8, 3])
@@ -133,7 +139,7 @@ def test_style_mixing_cutoff():
     assert np.all(mixed[:, :3] == 0) and np.all(mixed[:, 3:] == 1)
 
 
-def test_training_mode_updates_dlatent_avg_and_mixes(z):
+def test_training_mode_updates_dlatent_avg(z):
     keras.utils.set_random_seed(5)
     G = Generator(**SMALL, style_mixing_prob=None)
     w0 = G.map_latents(z)[:, 0].mean(0)
@@ -144,12 +150,32 @@ def test_training_mode_updates_dlatent_avg_and_mixes(z):
     before = G.dlatent_avg.numpy()
     G(z)                                                             # inference: no update
     np.testing.assert_array_equal(G.dlatent_avg.numpy(), before)
-    # With p=1 the second latent reaches the image: same z, const noise, different results.
-    Gm = Generator(**SMALL, style_mixing_prob=1.0)
-    _randomize(Gm, 6)
-    a = Gm(z, training=True, noise_mode="const").numpy()
-    b = Gm(z, training=True, noise_mode="const").numpy()
-    assert np.abs(a - b).max() > 1e-4
+
+
+def test_training_mixes_with_one_cutoff_per_minibatch(z):
+    """In G(training=True), every sample of a minibatch switches from w1 to w2 at the same layer, a cutoff
+    drawn anew per call in [1, cur_layers), cur_layers = num_layers - 2*floor(lod)."""
+    keras.utils.set_random_seed(10)
+    G = Generator(**dict(SMALL, resolution=16), style_mixing_prob=1.0)  # 6 layers
+    seen = []
+    synthesis_call = G.synthesis.call
+
+    def spy(w, *args, **kwargs):  # observe the dlatents the synthesis network really receives
+        seen.append(np.array(w))
+        return synthesis_call(w, *args, **kwargs)
+
+    G.synthesis.call = spy
+    w1 = G.mapping(z).numpy()
+    for lod, cur_layers in ((0.0, 6), (1.5, 4)):
+        cutoffs = set()
+        for _ in range(6):
+            G(z, training=True, lod=lod, noise_mode="none")
+            from_w1 = (seen[-1] == w1).all(axis=2)                       # [N, num_layers]
+            cutoff = int(from_w1[0].argmin())
+            assert 1 <= cutoff < cur_layers
+            assert (from_w1 == (np.arange(6) < cutoff)).all()           # same cutoff for every sample
+            cutoffs.add(cutoff)
+        assert len(cutoffs) > 1                                         # drawn per minibatch, not fixed
 
 
 def test_deterministic_and_ema_ready():
@@ -157,8 +183,12 @@ def test_deterministic_and_ema_ready():
     G1 = Generator(**SMALL)
     keras.utils.set_random_seed(7)
     G2 = Generator(**SMALL)
-    assert [v.path for v in G1.trainable_weights] != [] 
+    assert [v.path for v in G1.trainable_weights] != []
     assert [v.shape for v in G1.trainable_weights] == [v.shape for v in G2.trainable_weights]
+    # Gs is built as a structural clone of G; the EMA pairs their weights by position.
+    Gs = Generator.from_config(G1.get_config())
+    assert [(v.path, v.shape, v.trainable) for v in Gs.weights] == [(v.path, v.shape, v.trainable)
+                                                                     for v in G1.weights]
     for a, b in zip(G1.trainable_weights, G2.trainable_weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     names = sorted(v.name for v in G1.non_trainable_weights)
@@ -191,7 +221,7 @@ def test_keras_round_trip(nets, z, tmp_path):
     G.lod.assign(0.5)
     try:
         path = save_network(Networks(G, D, G), str(tmp_path / "nets.keras"))
-        assert os.listdir(tmp_path) == ["nets.keras"]
+        assert os.listdir(tmp_path) == ["nets.keras"]  # nothing left from the atomic write
         loaded = stylegan_tf.load_network(path)
         assert isinstance(loaded.G, Generator) and isinstance(loaded.D, Discriminator)
         assert float(loaded.Gs.lod.numpy()) == 0.5
@@ -199,6 +229,14 @@ def test_keras_round_trip(nets, z, tmp_path):
         np.testing.assert_array_equal(loaded.Gs.dlatent_avg.numpy(), G.dlatent_avg.numpy())
         img = G.run(z)
         np.testing.assert_array_equal(loaded.D.run(img), D.run(img))
+        # D on its own is a Keras model that round-trips through .keras too (same config, same weights).
+        D.save(str(tmp_path / "d.keras"))
+        lone_d = keras.saving.load_model(str(tmp_path / "d.keras"), compile=False)
+        assert isinstance(lone_d, Discriminator) and lone_d.get_config() == D.get_config()
+        for net, original in ((lone_d, D), (loaded.G, G)):
+            assert [v.path for v in net.weights] == [v.path for v in original.weights]
+            for a, b in zip(net.weights, original.weights):
+                np.testing.assert_array_equal(a.numpy(), b.numpy())
         lone = save_network(G, str(tmp_path / "g.keras"))
         only = stylegan_tf.load_network(lone)
         assert only.D is None
@@ -225,6 +263,12 @@ def test_bad_inputs(nets, z, tmp_path):
         stylegan_tf.load_network(str(bad))
     with pytest.raises(FileNotFoundError, match="missing.pkl"):
         stylegan_tf.load_network(str(tmp_path / "missing.pkl"))
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "photos.keras", "w") as archive:
+        archive.writestr("a.txt", "not a network")
+    with pytest.raises(NetworkFileError, match="photos.keras: a zip archive but not a Keras network") as e:
+        stylegan_tf.load_network(str(tmp_path / "photos.keras"))
+    assert "\n" not in str(e.value)
 
 
 def test_conditional_and_ablation_configs():
@@ -246,6 +290,27 @@ def test_conditional_and_ablation_configs():
     assert not B.synthesis.noise_buffers
     D_nombstd = Discriminator(**DSMALL, mbstd_group_size=0)
     assert D_nombstd.run(np.zeros([3, 32, 32, 3], np.float32)).shape == (3, 1)
+
+
+# The official G_style/G_mapping/G_synthesis and D_basic defaults (training/networks_stylegan.py).
+OFFICIAL_G_DEFAULTS = dict(
+    resolution=1024, num_channels=3, label_size=0, latent_size=512, dlatent_size=512, mapping_layers=8,
+    mapping_fmaps=512, mapping_lrmul=0.01, mapping_nonlinearity="lrelu", normalize_latents=True, fmap_base=8192,
+    fmap_decay=1.0, fmap_max=512, use_styles=True, const_input_layer=True, use_noise=True, nonlinearity="lrelu",
+    use_wscale=True, use_pixel_norm=False, use_instance_norm=True, fused_scale="auto", blur_filter=[1, 2, 1],
+    truncation_psi=0.7, truncation_cutoff=8, dlatent_avg_beta=0.995, style_mixing_prob=0.9)
+OFFICIAL_D_DEFAULTS = dict(
+    resolution=32, num_channels=1, label_size=0, fmap_base=8192, fmap_decay=1.0, fmap_max=512, nonlinearity="lrelu",
+    use_wscale=True, mbstd_group_size=4, mbstd_num_features=1, fused_scale="auto", blur_filter=[1, 2, 1])
+
+
+@pytest.mark.parametrize("cls,official", [(Generator, OFFICIAL_G_DEFAULTS), (Discriminator, OFFICIAL_D_DEFAULTS)])
+def test_every_official_hyper_parameter_with_its_default(cls, official):
+    import inspect
+    params = inspect.signature(cls.__init__).parameters
+    ours = {k: params[k].default for k in official if k in params}
+    ours = {k: list(v) if isinstance(v, tuple) else v for k, v in ours.items()}
+    assert ours == official
 
 
 @pytest.mark.parametrize("res,g_params,d_params", [

@@ -68,6 +68,9 @@ def test_static_kwargs_and_separate_weights(fixture):
                                   gs.components["mapping"].variables["Dense0/weight"])
     assert not np.allclose(nets.G.run(e["z"], e.get("labels")), nets.Gs.run(e["z"], e.get("labels")))
     np.testing.assert_array_equal(nets.Gs.dlatent_avg.numpy(), gs.variables["dlatent_avg"])
+    # Training pairs G's and Gs's weights by position for the EMA: same structure, same order.
+    assert [(v.path.split("/", 1)[-1], v.shape, v.trainable) for v in nets.G.weights] == \
+        [(v.path.split("/", 1)[-1], v.shape, v.trainable) for v in nets.Gs.weights]
     # Layout conversions: NCHW noise buffers and constant become NHWC.
     np.testing.assert_array_equal(nets.Gs.synthesis.noise_buffers[2].numpy()[0, :, :, 0],
                                   gs.components["synthesis"].variables["noise2"][0, 0])
@@ -110,6 +113,8 @@ def test_malicious_pickle_refused(tmp_path, payload):
     with pytest.raises(UnsafePickleError, match="network-snapshot.pkl.*refused"):
         stylegan_tf.load_network(str(path))
     assert not marker.exists()
+    pickle.loads(path.read_bytes())  # control: Python's own unpickler does run the payload
+    assert marker.exists()
 
 
 def test_not_a_network_pickle(tmp_path):
@@ -123,8 +128,9 @@ def test_not_a_network_pickle(tmp_path):
         stylegan_tf.load_network(str(trunc))
     junk = tmp_path / "photo.pkl"
     junk.write_bytes(b"\xff\xd8\xff\xe0 not a pickle")
-    with pytest.raises(NetworkFileError, match="photo.pkl"):
+    with pytest.raises(NetworkFileError, match="photo.pkl") as e:
         stylegan_tf.load_network(str(junk))
+    assert "\n" not in str(e.value)
 
 
 def test_numpy1_spelling_accepted(shared_dir, tmp_path):

@@ -28,14 +28,15 @@ def dataset(tmp_path_factory):
     return path
 
 
-def tiny_model(loss="logistic", res=8, seed=3, g_extra=None, d_extra=None, loss_kwargs=None):
+def tiny_model(loss="logistic", res=8, seed=3, g_extra=None, d_extra=None, loss_kwargs=None, sgd=False):
     from stylegan_tf.networks import Discriminator, Generator
     keras.utils.set_random_seed(seed)
     g_kw = dict(resolution=res, num_channels=3, **TINY_NET, **(g_extra or {}))
     d_kw = dict(resolution=res, num_channels=3, fmap_base=64, fmap_max=16, **(d_extra or {}))
     m = StyleGAN(Generator(**g_kw), Discriminator(**d_kw), Generator(**g_kw), seed=seed)
     m.ema_update_now(0.0)
-    adam = lambda: keras.optimizers.Adam(0.002, beta_1=0.0, beta_2=0.99, epsilon=1e-8)  # noqa: E731
+    adam = lambda: (keras.optimizers.SGD(1e-3) if sgd else  # noqa: E731
+                    keras.optimizers.Adam(0.002, beta_1=0.0, beta_2=0.99, epsilon=1e-8))
     m.compile(g_optimizer=adam(), d_optimizer=adam(), loss=loss, loss_kwargs=loss_kwargs or {})
     return m
 
@@ -111,17 +112,17 @@ def test_fit_steps_for_each_loss(dataset, loss):
         assert changed > 0 and any(not np.array_equal(a, b) for a, b in zip(d0, d1))
         assert np.any(m.Gs.dlatent_avg.numpy() != 0)      # updated in G's training call, then copied
 
-
-def test_nonfinite_gradients_skip_the_update(dataset):
-    m = tiny_model("logistic")
-    m.configure_phase(level=0, global_batch=4)
-    d_before = [w.numpy() for w in m.D.trainable_weights]
-    hist = m.fit(batches(dataset, 8, 4, poison=True), epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
-    # NaN reals make every D gradient NaN: D and its Adam state stay as they were, G (finite) trains.
-    for a, b in zip(d_before, m.D.trainable_weights):
-        np.testing.assert_array_equal(a, b.numpy())
-    assert int(m.d_optimizer.iterations.numpy()) == 0 and int(m.g_optimizer.iterations.numpy()) == 1
-    assert hist.history["nonfinite_skips"][-1] == 1
+        # Non-finite gradients skip the update (same trace, NaN reals make every D gradient NaN): D and its
+        # Adam state stay as they were, G (whose gradients stay finite) trains.
+        d_before = [w.numpy() for w in m.D.trainable_weights]
+        g_before = [w.numpy() for w in m.G.trainable_weights]
+        hist = m.fit(batches(dataset, 8, 4, start_step=2, poison=True), epochs=1, steps_per_epoch=1, verbose=0,
+                     shuffle=False)
+        for a, b in zip(d_before, m.D.trainable_weights):
+            np.testing.assert_array_equal(a, b.numpy())
+        assert any(not np.array_equal(a, b.numpy()) for a, b in zip(g_before, m.G.trainable_weights))
+        assert int(m.d_optimizer.iterations.numpy()) == 2 and int(m.g_optimizer.iterations.numpy()) == 3
+        assert hist.history["nonfinite_skips"][-1] == 1
 
 
 def small_opts(dataset, outdir, **kw):
@@ -241,11 +242,12 @@ MIRRORED = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import numpy as np
     from tests.test_train import tiny_model, batches
-    # No noise, no mixing, no minibatch-stddev: then 1 and 2 replicas compute the same function.
+    # No noise, no mixing, no minibatch-stddev: then 1 and 2 replicas compute the same function. SGD, because
+    # Adam's first steps move every weight by +-lr whatever the gradient's size (sign flips of ~0 gradients).
     def train(strategy):
         with strategy.scope():
             m = tiny_model("logistic", g_extra=dict(use_noise=False, style_mixing_prob=0.0),
-                           d_extra=dict(mbstd_group_size=1))
+                           d_extra=dict(mbstd_group_size=1), sgd=True)
             m.configure_phase(level=0, global_batch=8)
         m.fit(batches(sys.argv[2], 8, 8), epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
         return [w.numpy() for w in m.G.weights + m.D.weights + m.Gs.weights]
@@ -266,7 +268,7 @@ def test_mirrored_strategy_matches_one_device(dataset):
     assert line, proc.stdout[-2000:] + proc.stderr[-4000:]
     _, err, _, moved = line[0].split()
     assert float(moved) > 1e-4          # it trained
-    assert float(err) < 1e-4            # and two replicas agree with one device
+    assert float(err) < 1e-3 * float(moved)    # and two replicas agree with one device
 
 
 def test_train_py_dry_run_and_errors(dataset, capsys):
@@ -282,3 +284,18 @@ def test_train_py_dry_run_and_errors(dataset, capsys):
     assert len(err) == 3 and all(line.startswith("train.py: error: --") for line in err)
     assert train.main(["--data", str(dataset) + "-missing"]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_mixed_precision_bfloat16_fit(dataset):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        m = tiny_model("logistic")
+        m.configure_phase(level=0, global_batch=4)
+        hist = m.fit(batches(dataset, 8, 4), epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert m.G.compute_dtype == "bfloat16" and m.G.trainable_weights[0].dtype == "float32"
+    for key in ("G_loss", "D_loss", "r1"):
+        assert np.isfinite(hist.history[key][-1]), key
+    assert int(m.g_optimizer.iterations.numpy()) == 2

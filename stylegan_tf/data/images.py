@@ -79,16 +79,23 @@ def _open(f, head, max_pixels):
     return im
 
 
+@contextlib.contextmanager
+def _opened(path, max_pixels):
+    """(file, Pillow image with only its header read) under our own pixel limit; SkipImage for an empty
+    file or content that is not an image we read. OSError (unreadable file) passes through."""
+    with open(path, "rb") as f:
+        head = f.read(1024)
+        if not head:
+            raise SkipImage("empty", "empty file (0 bytes)")
+        f.seek(0)
+        with _own_pixel_limit():
+            yield f, _open(f, head, max_pixels)
+
+
 def probe(path, max_pixels=DEFAULT_MAX_PIXELS, want_hash=False):
     """Cheap first look (header only): (width, height, sha1 of the bytes or None); raises SkipImage."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(1024)
-            if not head:
-                raise SkipImage("empty", "empty file (0 bytes)")
-            f.seek(0)
-            with _own_pixel_limit():
-                im = _open(f, head, max_pixels)
+        with _opened(path, max_pixels) as (f, im):
             w, h = im.size
             digest = None
             if want_hash:
@@ -180,31 +187,25 @@ def _resize(im, opts):
 def load_image(path, opts):
     """The cleaned image as uint8 [C, R, R] (CHW, like the records), or SkipImage."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(1024)
-            if not head:
-                raise SkipImage("empty", "empty file (0 bytes)")
-            f.seek(0)
-            with _own_pixel_limit():
-                im = _open(f, head, opts["max_pixels"])
-                w, h = im.size
-                if opts["transform"] != "center-crop-wide":
-                    check_size(w, h, opts)  # the sides that matter do not change with EXIF rotation
-                if im.format in ("JPEG", "MPO") and opts["transform"] != "center-crop-wide":
-                    # Let libjpeg decode at 1/2..1/8 scale while still keeping >= 2x the output size:
-                    # much faster on big photos, and Lanczos from 2x is as good as from full size.
-                    need = 2 * opts["resolution"] / _source_side(w, h, opts)
-                    if need < 0.5:
-                        im.draft(im.mode, (int(np.ceil(w * need)), int(np.ceil(h * need))))
-                im.load()
-                try:
-                    im = ImageOps.exif_transpose(im)
-                except Exception:  # noqa: BLE001 - a broken EXIF block only loses the rotation
-                    pass
-                if opts["transform"] == "center-crop-wide":
-                    check_size(*im.size, opts)
-                im = _to_mode(im, opts["channels"], opts["alpha_bg"])
-                im = _resize(im, opts)
+        with _opened(path, opts["max_pixels"]) as (_, im):
+            w, h = im.size
+            if opts["transform"] != "center-crop-wide":
+                check_size(w, h, opts)  # the sides that matter do not change with EXIF rotation
+            if im.format in ("JPEG", "MPO") and opts["transform"] != "center-crop-wide":
+                # Let libjpeg decode at 1/2..1/8 scale while still keeping >= 2x the output size:
+                # much faster on big photos, and Lanczos from 2x is as good as from full size.
+                need = 2 * opts["resolution"] / _source_side(w, h, opts)
+                if need < 0.5:
+                    im.draft(im.mode, (int(np.ceil(w * need)), int(np.ceil(h * need))))
+            im.load()
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:  # noqa: BLE001 - a broken EXIF block only loses the rotation
+                pass
+            if opts["transform"] == "center-crop-wide":
+                check_size(*im.size, opts)
+            im = _to_mode(im, opts["channels"], opts["alpha_bg"])
+            im = _resize(im, opts)
     except SkipImage:
         raise
     except MemoryError:

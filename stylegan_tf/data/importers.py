@@ -12,18 +12,15 @@ import struct
 import numpy as np
 
 from stylegan_tf.data.tfrecords import DatasetError
+from stylegan_tf.official_pickle import NUMPY_ARRAY_GLOBALS
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     # CIFAR's "python version" is a pickle: allow only what rebuilds numpy arrays, never arbitrary code.
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
-
     def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
+        if (module, name) in NUMPY_ARRAY_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
 

@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from stylegan_tf.data.reader import open_dataset
-from stylegan_tf.data.tfrecords import DatasetError, scan_level
+from stylegan_tf.data.tfrecords import DatasetError
 
 
 def _human(n):
@@ -20,12 +20,12 @@ def describe(path):
     info = open_dataset(path)
     size = sum(os.path.getsize(os.path.join(info.path, f)) for f in os.listdir(info.path)
                if os.path.isfile(os.path.join(info.path, f)))
-    counts = {r: scan_level(p)[1] for r, p in info.levels.items()}
     lines = [
         f"dataset     {info.path}",
         f"images      {info.num_images}",
         f"resolution  {info.resolution}x{info.resolution}, {info.num_channels} channel(s)",
-        "levels      " + ", ".join(f"{r}:{n}" for r, n in counts.items()) + " (all equal)",
+        # open_dataset has counted the records of every level and refused unequal counts.
+        "levels      " + ", ".join(f"{r}:{info.num_images}" for r in info.levels) + " (all equal)",
         f"labels      {info.label_size}" + (f" ({', '.join(info.label_names)})" if info.label_names else ""),
         f"on disk     {_human(size)}",
     ]

@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 
 import numpy as np
 
@@ -169,12 +170,16 @@ class DatasetInfo:
         ds = records.batch(batch_size).map(lambda s: self._parse_batch(s, resolution),
                                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         start = 0
-        for images in ds.prefetch(2).as_numpy_iterator():
-            if with_labels:
-                yield images, self.labels[start:start + len(images)]
-            else:
-                yield images
-            start += len(images)
+        try:
+            for images in ds.prefetch(2).as_numpy_iterator():
+                if with_labels:
+                    yield images, self.labels[start:start + len(images)]
+                else:
+                    yield images
+                start += len(images)
+        except tf.errors.OpError as e:  # a damaged record (bad checksum, foreign size) in the middle of a file
+            detail = re.sub(r"\{\{.*?\}\}\s*", "", e.message).split(" [Op:")[0].strip()
+            raise DatasetError(f"{path}: damaged record ({detail}); recreate the dataset") from None
 
 
 def open_dataset(path):

@@ -6,6 +6,13 @@ import tensorflow as tf
 _PKG = "stylegan_tf"
 
 
+def blur_filter_list(blur_filter):
+    """The `blur_filter` argument as a JSON-friendly list of floats, or None (no blur) for None or empty."""
+    if blur_filter is None or not len(blur_filter):
+        return None
+    return np.asarray(blur_filter, dtype=np.float64).tolist()
+
+
 def blur_kernel(f, channels):
     f = np.asarray(f, dtype=np.float32)
     if f.ndim == 1:
@@ -21,8 +28,7 @@ class Blur(keras.layers.Layer):
     def __init__(self, channels, blur_filter=(1, 2, 1), **kwargs):
         super().__init__(**kwargs)
         self.channels = int(channels)
-        self.blur_filter = (np.asarray(blur_filter, dtype=np.float64).tolist()
-                            if blur_filter is not None and len(blur_filter) else None)
+        self.blur_filter = blur_filter_list(blur_filter)
         self._kernel = None if self.blur_filter is None else blur_kernel(self.blur_filter, self.channels)
         self.built = True
 

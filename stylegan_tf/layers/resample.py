@@ -60,13 +60,20 @@ def resolve_fused(fused_scale, out_res):
     raise ValueError(f"fused_scale must be True, False or 'auto', got {fused_scale!r}")
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
-class UpConv2D(EqualizedConv2D):
-    """2x nearest upscale + conv; `fused=True` uses the transposed-conv form of the original (>= 128 output)."""
+class _ResampleConv2D(EqualizedConv2D):
+    """An equalized 3x3 conv tied to a 2x resampling; `fused` picks the original's one-op form."""
 
     def __init__(self, filters, in_channels, kernel=3, fused=False, **kwargs):
         super().__init__(filters, in_channels, kernel=kernel, **kwargs)
         self.fused = bool(fused)
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}
+
+
+@keras.saving.register_keras_serializable(package=_PKG)
+class UpConv2D(_ResampleConv2D):
+    """2x nearest upscale + conv; `fused=True` uses the transposed-conv form of the original (>= 128 output)."""
 
     def call(self, x):
         w = self.scaled_kernel()
@@ -77,23 +84,13 @@ class UpConv2D(EqualizedConv2D):
         y = tf.nn.conv2d_transpose(x, w, out_shape, strides=2, padding="SAME")
         return tf.ensure_shape(y, [None, x.shape[1] * 2, x.shape[2] * 2, self.filters])
 
-    def get_config(self):
-        return {**super().get_config(), "fused": self.fused}
-
 
 @keras.saving.register_keras_serializable(package=_PKG)
-class DownConv2D(EqualizedConv2D):
+class DownConv2D(_ResampleConv2D):
     """conv + 2x box downscale; `fused=True` uses one stride-2 conv (the original's form at >= 128 input)."""
-
-    def __init__(self, filters, in_channels, kernel=3, fused=False, **kwargs):
-        super().__init__(filters, in_channels, kernel=kernel, **kwargs)
-        self.fused = bool(fused)
 
     def call(self, x):
         w = self.scaled_kernel()
         if not self.fused:
             return downscale2d(tf.nn.conv2d(x, w, strides=1, padding="SAME"))
         return tf.nn.conv2d(x, _shifted_sum(w) * 0.25, strides=2, padding="SAME")
-
-    def get_config(self):
-        return {**super().get_config(), "fused": self.fused}

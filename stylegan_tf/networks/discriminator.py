@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from stylegan_tf.layers import (Bias, Blur, DownConv2D, EqualizedConv2D, EqualizedDense, FromRGB, MinibatchStddev,
                                 activation_gain, apply_activation, downscale2d, lerp, lerp_clip)
+from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.resample import resolve_fused
 from stylegan_tf.networks.channels import nf as _nf
 from stylegan_tf.networks.channels import resolution_log2
@@ -27,8 +28,7 @@ class DiscriminatorBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.in_channels, self.mid_channels, self.out_channels = int(in_channels), int(mid_channels), int(out_channels)
         self.fused, self.nonlinearity, self.use_wscale = bool(fused), nonlinearity, bool(use_wscale)
-        self.blur_filter = (np.asarray(blur_filter, dtype=np.float64).tolist()
-                            if blur_filter is not None and len(blur_filter) else None)
+        self.blur_filter = blur_filter_list(blur_filter)
         gain = activation_gain(nonlinearity)
         self.conv0 = EqualizedConv2D(self.mid_channels, self.in_channels, 3, gain=gain, use_wscale=self.use_wscale,
                                      name="Conv0")
@@ -107,8 +107,7 @@ class Discriminator(keras.Model):
             fmap_base=int(fmap_base), fmap_decay=float(fmap_decay), fmap_max=int(fmap_max),
             nonlinearity=nonlinearity, use_wscale=bool(use_wscale), mbstd_group_size=int(mbstd_group_size),
             mbstd_num_features=int(mbstd_num_features), fused_scale=fused_scale,
-            blur_filter=(np.asarray(blur_filter, dtype=np.float64).tolist()
-                         if blur_filter is not None and len(blur_filter) else None))
+            blur_filter=blur_filter_list(blur_filter))
         a = self._args
         nf = lambda s: _nf(s, a["fmap_base"], a["fmap_decay"], a["fmap_max"])  # noqa: E731
         self.resolution_log2 = L

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from stylegan_tf.layers import upscale2d
+from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.noise import check_noise_mode
 from stylegan_tf.networks.channels import resolution_log2
 from stylegan_tf.networks.inference import batched, level_for_lod
@@ -48,8 +49,7 @@ class Generator(keras.Model):
             use_styles=bool(use_styles), const_input_layer=bool(const_input_layer), use_noise=bool(use_noise),
             nonlinearity=nonlinearity, use_wscale=bool(use_wscale), use_pixel_norm=bool(use_pixel_norm),
             use_instance_norm=bool(use_instance_norm), fused_scale=fused_scale,
-            blur_filter=(np.asarray(blur_filter, dtype=np.float64).tolist()
-                         if blur_filter is not None and len(blur_filter) else None),
+            blur_filter=blur_filter_list(blur_filter),
             truncation_psi=None if truncation_psi is None else float(truncation_psi),
             truncation_cutoff=None if truncation_cutoff is None else int(truncation_cutoff),
             dlatent_avg_beta=None if dlatent_avg_beta is None else float(dlatent_avg_beta),

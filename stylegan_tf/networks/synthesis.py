@@ -7,11 +7,11 @@ image is returned at that native size; with `level=None` every block runs and th
 (the original's "linear" structure, correct for any lod value, even a traced one).
 """
 import keras
-import numpy as np
 import tensorflow as tf
 
 from stylegan_tf.layers import (Blur, ConstInput, EqualizedConv2D, EqualizedDense, LayerEpilogue, ToRGB, UpConv2D,
                                 activation_gain, lerp, lerp_clip, upscale2d)
+from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.noise import check_noise_mode
 from stylegan_tf.layers.resample import resolve_fused
 from stylegan_tf.networks.channels import nf as _nf
@@ -36,8 +36,7 @@ class SynthesisNetwork(keras.layers.Layer):
         self.use_pixel_norm, self.use_instance_norm = bool(use_pixel_norm), bool(use_instance_norm)
         resolve_fused(fused_scale, 4)
         self.fused_scale = fused_scale
-        self.blur_filter = (np.asarray(blur_filter, dtype=np.float64).tolist()
-                            if blur_filter is not None and len(blur_filter) else None)
+        self.blur_filter = blur_filter_list(blur_filter)
         self.num_layers = self.resolution_log2 * 2 - 2
         self.num_styles = self.num_layers if self.use_styles else 1
         gain = activation_gain(nonlinearity)

@@ -126,6 +126,8 @@ def validate(opts):
             errs.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(opts, name)}")
     if opts.tick_kimg is not None and not opts.tick_kimg > 0:
         errs.append(f"--tick-kimg must be > 0, got {opts.tick_kimg}")
+    if opts.g_smoothing_kimg < 0:
+        errs.append(f"--g-smoothing-kimg must be >= 0, got {opts.g_smoothing_kimg}")
     if opts.minibatch_repeats < 1:
         errs.append(f"--minibatch-repeats must be >= 1, got {opts.minibatch_repeats}")
     for name in ("snap_ticks", "image_snap_ticks"):
@@ -154,13 +156,11 @@ def validate(opts):
     if opts.metrics:
         try:
             from stylegan_tf.metrics import metric_base
-            known = getattr(metric_base, "list_metrics", None)
-            names = set(known()) if callable(known) else set(getattr(metric_base, "METRICS", {}) or [])
-            bad = [m for m in opts.metrics if names and m not in names]
-            if bad:
-                errs.append(f"--metrics {','.join(bad)} unknown: choose from {', '.join(sorted(names))}")
+            metric_base.parse_metric_names(list(opts.metrics))
         except ImportError as e:
             errs.append(f"--metrics needs stylegan_tf.metrics, which failed to import: {e}")
+        except Exception as e:      # the metrics module's own one-line error naming the bad name
+            errs.append(f"--metrics: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     return errs
 
 

@@ -182,6 +182,10 @@ class TrainingRun:
             self.metrics_data = opts.data
         if opts.dry_run:
             return
+        if opts.metrics:
+            # Fetch what the metrics need now (e.g. Inception weights): fail at start, not hours later.
+            from stylegan_tf.metrics import metric_base
+            metric_base.prepare_metrics(list(opts.metrics), progress=opts.progress)
         if opts.gpus > 1 and self.strategy is None:
             gpus = tf.config.list_logical_devices("GPU")
             devices = gpus if len(gpus) >= opts.gpus else tf.config.list_logical_devices("CPU")
@@ -251,6 +255,7 @@ class TrainingRun:
                 if not isinstance(model, StyleGAN):
                     raise OptionsError(f"--resume {resume_path}: not a training snapshot (no optimizer state); "
                                        "give a network-snapshot-*.keras from a run directory")
+                self._check_compatible(model, resume_path)
                 self.state = LoopState.from_dict(model.training_state.get("loop", {}))
                 if model.g_optimizer is None or model.d_optimizer is None:
                     model.g_optimizer, model.d_optimizer = self._optimizer(0.001), self._optimizer(0.001)
