@@ -161,7 +161,9 @@ def main(argv=None):
     try:
         return run(args)
     except KeyboardInterrupt:
-        print("dataset_tool.py: interrupted; nothing was written", file=sys.stderr)
+        # The create commands build in a temporary folder that is removed; extract may have written some PNGs.
+        detail = "; no dataset was written" if args.command.startswith("create") else ""
+        print(f"dataset_tool.py: interrupted{detail}", file=sys.stderr)
         return 130
     except (ValueError, OSError) as e:  # DatasetError is a ValueError; FileExistsError an OSError
         print(f"dataset_tool.py: error: {e}", file=sys.stderr)

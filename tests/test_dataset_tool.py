@@ -316,6 +316,19 @@ def test_cli_commands_end_to_end(tmp_path, capsys):
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "--workers: must be >= 1" in err
 
 
+def test_cli_ctrl_c_leaves_no_dataset(tmp_path, capsys, monkeypatch):
+    _numbered(tmp_path / "src", 6)
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imlib, "load_task", interrupted)  # Ctrl-C while images are being written
+    code, _, err = _main(capsys, "create_from_images", tmp_path / "ds", tmp_path / "src", "--workers", "1",
+                         "--quiet")
+    assert code == 130 and err == "dataset_tool.py: interrupted; no dataset was written\n"
+    assert sorted(os.listdir(tmp_path)) == ["src"]  # no dataset, no .partial folder
+
+
 def test_workers_do_not_rerun_the_main_script(tmp_path):
     # train.py imports TensorFlow at the top and then builds the demo dataset: spawn/forkserver children
     # would re-run that script's top level (and import TF in every worker) unless the pool hides __main__.
