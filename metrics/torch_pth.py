@@ -166,7 +166,11 @@ def _load_legacy_eager(path):
             raise ValueError(f"{path}: big-endian tensors are not supported")
         types = {}
 
+        file_size = os.path.getsize(path)
+
         def note_storage(key, dtype, numel):
+            if numel < 0 or numel * dtype.itemsize > file_size:
+                raise ValueError(f"{path}: storage {key} claims {numel} elements, more than the file holds")
             types[key] = dtype
             return _Storage(np.zeros(max(numel, 1), dtype=dtype))
 
