@@ -4,6 +4,10 @@ import os
 import shutil
 import tempfile
 
+# Read once at import (os.umask can only be read by setting it, which must not race writer threads).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -13,6 +17,8 @@ def atomic_path(path):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     os.close(fd)
+    # mkstemp creates 0600; a finished file gets the permissions any newly created file would get.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -6,10 +6,6 @@ from stylegan_tf.image_grid import save_image
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
-# Read once at import: os.umask can only be read by setting it, which must not race the writer threads.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
 
 def check_writable(paths, overwrite=False, flag="--out"):
     """Fail before any work if an output exists (and `overwrite` is off) or has a bad extension."""
@@ -30,15 +26,8 @@ def check_image_path(path, flag="--out"):
     return path
 
 
-def public_mode(path):
-    """Give a finished file the usual permissions: atomic_path's temp files are created 0600 (mkstemp),
-    which would make every picture private to its owner."""
-    os.chmod(path, 0o666 & ~_UMASK)
-    return os.fspath(path)
-
-
 def write_image(image, path):
     """uint8 HWC -> file (folders created; temp file then rename)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     save_image(image, path)
-    return public_mode(path)
+    return os.fspath(path)

@@ -8,7 +8,6 @@ from PIL import Image
 
 from stylegan_tf.atomic import atomic_path
 from stylegan_tf.generate.noise import noise_source
-from stylegan_tf.generate.output import public_mode
 from stylegan_tf.generate.sampling import class_labels, map_z, synthesize_w, truncate_w
 from stylegan_tf.generate.seeds import GenerateError, seeds_to_z
 
@@ -100,7 +99,7 @@ def write_gif(frames, path, fps=30):
     with atomic_path(path) as tmp:
         pil[0].save(tmp, format="GIF", save_all=True, append_images=pil[1:], duration=duration, loop=0,
                     optimize=False, disposal=1)
-    return public_mode(path)
+    return os.fspath(path)
 
 
 def write_mp4(frames, path, fps=30, crf=18):
@@ -122,7 +121,7 @@ def write_mp4(frames, path, fps=30, crf=18):
         if proc.returncode != 0:
             msg = " ".join(proc.stderr.decode(errors="replace").split())[:200]
             raise GenerateError(f"ffmpeg failed writing {path}: {msg}")
-    return public_mode(path)
+    return os.fspath(path)
 
 
 def resize_frames(frames, size):
