@@ -384,14 +384,8 @@ class FIDInception:
 
     def save_weights(self, path):
         """Write the converted weights as a Keras `.weights.h5` file, atomically."""
-        with atomic_path(path) as tmp:
-            h5 = tmp + ".weights.h5"  # Keras insists on the suffix
-            try:
-                self.model.save_weights(h5)
-                os.replace(h5, tmp)
-            finally:
-                if os.path.exists(h5):
-                    os.remove(h5)
+        with atomic_path(path, suffix=".weights.h5") as tmp:  # Keras insists on the suffix
+            self.model.save_weights(tmp)
 
 
 def load_fid_inception(weights=None, mode="tf1", progress=True):

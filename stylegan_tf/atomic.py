@@ -10,12 +10,14 @@ os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside `path`; on success rename it over `path`, on error delete it."""
+def atomic_path(path, suffix=".tmp"):
+    """Yield a temporary path beside `path`; on success rename it over `path`, on error delete it.
+
+    `suffix` is for writers that insist on a file extension (Keras: `.keras`, `.weights.h5`)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
     os.close(fd)
     # mkstemp creates 0600; a finished file gets the permissions any newly created file would get.
     os.chmod(tmp, 0o666 & ~_UMASK)

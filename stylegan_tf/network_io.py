@@ -69,15 +69,8 @@ def save_network(nets, path):
         nets = Networks(nets, None, nets)
     elif not isinstance(nets, Networks):
         nets = Networks(nets.G, nets.D, nets.Gs)
-    with atomic_path(path) as tmp:
-        # Keras insists on the .keras suffix, so write beside the temp name and move it over.
-        staged = tmp + ".keras"
-        try:
-            nets.save(staged)
-            os.replace(staged, tmp)
-        finally:
-            if os.path.exists(staged):
-                os.remove(staged)
+    with atomic_path(path, suffix=".keras") as tmp:
+        nets.save(tmp)
     return path
 
 

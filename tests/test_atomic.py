@@ -39,3 +39,12 @@ def test_atomic_dir_refuses_to_replace_without_overwrite(tmp_path):
         open(os.path.join(tmp, "a"), "w").write("3")
     assert (target / "a").read_text() == "3"
     assert sorted(os.listdir(tmp_path)) == ["ds"]
+
+
+def test_atomic_path_suffix_for_writers_that_check_extensions(tmp_path):
+    target = tmp_path / "net.keras"
+    with atomic_path(target, suffix=".keras") as tmp:
+        assert tmp.endswith(".keras") and os.path.dirname(tmp) == str(tmp_path)
+        open(tmp, "w").write("zip")
+    assert target.read_text() == "zip"
+    assert os.listdir(tmp_path) == ["net.keras"]

@@ -15,15 +15,8 @@ def snapshot_name(kimg):
 
 def save_snapshot(model, path):
     """Write `model` as a .keras file at `path`; a crash at any point leaves the previous file intact."""
-    with atomic_path(path) as tmp:
-        # Keras insists on the extension; write beside the temp name, then move it over the temp name.
-        tmp_keras = tmp + ".keras"
-        try:
-            model.save(tmp_keras)
-            os.replace(tmp_keras, tmp)
-        finally:
-            if os.path.exists(tmp_keras):
-                os.remove(tmp_keras)
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
     return path
 
 
