@@ -83,20 +83,12 @@ def fid_from_features(features1, features2):
     return frechet_distance_from_features(features1, *feature_statistics(features2))
 
 
-class FID(metric_base.Metric):
+class FID(metric_base.InceptionMetric):
     """fid<N>k[_full]: N thousand fakes against N thousand reals (or, with `_full`, all reals)."""
-
-    uses_inception = True
-
-    def __init__(self, name, num_images, full_reals=False):
-        super().__init__(name)
-        self.num_images = num_images
-        self.full_reals = full_reals
 
     def evaluate(self, ctx):
         net = ctx.inception()
-        num = ctx.num_override or self.num_images
-        num_reals = None if self.full_reals else num
+        num, num_reals = self.counts(ctx)
 
         def real_stats():
             return dict(zip(("mu", "sigma"), feature_statistics(ctx.real_features(num_reals))))

@@ -35,18 +35,12 @@ def kernel_inception_distance(real_features, fake_features, num_subsets=NUM_SUBS
     return float(total / num_subsets / m)
 
 
-class KID(metric_base.Metric):
-    uses_inception = True
-
-    def __init__(self, name, num_images, full_reals=False):
-        super().__init__(name)
-        self.num_images = num_images
-        self.full_reals = full_reals
+class KID(metric_base.InceptionMetric):
+    """kid<N>k[_full]: NVIDIA's KID estimator on N thousand fakes against N thousand reals (or all reals)."""
 
     def evaluate(self, ctx):
         ctx.inception()
-        num = ctx.num_override or self.num_images
-        num_reals = None if self.full_reals else num
+        num, num_reals = self.counts(ctx)
         # KID needs the features themselves, not just their moments: cache them (float32).
         reals = ctx.cached("kid-features", dict(num_reals=num_reals),
                            lambda: {"features": ctx.real_features(num_reals).astype(np.float32)})["features"]

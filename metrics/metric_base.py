@@ -45,6 +45,22 @@ class Metric(abc.ABC):
         """Compute the metric with the reals, fakes and networks of `ctx` (a `MetricContext`)."""
 
 
+class InceptionMetric(Metric):
+    """A metric on FID-Inception features of N fakes against N reals (or, with `full_reals`, all reals)."""
+
+    uses_inception = True
+
+    def __init__(self, name, num_images, full_reals=False):
+        super().__init__(name)
+        self.num_images = num_images
+        self.full_reals = full_reals
+
+    def counts(self, ctx):
+        """(number of fakes, number of reals or None for all) for this evaluation."""
+        num = ctx.num_override or self.num_images
+        return num, None if self.full_reals else num
+
+
 def register(pattern, example="", names=()):
     """Decorator: `factory(name, match) -> Metric` serves every metric name that fully matches `pattern`.
 
