@@ -132,6 +132,46 @@ def small_opts(dataset, outdir, **kw):
     return TrainingOptions(**base)
 
 
+def _shared_layers(small, big):
+    """(small-net layer, big-net layer) pairs that compute the same thing when `small` runs at level 0 and `big`
+    (twice the resolution) at level 1: everything of `small`, the big net's top block left out."""
+    ss, bs = small.G.synthesis, big.G.synthesis
+    pairs = [(small.G.mapping, big.G.mapping), (ss.input_layer, bs.input_layer)]
+    pairs += list(zip(ss.epilogues, bs.epilogues)) + list(zip(ss.convs, bs.convs)) + list(zip(ss.torgbs, bs.torgbs))
+    pairs += list(zip(small.D.fromrgbs, big.D.fromrgbs[1:])) + list(zip(small.D.blocks, big.D.blocks[1:]))
+    return pairs + [(small.D.final_block, big.D.final_block)]
+
+
+def test_level0_trains_like_level1_of_a_bigger_net(dataset):
+    # The top level has code paths of its own (no fade-from-above, R1 unscaled): with the same weights, data
+    # and seeds, training an 8x8 net at level 0 must equal training a 16x16 net at level 1, step for step.
+    small, big = tiny_model(res=8, seed=3), tiny_model(res=16, seed=4)
+    big.seed = small.seed
+    for s, b in _shared_layers(small, big):
+        for vs, vb in zip(s.weights, b.weights):
+            vb.assign(vs)
+    for vs, vb in zip(small.G.synthesis.noise_buffers, big.G.synthesis.noise_buffers):
+        vb.assign(vs)
+    small.configure_phase(level=0, global_batch=4)
+    big.configure_phase(level=1, global_batch=4)
+    big.r1_scale = small.r1_scale    # the one intended difference (gamma / 4**level), checked in test_loss
+    for m, lod in ((small, 0.0), (big, 1.0)):
+        for net in (m.G, m.D, m.Gs):
+            net.lod.assign(lod)
+        m.ema_update_now(0.0)
+    data = list(batches(dataset, 8, 4).take(6))
+    fixed = tf.data.Dataset.from_tensor_slices(tuple(tf.stack([b[i] for b in data]) for i in range(3)))
+    for m in (small, big):
+        m.fit(fixed, epochs=1, steps_per_epoch=6, verbose=0, shuffle=False)
+    moved = 0.0
+    for s, b in _shared_layers(small, big):
+        for vs, vb in zip(s.weights, b.weights):
+            np.testing.assert_allclose(vs.numpy(), vb.numpy(), rtol=1e-4, atol=1e-5, err_msg=vs.path)
+    for vs, v0 in zip(small.G.trainable_weights, tiny_model(res=8, seed=3).G.trainable_weights):
+        moved = max(moved, float(np.max(np.abs(vs.numpy() - v0.numpy()))))
+    assert moved > 1e-3     # it trained
+
+
 def test_growing_through_fit_with_user_callbacks(dataset, tmp_path):
     rec = Recorder()
     csv = tmp_path / "log.csv"
@@ -170,6 +210,20 @@ def test_growing_through_fit_with_user_callbacks(dataset, tmp_path):
     nets = stylegan_tf.load_network(os.path.join(run, "network-snapshot-000000.keras"))
     img = nets.Gs.run(np.random.RandomState(0).randn(2, 16).astype(np.float32))
     assert img.shape == (2, 16, 16, 3) and np.all(np.isfinite(img))
+
+
+def test_metrics_run_on_every_snapshot(dataset, tmp_path):
+    # SWD needs no downloaded weights, so --metrics is exercised end to end here.
+    opts = small_opts(dataset, tmp_path / "results", resolution=16, lod_initial_resolution=16, total_kimg=0.016,
+                      metrics=["swd1k"])
+    res = training_loop(opts)
+    lines = open(os.path.join(res.run_dir, "metric-swd1k.jsonl")).read().splitlines()
+    assert len(lines) == len(res.snapshots) == 1
+    record = json.loads(lines[0])
+    assert record["snapshot"] == "network-snapshot-000000.keras"
+    assert "swd1k_16" in record["results"] and "swd1k_avg" in record["results"]
+    assert all(np.isfinite(v) and v > 0 for v in record["results"].values())
+    assert "swd1k: {" in open(os.path.join(res.run_dir, "log.txt")).read()
 
 
 def _all_state(model):

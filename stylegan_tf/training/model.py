@@ -192,7 +192,13 @@ class StyleGAN(keras.Model):
         return list(self._trackers.values())
 
     def configure_phase(self, level, global_batch):
-        """Set the static structure of the next trace: level, global minibatch, EMA beta, R1 scale."""
+        """Set the static structure of the next trace: level, global minibatch, EMA beta, R1 scale.
+
+        A fade and the stable phase after it share one structure (the fade weight is the `lod` variable), so
+        the existing trace is kept when nothing static changes: tracing the R1 double backprop costs seconds
+        to tens of seconds per phase."""
+        if self.train_function is not None and (int(level), int(global_batch)) == (self.level, self.global_batch):
+            return
         self.level = int(level)
         self.global_batch = int(global_batch)
         self.gs_beta = 0.5 ** (self.global_batch / (self.g_smoothing_kimg * 1000.0)) \
