@@ -152,6 +152,18 @@ def test_training_mode_updates_dlatent_avg(z):
     np.testing.assert_array_equal(G.dlatent_avg.numpy(), before)
 
 
+def test_training_draws_follow_the_seed(z):
+    # Noise and style mixing drawn from `seed` (what train_step passes, keyed by step) are reproducible:
+    # same seed, same images; another seed, other noise and mixing.
+    keras.utils.set_random_seed(6)
+    G = Generator(**SMALL, style_mixing_prob=1.0, dlatent_avg_beta=None)
+    run = lambda s: G(z, training=True, seed=tf.constant(s, tf.int64)).numpy()  # noqa: E731
+    a, b, c = run([1, 2]), run([1, 2]), run([1, 3])
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3
+    assert np.abs(G(z, training=True).numpy() - G(z, training=True).numpy()).max() > 1e-3   # unseeded: fresh
+
+
 def test_training_mixes_with_one_cutoff_per_minibatch(z):
     """In G(training=True), every sample of a minibatch switches from w1 to w2 at the same layer, a cutoff
     drawn anew per call in [1, cur_layers), cur_layers = num_layers - 2*floor(lod)."""

@@ -6,6 +6,7 @@ import tensorflow as tf
 from stylegan_tf.layers import upscale2d
 from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.noise import check_noise_mode
+from stylegan_tf.networks import draws
 from stylegan_tf.networks.channels import resolution_log2
 from stylegan_tf.networks.inference import batched, level_for_lod
 from stylegan_tf.networks.mapping import MappingNetwork
@@ -85,9 +86,10 @@ class Generator(keras.Model):
 
     # -- graph-friendly forward -----------------------------------------------------------------------------------
     def call(self, z, labels=None, training=False, level=None, noise_mode=None, truncation_psi=None,
-             truncation_cutoff=None, lod=None):
+             truncation_cutoff=None, lod=None, seed=None):
         """Training (`training=True`): updates dlatent_avg, applies style mixing, random noise.
-        Otherwise: no mixing, truncation only if `truncation_psi` is given, noise `noise_mode` (default random)."""
+        Otherwise: no mixing, truncation only if `truncation_psi` is given, noise `noise_mode` (default random).
+        `seed` ([2] int tensor): draw mixing latents/cutoffs and noise statelessly from it (see `draws`)."""
         lod = self.lod if lod is None else tf.cast(lod, tf.float32)
         w = self.mapping(z, labels)
         if training:
@@ -95,13 +97,15 @@ class Generator(keras.Model):
                 batch_avg = tf.reduce_mean(w[:, 0], axis=0)
                 self.dlatent_avg.assign(batch_avg + (self.dlatent_avg - batch_avg) * self.dlatent_avg_beta)
             if self.style_mixing_prob and self.num_styles > 1:
-                z2 = tf.random.normal(tf.shape(z))
+                z2 = draws.normal(tf.shape(z), seed, salt=0)
                 w2 = self.mapping(z2, labels)
-                w = mix_styles(w, w2, mixing_cutoff(self.num_styles, lod, self.style_mixing_prob))
+                cut_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 1)
+                w = mix_styles(w, w2, mixing_cutoff(self.num_styles, lod, self.style_mixing_prob, cut_seed))
             noise_mode = "random" if noise_mode is None else noise_mode
         elif truncation_psi is not None:
             w = truncate(w, self.dlatent_avg, truncation_psi, truncation_cutoff)
-        return self.synthesis(w, lod=lod, level=level, noise_mode=noise_mode or "random")
+        noise_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 2)
+        return self.synthesis(w, lod=lod, level=level, noise_mode=noise_mode or "random", seed=noise_seed)
 
     # -- numpy inference API --------------------------------------------------------------------------------------
     def _fn(self, key, build):

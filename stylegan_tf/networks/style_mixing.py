@@ -1,15 +1,18 @@
 """Style-mixing regularisation (training only): with probability p, layers >= one random cutoff per minibatch
 take their w from a second latent. The cutoff is uniform in [1, cur_layers), cur_layers = num_layers -
-2*floor(lod); without mixing the cutoff is cur_layers (all active layers keep the first w)."""
+2*floor(lod); without mixing the cutoff is cur_layers (all active layers keep the first w).
+`seed`: see `draws`."""
 import numpy as np
 import tensorflow as tf
 
+from stylegan_tf.networks.draws import uniform
 
-def mixing_cutoff(num_layers, lod, prob):
+
+def mixing_cutoff(num_layers, lod, prob, seed=None):
     cur_layers = num_layers - 2 * tf.cast(tf.math.floor(tf.maximum(lod, 0.0)), tf.int32)
     cur_layers = tf.maximum(cur_layers, 2)
-    mixed = tf.random.uniform([], 1, cur_layers, dtype=tf.int32)
-    return tf.where(tf.random.uniform([], 0.0, 1.0) < prob, mixed, cur_layers)
+    mixed = uniform([], seed, 1, minval=1, maxval=cur_layers, dtype=tf.int32)
+    return tf.where(uniform([], seed, 2, minval=0.0, maxval=1.0) < prob, mixed, cur_layers)
 
 
 def mix_styles(w1, w2, cutoff):

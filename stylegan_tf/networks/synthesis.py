@@ -14,6 +14,7 @@ from stylegan_tf.layers import (Blur, ConstInput, EqualizedConv2D, EqualizedDens
 from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.noise import check_noise_mode
 from stylegan_tf.layers.resample import resolve_fused
+from stylegan_tf.networks import draws
 from stylegan_tf.networks.channels import nf as _nf
 from stylegan_tf.networks.channels import resolution_log2
 
@@ -90,47 +91,48 @@ class SynthesisNetwork(keras.layers.Layer):
         return self.resolution_log2 - 2
 
     # -- pieces -----------------------------------------------------------------------------------------------
-    def _noise(self, i, x, noise_mode):
+    def _noise(self, i, x, noise_mode, seed):
         if not self.use_noise or noise_mode == "none":
             return None
         if noise_mode == "const":
             return self.noise_buffers[i]
         shape = tf.stack([tf.shape(x)[0], x.shape[1], x.shape[2], 1])
-        return tf.random.normal(shape, dtype=x.dtype)
+        return draws.normal(shape, seed, salt=i, dtype=x.dtype)
 
     def _style(self, w, i):
         return w[:, i] if self.use_styles else w[:, 0]
 
-    def _layer(self, i, x, w, noise_mode):
-        return self.epilogues[i](x, self._style(w, i), noise=self._noise(i, x, noise_mode))
+    def _layer(self, i, x, w, noise_mode, seed):
+        return self.epilogues[i](x, self._style(w, i), noise=self._noise(i, x, noise_mode, seed))
 
-    def _base(self, w, noise_mode):
+    def _base(self, w, noise_mode, seed):
         """Layers 0 and 1: the 4x4 block."""
         if self.const_input_layer:
             x = self.input_layer(tf.shape(w)[0])
         else:
             x = self.input_layer(w[:, 0])
             x = tf.transpose(tf.reshape(x, [-1, self.nf(1), 4, 4]), [0, 2, 3, 1])
-        x = self._layer(0, x, w, noise_mode)
-        return self._layer(1, self.convs[0](x), w, noise_mode)
+        x = self._layer(0, x, w, noise_mode, seed)
+        return self._layer(1, self.convs[0](x), w, noise_mode, seed)
 
-    def _block(self, res, x, w, noise_mode):
+    def _block(self, res, x, w, noise_mode, seed):
         i = 2 * res - 4
-        x = self._layer(i, self.blurs[res - 3](self.convs[i - 1](x)), w, noise_mode)
-        return self._layer(i + 1, self.convs[i](x), w, noise_mode)
+        x = self._layer(i, self.blurs[res - 3](self.convs[i - 1](x)), w, noise_mode, seed)
+        return self._layer(i + 1, self.convs[i](x), w, noise_mode, seed)
 
     # -- forward ----------------------------------------------------------------------------------------------
-    def call(self, w, lod=0.0, level=None, noise_mode="random", fade=True):
-        """w [N, num_styles, dlatent_size] -> images NHWC (full size if level is None, else R/2**level)."""
+    def call(self, w, lod=0.0, level=None, noise_mode="random", fade=True, seed=None):
+        """w [N, num_styles, dlatent_size] -> images NHWC (full size if level is None, else R/2**level).
+        `seed`: makes random noise stateless (see `draws`)."""
         check_noise_mode(noise_mode)
         w = tf.convert_to_tensor(w, dtype=tf.float32)
         lod = tf.cast(tf.convert_to_tensor(lod), tf.float32)
         L = self.resolution_log2
-        x = self._base(w, noise_mode)
+        x = self._base(w, noise_mode, seed)
         if level is None:
             img = self.torgbs[0](x)
             for res in range(3, L + 1):
-                x = self._block(res, x, w, noise_mode)
+                x = self._block(res, x, w, noise_mode, seed)
                 img = lerp_clip(self.torgbs[res - 2](x), upscale2d(img), lod - float(L - res))
             return img
         level = int(level)
@@ -140,7 +142,7 @@ class SynthesisNetwork(keras.layers.Layer):
         prev = x
         for res in range(3, top + 1):
             prev = x
-            x = self._block(res, x, w, noise_mode)
+            x = self._block(res, x, w, noise_mode, seed)
         img = self.torgbs[top - 2](x)
         if top > 2 and fade:
             low = upscale2d(self.torgbs[top - 3](prev))

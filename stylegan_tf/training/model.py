@@ -5,9 +5,6 @@ structure traced for this phase). The fade weight comes from the networks' `lod`
 assigns before every batch. All randomness is stateless and keyed by (seed, global step), the step arriving
 with the batch, so a run resumed from a snapshot draws exactly the numbers the uninterrupted run would.
 """
-import contextlib
-import itertools
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -15,7 +12,7 @@ import tensorflow as tf
 import stylegan_tf.networks  # noqa: F401  (registers G and D for loading snapshots)
 from stylegan_tf.training import loss as loss_lib
 
-_SALT_Z_D, _SALT_Z_G, _SALT_MIRROR, _SALT_PENALTY, _SALT_LABELS = 1, 2, 3, 4, 5
+_SALT_Z_D, _SALT_Z_G, _SALT_MIRROR, _SALT_PENALTY, _SALT_LABELS, _SALT_G_DRAWS_D, _SALT_G_DRAWS_G = 1, 2, 3, 4, 5, 6, 7
 
 
 def _replica():
@@ -77,37 +74,6 @@ def apply_if_finite(optimizer, grads, variables):
 def _apply(optimizer, grads, variables):
     optimizer.apply(grads, variables)
     return tf.no_op()
-
-
-@contextlib.contextmanager
-def keyed_random(key):
-    """While tracing, route `tf.random.normal` / `tf.random.uniform` (what the networks draw noise maps and
-    style-mixing latents/cutoffs with) to stateless ops keyed by (step key, replica, call order).
-
-    The networks' stateful ops restart their sequence whenever `train_step` is retraced (every phase, every
-    resume), which would make a resumed run draw different numbers than the uninterrupted one; keyed by the
-    global step they are reproducible. Only the trace of `train_step` is affected, and the originals are
-    restored as soon as it is built.
-    """
-    orig_normal, orig_uniform = tf.random.normal, tf.random.uniform
-    rid, _ = _replica()
-    calls = itertools.count(1)
-
-    def seed_for():
-        i = next(calls)
-        return tf.stack([key[0] * 4096 + i, key[1] * 64 + tf.cast(rid, tf.int64)])
-
-    def normal(shape, mean=0.0, stddev=1.0, dtype=tf.float32, seed=None, name=None):
-        return tf.random.stateless_normal(shape, seed=seed_for(), mean=mean, stddev=stddev, dtype=dtype)
-
-    def uniform(shape, minval=0, maxval=None, dtype=tf.float32, seed=None, name=None):
-        return tf.random.stateless_uniform(shape, seed=seed_for(), minval=minval, maxval=maxval, dtype=dtype)
-
-    tf.random.normal, tf.random.uniform = normal, uniform
-    try:
-        yield
-    finally:
-        tf.random.normal, tf.random.uniform = orig_normal, orig_uniform
 
 
 def fade_reals(x, alpha):
@@ -234,8 +200,11 @@ class StyleGAN(keras.Model):
         return self._global_draw(
             lambda m, s: tf.random.stateless_normal([m, self.G.latent_size], seed=s), n, seed)
 
-    def _call_G(self, z, labels):
-        return self.G(z, labels=labels, training=True, level=self.level)
+    def _call_G(self, z, labels, key):
+        # Noise and style mixing differ between replicas, as with the original's per-GPU random ops.
+        rid, _ = _replica()
+        seed = tf.random.experimental.stateless_fold_in(key, tf.cast(rid, tf.int64))
+        return self.G(z, labels=labels, training=True, level=self.level, seed=seed)
 
     def _call_D(self, x, labels):
         return self.D(x, labels=labels, training=True, level=self.level)
@@ -257,8 +226,8 @@ class StyleGAN(keras.Model):
         reals = fade_reals(reals, tf.clip_by_value(lod - float(self.level), 0.0, 1.0))
 
         # ---- D step (fakes use style mixing and update dlatent_avg inside G's training call)
-        with keyed_random(self._key(step, _SALT_Z_D + 16)):
-            fakes = tf.stop_gradient(self._call_G(self._latents(n, self._key(step, _SALT_Z_D)), labels))
+        fakes = tf.stop_gradient(self._call_G(self._latents(n, self._key(step, _SALT_Z_D)), labels,
+                                              self._key(step, _SALT_G_DRAWS_D)))
         d_vars = self.D.trainable_variables
         d_scale = self._loss_scale(self.d_optimizer)
         with tf.GradientTape() as tape:
@@ -275,8 +244,8 @@ class StyleGAN(keras.Model):
         g_labels = self._random_labels(n, step) if has_labels else None
         g_vars = self.G.trainable_variables
         with tf.GradientTape() as tape:
-            with keyed_random(self._key(step, _SALT_Z_G + 16)):
-                g_fakes = self._call_G(self._latents(n, self._key(step, _SALT_Z_G)), g_labels)
+            g_fakes = self._call_G(self._latents(n, self._key(step, _SALT_Z_G)), g_labels,
+                                   self._key(step, _SALT_G_DRAWS_G))
             g_per_sample = self.g_loss_fn(self._call_D(g_fakes, g_labels))
             g_loss = tf.reduce_sum(g_per_sample) / global_n
             scaled = self.g_optimizer.scale_loss(g_loss) if self._loss_scale(self.g_optimizer) != 1.0 else g_loss
