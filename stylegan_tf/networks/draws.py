@@ -7,13 +7,18 @@ the global TF generator is used, as in the original.
 import tensorflow as tf
 
 
+def child(seed, salt):
+    """An independent seed for a group of draws (None stays None)."""
+    return None if seed is None else tf.random.experimental.stateless_fold_in(seed, salt)
+
+
 def uniform(shape, seed=None, salt=0, **kwargs):
     if seed is None:
         return tf.random.uniform(shape, **kwargs)
-    return tf.random.stateless_uniform(shape, seed=tf.random.experimental.stateless_fold_in(seed, salt), **kwargs)
+    return tf.random.stateless_uniform(shape, seed=child(seed, salt), **kwargs)
 
 
 def normal(shape, seed=None, salt=0, dtype=tf.float32):
     if seed is None:
         return tf.random.normal(shape, dtype=dtype)
-    return tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, salt), dtype=dtype)
+    return tf.random.stateless_normal(shape, seed=child(seed, salt), dtype=dtype)

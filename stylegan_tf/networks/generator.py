@@ -97,15 +97,13 @@ class Generator(keras.Model):
                 batch_avg = tf.reduce_mean(w[:, 0], axis=0)
                 self.dlatent_avg.assign(batch_avg + (self.dlatent_avg - batch_avg) * self.dlatent_avg_beta)
             if self.style_mixing_prob and self.num_styles > 1:
-                z2 = draws.normal(tf.shape(z), seed, salt=0)
-                w2 = self.mapping(z2, labels)
-                cut_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 1)
-                w = mix_styles(w, w2, mixing_cutoff(self.num_styles, lod, self.style_mixing_prob, cut_seed))
+                w2 = self.mapping(draws.normal(tf.shape(z), seed, salt=0), labels)
+                w = mix_styles(w, w2, mixing_cutoff(self.num_styles, lod, self.style_mixing_prob, seed))
             noise_mode = "random" if noise_mode is None else noise_mode
         elif truncation_psi is not None:
             w = truncate(w, self.dlatent_avg, truncation_psi, truncation_cutoff)
-        noise_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, 2)
-        return self.synthesis(w, lod=lod, level=level, noise_mode=noise_mode or "random", seed=noise_seed)
+        # salts: 0 the mixing latents, 1-2 the cutoff (mixing_cutoff), 3 the noise maps
+        return self.synthesis(w, lod=lod, level=level, noise_mode=noise_mode or "random", seed=draws.child(seed, 3))
 
     # -- numpy inference API --------------------------------------------------------------------------------------
     def _fn(self, key, build):

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 import stylegan_tf.networks  # noqa: F401  (registers G and D for loading snapshots)
+from stylegan_tf.networks import draws
 from stylegan_tf.training import loss as loss_lib
 
 _SALT_Z_D, _SALT_Z_G, _SALT_MIRROR, _SALT_PENALTY, _SALT_LABELS, _SALT_G_DRAWS_D, _SALT_G_DRAWS_G = 1, 2, 3, 4, 5, 6, 7
@@ -203,8 +204,7 @@ class StyleGAN(keras.Model):
     def _call_G(self, z, labels, key):
         # Noise and style mixing differ between replicas, as with the original's per-GPU random ops.
         rid, _ = _replica()
-        seed = tf.random.experimental.stateless_fold_in(key, tf.cast(rid, tf.int64))
-        return self.G(z, labels=labels, training=True, level=self.level, seed=seed)
+        return self.G(z, labels=labels, training=True, level=self.level, seed=draws.child(key, tf.cast(rid, tf.int64)))
 
     def _call_D(self, x, labels):
         return self.D(x, labels=labels, training=True, level=self.level)
