@@ -108,7 +108,8 @@ def main():
         open_dataset(data)
         for prec in precisions:
             r = bench(res, args.steps, args.minibatch, data, prec, jit=args.xla)
-            print(f"{r['res']:>4} {r['precision'] + ('+xla' if args.xla else ''):>5} {r['minibatch']:>3} {r['trace_s']:>11.1f} {r['img_s']:>7.1f} "
+            prec = r["precision"] + ("+xla" if args.xla else "")
+            print(f"{r['res']:>4} {prec:>5} {r['minibatch']:>3} {r['trace_s']:>11.1f} {r['img_s']:>7.1f} "
                   f"{r['sec_kimg']:>9.1f} {r['cpu_sec_kimg']:>10.1f}", flush=True)
     if args.demo:
         out = os.path.join(tmp, "results")

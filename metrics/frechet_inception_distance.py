@@ -31,7 +31,8 @@ def trace_sqrt_product(sigma1, sigma2):
 
     sigma1 @ sigma2 is similar to S = R' sigma2 R for any R with R R' = sigma1 (a Cholesky factor, or the
     symmetric square root when sigma1 is singular); S is symmetric PSD, so the trace of the square root is
-    the sum of the square roots of S's eigenvalues (round-off negatives clipped to 0). This avoids `scipy.linalg.sqrtm`'s complex results and its removed `disp` argument.
+    the sum of the square roots of S's eigenvalues (round-off negatives clipped to 0). This avoids
+    `scipy.linalg.sqrtm`'s complex results and its removed `disp` argument.
     """
     s1 = np.asarray(sigma1, dtype=np.float64)
     s2 = np.asarray(sigma2, dtype=np.float64)

@@ -198,10 +198,8 @@ def load_image(path, opts):
                 if need < 0.5:
                     im.draft(im.mode, (int(np.ceil(w * need)), int(np.ceil(h * need))))
             im.load()
-            try:
+            with contextlib.suppress(Exception):  # a broken EXIF block only loses the rotation
                 im = ImageOps.exif_transpose(im)
-            except Exception:  # noqa: BLE001 - a broken EXIF block only loses the rotation
-                pass
             if opts["transform"] == "center-crop-wide":
                 check_size(*im.size, opts)
             im = _to_mode(im, opts["channels"], opts["alpha_bg"])

@@ -98,12 +98,12 @@ class Generator(keras.Model):
                 self.dlatent_avg.assign(batch_avg + (self.dlatent_avg - batch_avg) * self.dlatent_avg_beta)
             if self.style_mixing_prob and self.num_styles > 1:
                 w2 = self.mapping(draws.normal(tf.shape(z), seed, salt=0), labels)
-                w = mix_styles(w, w2, mixing_cutoff(self.num_styles, lod, self.style_mixing_prob, seed))
+                w = mix_styles(w, w2, mixing_cutoff(self.num_styles, lod, self.style_mixing_prob, draws.child(seed, 1)))
             noise_mode = "random" if noise_mode is None else noise_mode
         elif truncation_psi is not None:
             w = truncate(w, self.dlatent_avg, truncation_psi, truncation_cutoff)
-        # salts: 0 the mixing latents, 1-2 the cutoff (mixing_cutoff), 3 the noise maps
-        return self.synthesis(w, lod=lod, level=level, noise_mode=noise_mode or "random", seed=draws.child(seed, 3))
+        # seed salts: 0 the mixing latents, 1 the cutoff, 2 the noise maps
+        return self.synthesis(w, lod=lod, level=level, noise_mode=noise_mode or "random", seed=draws.child(seed, 2))
 
     # -- numpy inference API --------------------------------------------------------------------------------------
     def _fn(self, key, build):

@@ -11,8 +11,8 @@ from stylegan_tf.networks.draws import uniform
 def mixing_cutoff(num_layers, lod, prob, seed=None):
     cur_layers = num_layers - 2 * tf.cast(tf.math.floor(tf.maximum(lod, 0.0)), tf.int32)
     cur_layers = tf.maximum(cur_layers, 2)
-    mixed = uniform([], seed, 1, minval=1, maxval=cur_layers, dtype=tf.int32)
-    return tf.where(uniform([], seed, 2, minval=0.0, maxval=1.0) < prob, mixed, cur_layers)
+    mixed = uniform([], seed, 0, minval=1, maxval=cur_layers, dtype=tf.int32)
+    return tf.where(uniform([], seed, 1, minval=0.0, maxval=1.0) < prob, mixed, cur_layers)
 
 
 def mix_styles(w1, w2, cutoff):

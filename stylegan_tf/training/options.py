@@ -159,7 +159,7 @@ def validate(opts):
             metric_base.parse_metric_names(list(opts.metrics))
         except ImportError as e:
             errs.append(f"--metrics needs stylegan_tf.metrics, which failed to import: {e}")
-        except Exception as e:      # the metrics module's own one-line error naming the bad name
+        except metric_base.MetricError as e:      # the metrics module's own one-line error naming the bad name
             errs.append(f"--metrics: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     return errs
 
