@@ -7,8 +7,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# Fixtures shared by the project live beside the checkout (in CI too); the product never reads them.
-SHARED = REPO.parent / "shared"
+# Numbers produced by running NVIDIA's official code (see fixtures/README.md), vendored so that a plain clone
+# runs every test. The product never reads them.
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 def pytest_addoption(parser):
@@ -29,7 +30,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def shared_dir():
-    if not SHARED.is_dir():
-        pytest.skip(f"shared fixtures not found at {SHARED}")
-    return SHARED
+def fixtures_dir():
+    """tests/fixtures; a missing folder fails the test (it is part of the repository), never a skip."""
+    if not (FIXTURES / "official-stylegan").is_dir() or not (FIXTURES / "fid-inception").is_dir():
+        pytest.fail(f"test fixtures missing at {FIXTURES}: they are part of the repository (git checkout them)")
+    return FIXTURES

@@ -39,8 +39,8 @@ def tiny(tiny_path):
 
 
 @pytest.fixture(scope="module")
-def official_path(shared_dir):
-    return str(shared_dir / "fixtures" / "official-stylegan" / "official-r32.pkl")
+def official_path(fixtures_dir):
+    return str(fixtures_dir / "official-stylegan" / "official-r32.pkl")
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +132,8 @@ def test_truncation_figure_columns(tiny):
     _same_image(canvas[:RES, RES:2 * RES], canvas[RES:, RES:2 * RES])
 
 
-def test_official_pickle_images_match_nvidia(official, shared_dir):
-    ref = np.load(shared_dir / "fixtures" / "official-stylegan" / "official-r32-expected.npz")
+def test_official_pickle_images_match_nvidia(official, fixtures_dir):
+    ref = np.load(fixtures_dir / "official-stylegan" / "official-r32-expected.npz")
     got = run_z(official, ref["z"], truncation_psi=0.7, truncation_cutoff=8, noise_mode="const", batch_size=3,
                 progress=False, as_uint8=False)
     expect = ref["img_trunc"].transpose(0, 2, 3, 1)
@@ -231,9 +231,9 @@ def test_existing_files_are_not_overwritten_silently(tiny_path, tmp_path, capsys
     assert (tmp_path / "seed0001.png").read_bytes() != before
 
 
-def test_class_labels_are_checked(shared_dir, tmp_path, capsys):
+def test_class_labels_are_checked(fixtures_dir, tmp_path, capsys):
     main = _generate_main()
-    cond = str(shared_dir / "fixtures" / "official-stylegan" / "official-r16-cond.pkl")
+    cond = str(fixtures_dir / "official-stylegan" / "official-r16-cond.pkl")
     base = ["images", "--network", cond, "--seeds", "1,2", "--no-progress"]
     assert main(base + ["--class", "2", "--outdir", str(tmp_path / "c2")]) == 0
     assert _png(tmp_path / "c2" / "seed0001.png").shape == (16, 16, 3)
@@ -246,7 +246,7 @@ def test_class_labels_are_checked(shared_dir, tmp_path, capsys):
         assert expect in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "bad").exists()
     with pytest.raises(GenerateError, match="unconditional"):
-        commands.images(str(shared_dir / "fixtures" / "official-stylegan" / "official-r32.pkl"), [1],
+        commands.images(str(fixtures_dir / "official-stylegan" / "official-r32.pkl"), [1],
                         outdir=str(tmp_path / "u"), class_idx=0)
 
 

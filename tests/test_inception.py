@@ -1,6 +1,6 @@
 """FID-Inception: torch-free .pth reader, the Keras network, both preprocessing modes, weights handling.
 
-Parity uses the random weights of shared/fixtures/fid-inception (rebuilt here from their numpy recipe)
+Parity uses the random weights of tests/fixtures/fid-inception (rebuilt here from their numpy recipe)
 and the features pytorch-fid and the TF1 pipeline computed for them.
 """
 import collections
@@ -17,15 +17,15 @@ import pytest
 
 from stylegan_tf.metrics import inception, torch_pth
 
-FIXTURE = "fixtures/fid-inception"
+FIXTURE = "fid-inception"
 
 
 # ------------------------------------------------------------------------------------------------
 # Helpers (also imported by test_metrics.py).
 
-def recipe_state_dict(shared_dir):
+def recipe_state_dict(fixtures_dir):
     """The fixture's random pytorch-fid state dict, rebuilt from its recipe (numpy only)."""
-    with open(shared_dir / FIXTURE / "pt_inception_random_recipe.json") as f:
+    with open(fixtures_dir / FIXTURE / "pt_inception_random_recipe.json") as f:
         recipe = json.load(f)
     rules = {
         "he": lambda rs, s: rs.standard_normal(s) * np.sqrt(2.0 / np.prod(s[1:])),
@@ -135,9 +135,9 @@ def write_pth(path, state, legacy=False, transposed=()):
 # ------------------------------------------------------------------------------------------------
 # The .pth reader.
 
-def test_tiny_state_dict_loads_exactly(shared_dir):
-    got = torch_pth.load_state_dict(shared_dir / FIXTURE / "tiny_state_dict.pth")
-    expected = np.load(shared_dir / FIXTURE / "tiny_state_dict_expected.npz")
+def test_tiny_state_dict_loads_exactly(fixtures_dir):
+    got = torch_pth.load_state_dict(fixtures_dir / FIXTURE / "tiny_state_dict.pth")
+    expected = np.load(fixtures_dir / FIXTURE / "tiny_state_dict_expected.npz")
     assert list(got) == list(expected.files)
     for name in expected.files:
         assert got[name].dtype == expected[name].dtype and got[name].shape == expected[name].shape
@@ -239,8 +239,8 @@ def test_quantize_images_truncates_like_nvidia():
 # The network: parity with pytorch-fid and the TF1 pipeline.
 
 @pytest.fixture(scope="session")
-def random_state_dict(shared_dir):
-    return recipe_state_dict(shared_dir)
+def random_state_dict(fixtures_dir):
+    return recipe_state_dict(fixtures_dir)
 
 
 @pytest.fixture(scope="session")
@@ -252,8 +252,8 @@ def nets(random_state_dict):
 
 
 @pytest.fixture(scope="session")
-def expected(shared_dir):
-    return dict(np.load(shared_dir / FIXTURE / "pt_inception_random_expected.npz"))
+def expected(fixtures_dir):
+    return dict(np.load(fixtures_dir / FIXTURE / "pt_inception_random_expected.npz"))
 
 
 @pytest.mark.parametrize("mode", ["tf1", "pytorch"])

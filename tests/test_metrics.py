@@ -336,10 +336,10 @@ def test_calc_metrics_refuses_a_mismatched_dataset(tiny_gen, tmp_path):
         metric_base.calc_metrics(tiny_gen, "swd1k", small, progress=False, num_images=4)
 
 
-def test_fid_and_kid_end_to_end_with_cache(tiny_gen, demo_data, shared_dir, cache_home):
+def test_fid_and_kid_end_to_end_with_cache(tiny_gen, demo_data, fixtures_dir, cache_home):
     from test_inception import recipe_state_dict
     from stylegan_tf.metrics import inception
-    net = inception.load_fid_inception(recipe_state_dict(shared_dir), mode="tf1")
+    net = inception.load_fid_inception(recipe_state_dict(fixtures_dir), mode="tf1")
     kw = dict(batch_size=8, progress=False, num_images=8, inception=net)
     first = metric_base.calc_metrics(tiny_gen, "fid1k,kid1k", demo_data, **kw)
     vals = {k: v for r in first for k, v in r["results"].items()}

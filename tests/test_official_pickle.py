@@ -24,8 +24,8 @@ def _close(name, got, ref):
 
 
 @pytest.fixture(scope="module", params=FIXTURES)
-def fixture(request, shared_dir):
-    folder = shared_dir / "fixtures" / "official-stylegan"
+def fixture(request, fixtures_dir):
+    folder = fixtures_dir / "official-stylegan"
     nets = stylegan_tf.load_network(str(folder / f"{request.param}.pkl"))
     expected = dict(np.load(folder / f"{request.param}-expected.npz"))
     return request.param, folder, nets, expected
@@ -133,15 +133,15 @@ def test_not_a_network_pickle(tmp_path):
     assert "\n" not in str(e.value)
 
 
-def test_numpy1_spelling_accepted(shared_dir, tmp_path):
+def test_numpy1_spelling_accepted(fixtures_dir, tmp_path):
     """NVIDIA's pickles were written with numpy 1.x, whose array globals live in `numpy.core`."""
-    src = (shared_dir / "fixtures" / "official-stylegan" / "official-r16-cond.pkl").read_bytes()
+    src = (fixtures_dir / "official-stylegan" / "official-r16-cond.pkl").read_bytes()
     new_name, old_name = b"numpy._core.multiarray", b"numpy.core.multiarray"
     patched = src.replace(bytes([0x8c, len(new_name)]) + new_name, bytes([0x8c, len(old_name)]) + old_name)
     assert patched != src
     path = tmp_path / "old-numpy.pkl"
     path.write_bytes(patched)
-    _, d_new, gs_new = read_official_pickle(shared_dir / "fixtures" / "official-stylegan" / "official-r16-cond.pkl")
+    _, d_new, gs_new = read_official_pickle(fixtures_dir / "official-stylegan" / "official-r16-cond.pkl")
     _, d_old, gs_old = read_official_pickle(path)
     for name, value in gs_new.components["synthesis"].variables.items():
         np.testing.assert_array_equal(gs_old.components["synthesis"].variables[name], value)
