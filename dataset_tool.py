@@ -13,8 +13,8 @@ import argparse
 import os
 import sys
 
-# Keep this module free of TensorFlow at import time: worker processes may import it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keep this module free of TensorFlow at import time: worker processes may import it (cli does not).
+from stylegan_tf import cli
 
 
 def _positive(text):
@@ -31,15 +31,8 @@ def _aspect(text):
     return float(text)
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage mistakes are one line on stderr, like every other error of this tool (subcommands inherit it)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser():
-    p = _Parser(prog="dataset_tool.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(prog="dataset_tool.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("create_from_images", help="convert a folder of images (any format, size, mode)")
@@ -91,20 +84,24 @@ def build_parser():
         x.add_argument("--seed", type=int, default=123)
         x.add_argument("--overwrite", action="store_true")
 
-    i = sub.add_parser("info", help="count, resolution, levels, labels, size; checks every level")
+    i = sub.add_parser("info", help="count, resolution, levels, labels, size; reads and verifies every record")
     i.add_argument("tfrecord_dir")
+    i.add_argument("--quick", action="store_true",
+                   help="check the layout and counts from the file sizes only; do not read the records")
 
     e = sub.add_parser("extract", help="write the images as PNGs")
     e.add_argument("tfrecord_dir")
     e.add_argument("output_dir")
     e.add_argument("--level", type=int, default=0, help="0 = full resolution, 1 = half, ...")
     e.add_argument("--max", type=_positive, default=None, dest="max_images", help="at most N images")
+    e.add_argument("--overwrite", action="store_true", help="replace PNGs of the same names in OUT_DIR")
 
     g = sub.add_parser("grid", help="save a preview grid of the first images")
     g.add_argument("tfrecord_dir")
     g.add_argument("output_png")
     g.add_argument("--count", type=_positive, default=64)
     g.add_argument("--level", type=int, default=0)
+    g.add_argument("--overwrite", action="store_true", help="replace an existing OUT.png")
 
     m = sub.add_parser("compare", help="compare two datasets record by record")
     m.add_argument("tfrecord_dir_a")
@@ -112,10 +109,19 @@ def build_parser():
     return p
 
 
+def _remove_stale_temps(out_dir):
+    """Delete what a killed earlier run left beside OUT (its hidden .partial folder), and say so."""
+    from stylegan_tf.atomic import remove_stale_temps
+    for path in remove_stale_temps(os.path.dirname(os.path.abspath(out_dir))):
+        print(f"dataset_tool.py: cleaned up {path}, left by an interrupted run", file=sys.stderr)
+
+
 def run(args):
     from stylegan_tf import data
     from stylegan_tf.data import inspection as inspect
 
+    if args.command.startswith("create"):
+        _remove_stale_temps(args.tfrecord_dir)
     if args.command == "create_from_images":
         summary = data.create_from_images(
             args.tfrecord_dir, args.image_dir, resolution=args.resolution, channels=args.channels,
@@ -137,12 +143,14 @@ def run(args):
         print(f"wrote {info.num_images} images at {info.resolution}x{info.resolution}x{info.num_channels} "
               f"with {info.label_size} classes to {info.path}")
     elif args.command == "info":
-        print(inspect.describe(args.tfrecord_dir))
+        print(inspect.describe(args.tfrecord_dir, verify=not args.quick))
     elif args.command == "extract":
-        n = inspect.extract(args.tfrecord_dir, args.output_dir, level=args.level, max_images=args.max_images)
+        n = inspect.extract(args.tfrecord_dir, args.output_dir, level=args.level, max_images=args.max_images,
+                            overwrite=args.overwrite)
         print(f"wrote {n} PNGs to {args.output_dir}")
     elif args.command == "grid":
-        rows, cols = inspect.grid(args.tfrecord_dir, args.output_png, count=args.count, level=args.level)
+        rows, cols = inspect.grid(args.tfrecord_dir, args.output_png, count=args.count, level=args.level,
+                                  overwrite=args.overwrite)
         print(f"wrote a {rows}x{cols} grid to {args.output_png}")
     elif args.command == "compare":
         r = inspect.compare(args.tfrecord_dir_a, args.tfrecord_dir_b)
@@ -157,6 +165,7 @@ def run(args):
 
 
 def main(argv=None):
+    cli.quiet_tensorflow(cli.verbose(argv))
     args = build_parser().parse_args(argv)
     try:
         return run(args)

@@ -10,22 +10,22 @@ A seed means what it means in NVIDIA's tools: z = np.random.RandomState(seed).ra
 Run `python generate.py <command> --help` for each command's options.
 """
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from stylegan_tf import cli
 
 
 def _converters():
     """dest -> parser of the flag's text. Values are converted after argparse (not as its `type=`), so a
     bad value gives our one-line message naming the flag instead of argparse's generic one."""
     from stylegan_tf.generate import seeds as S
+    from stylegan_tf.generate.errors import GenerateError
 
     def one_seed(flag):
         def parse(text):
             values = S.parse_seeds(text, flag)
             if len(values) != 1:
-                raise S.GenerateError(f"{flag}: give one seed (got {len(values)})")
+                raise GenerateError(f"{flag}: give one seed (got {len(values)})")
             return values[0]
         return parse
 
@@ -33,7 +33,7 @@ def _converters():
         def parse(text):
             values = S.parse_float_list(text, flag)
             if len(values) != 1:
-                raise S.GenerateError(f"{flag}: give one number (got '{text}')")
+                raise GenerateError(f"{flag}: give one number (got '{text}')")
             return values[0]
         return parse
 
@@ -43,15 +43,15 @@ def _converters():
         try:
             value = int(text)
         except ValueError:
-            raise S.GenerateError(f"--trunc-cutoff: '{text}' must be a layer count or 'none'") from None
+            raise GenerateError(f"--trunc-cutoff: '{text}' must be a layer count or 'none'") from None
         if value < 0:
-            raise S.GenerateError("--trunc-cutoff must be >= 0")
+            raise GenerateError("--trunc-cutoff must be >= 0")
         return value
 
     def crop(text):
         values = S.parse_int_list(text, "--crop")
         if len(values) != 4:
-            raise S.GenerateError("--crop must be X,Y,W,H in pixels, e.g. 0,64,512,384")
+            raise GenerateError("--crop must be X,Y,W,H in pixels, e.g. 0,64,512,384")
         return values
 
     return {
@@ -72,16 +72,10 @@ def _converters():
     }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        # One line, like every other error of the tool (argparse would print the usage block first).
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser():
-    parser = _Parser(prog="generate.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    parser = cli.Parser(prog="generate.py", description=__doc__.split("\n\n")[0],
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=cli.Parser)
 
     def command(name, help_text, out=None, progress=True):
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -207,24 +201,20 @@ def _join_signed(argv):
 
 
 def main(argv=None):
-    from stylegan_tf.generate.seeds import GenerateError
-    parser = build_parser()
-    argv = _join_signed(list(sys.argv[1:] if argv is None else argv))
-    try:
-        args = vars(parser.parse_args(argv))
-        for dest, convert in _converters().items():
-            if isinstance(args.get(dest), str):
-                args[dest] = convert(args[dest])
-        from stylegan_tf.generate import commands
-        name = args.pop("command").replace("-", "_")
-        paths = getattr(commands, name)(**args)
-    except GenerateError as exc:
-        print(f"generate.py: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("generate.py: interrupted; no partial files were left behind", file=sys.stderr)
-        return 130
-    for path in paths:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cli.quiet_tensorflow(cli.verbose(argv))
+    args = vars(build_parser().parse_args(_join_signed(argv)))
+    return cli.run("generate.py", lambda: _generate(args), code=2,
+                   interrupted="interrupted; no partial files were left behind")
+
+
+def _generate(args):
+    for dest, convert in _converters().items():
+        if isinstance(args.get(dest), str):
+            args[dest] = convert(args[dest])
+    from stylegan_tf.generate import commands
+    name = args.pop("command").replace("-", "_")
+    for path in getattr(commands, name)(**args):
         print(path)
     return 0
 

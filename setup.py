@@ -17,8 +17,10 @@ setup(
     # put `tensorflow-cpu` beside it. Pick the variant with an extra: `[cpu]` or `[gpu]`.
     install_requires=["keras>=3.6", "numpy>=1.24", "pillow>=10", "tqdm>=4.60", "scipy>=1.10"],
     extras_require={
-        "cpu": ["tensorflow-cpu>=2.16"],
-        "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest>=7"],
+        # TensorBoard: tf.summary's scalar writer lives in it, and TF >= 2.21 no longer installs it.
+        "cpu": ["tensorflow-cpu>=2.16", "tensorboard"],
+        "gpu": ["tensorflow[and-cuda]>=2.16", "tensorboard"],
+        # jax: CI checks that the layers and networks give the same numbers on Keras' JAX backend.
+        "test": ["pytest>=7", "jax"],
     },
 )

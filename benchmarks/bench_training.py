@@ -84,14 +84,14 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--minibatch", type=int, default=16)
     p.add_argument("--net", choices=["small", "demo"], default="small",
-                   help="network size: the stated small config, or the demo's (train.py DEMO)")
+                   help="network size: the stated small config, or the demo's (options.DEMO_OPTIONS)")
     p.add_argument("--xla", action="store_true", help="jit_compile the train step with XLA")
     p.add_argument("--demo", action="store_true", help="also time `python train.py` (the demo, ~10 min)")
     args = p.parse_args()
     if args.net == "demo":
-        import train
+        from stylegan_tf.training.options import DEMO_OPTIONS
         NET.clear()
-        NET.update({k: train.DEMO[k] for k in ("fmap_base", "fmap_max", "latent_size", "dlatent_size",
+        NET.update({k: DEMO_OPTIONS[k] for k in ("fmap_base", "fmap_max", "latent_size", "dlatent_size",
                                                 "mapping_layers", "mapping_fmaps")})
 
     from stylegan_tf.data import create_demo, open_dataset

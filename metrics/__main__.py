@@ -2,7 +2,6 @@
 
 From a checkout without installing: `python -m metrics ...` in the repository root.
 """
-import argparse
 import os
 import sys
 
@@ -16,12 +15,14 @@ if __package__ == "metrics":
         sys.modules["stylegan_tf.metrics"] = sys.modules["metrics"]
         stylegan_tf.metrics = sys.modules["metrics"]
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from stylegan_tf import cli  # noqa: E402  (after the package alias above)
+
+PROG = "python -m stylegan_tf.metrics"
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m stylegan_tf.metrics",
+    p = cli.Parser(
+        prog=PROG,
         description="Evaluate a StyleGAN network: FID / KID (FID-Inception, comparable with NVIDIA's numbers) "
                     "and SWD (no weights needed). Results are printed and appended to metric-<name>.jsonl "
                     "beside the network file.")
@@ -36,52 +37,61 @@ def build_parser():
     p.add_argument("--batch", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--inception", default=None,
                    help="FID-Inception weights (.pth or converted .weights.h5); default: $STYLEGAN_TF_INCEPTION "
-                        "or ~/.cache/stylegan_tf (downloaded on first use). 'keras-applications' uses "
-                        "keras.applications.InceptionV3: NOT comparable with published FIDs")
+                        "or the cache folder ($STYLEGAN_TF_CACHE, else ~/.cache/stylegan_tf; downloaded on "
+                        "first use). 'keras-applications' uses keras.applications.InceptionV3: NOT comparable "
+                        "with published FIDs")
     p.add_argument("--inception-mode", choices=("tf1", "pytorch"), default="tf1",
                    help="preprocessing: tf1 (TTUR / NVIDIA, default) or pytorch (pytorch-fid)")
     p.add_argument("--seed", type=int, default=0, help="seed of latents, mirroring and subsets (default 0)")
     p.add_argument("--report-dir", default=None,
-                   help="where metric-<name>.jsonl goes (default: the network file's folder); 'none' to skip")
+                   help="where metric-<name>.jsonl goes (default: the network file's folder; if it cannot be "
+                        "written, <cache>/metric-reports); 'none' to skip")
     p.add_argument("--no-cache", action="store_true", help="recompute real statistics instead of using the cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
 def main(argv=None):
+    cli.quiet_tensorflow(cli.verbose(argv))
     args = build_parser().parse_args(argv)
-    from stylegan_tf.metrics import metric_base
+    from stylegan_tf.metrics.inception import InceptionWeightsError
+    return cli.run(PROG, lambda: _evaluate(args), errors=cli.USER_ERRORS + (InceptionWeightsError,))
+
+
+def _evaluate(args):
+    from stylegan_tf.metrics import inception, metric_base
+    if args.batch < 1:
+        raise ValueError(f"--batch must be >= 1, got {args.batch}")
+    if args.num is not None and args.num < 2:
+        raise ValueError(f"--num must be >= 2, got {args.num}")
+    names = metric_base.parse_metric_names(args.metrics)
+    if not names:
+        raise ValueError("--metrics is empty; e.g. --metrics fid50k,swd16k")
+    if not os.path.isfile(args.network):
+        raise FileNotFoundError(f"--network {args.network}: file not found")
+    if not os.path.isdir(args.data):
+        raise FileNotFoundError(f"--data {args.data}: dataset folder not found")
+    if args.inception not in (None, "keras-applications") and not os.path.isfile(args.inception):
+        raise FileNotFoundError(f"--inception {args.inception}: file not found")
     try:
-        if args.batch < 1:
-            raise ValueError(f"--batch must be >= 1, got {args.batch}")
-        if args.num is not None and args.num < 2:
-            raise ValueError(f"--num must be >= 2, got {args.num}")
-        names = metric_base.parse_metric_names(args.metrics)
-        if not names:
-            raise ValueError("--metrics is empty; e.g. --metrics fid50k,swd16k")
-        if not os.path.isfile(args.network):
-            raise FileNotFoundError(f"--network {args.network}: file not found")
-        if not os.path.isdir(args.data):
-            raise FileNotFoundError(f"--data {args.data}: dataset folder not found")
-        if args.inception not in (None, "keras-applications") and not os.path.isfile(args.inception):
-            raise FileNotFoundError(f"--inception {args.inception}: file not found")
-        report_dir = args.report_dir
-        if report_dir is None:
-            report_dir = os.path.dirname(os.path.abspath(args.network))
-        elif report_dir.lower() == "none":
-            report_dir = None
-        records = metric_base.calc_metrics(
-            args.network, names, args.data, mirror=args.mirror, batch_size=args.batch, report_dir=report_dir,
-            progress=not args.no_progress, num_images=args.num, inception=args.inception,
-            inception_mode=args.inception_mode, seed=args.seed, use_cache=not args.no_cache)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, RuntimeError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    for record in records:
-        print(metric_base.format_results(record))
+        # The default weights now (downloaded if need be), not after the metrics before fid have run.
+        metric_base.prepare_metrics(names, inception=args.inception, progress=not args.no_progress)
+    except inception.InceptionWeightsMissing as e:
+        raise inception.InceptionWeightsMissing(f"{e}; or pass --inception PATH") from None
+    report_dir = args.report_dir
+    if report_dir is None:
+        report_dir = os.path.dirname(os.path.abspath(args.network))
+    elif report_dir.lower() == "none":
+        report_dir = None
+
+    def show(record):
+        # Printed the moment it exists: writing the report, or the next metric, may still fail.
+        print(metric_base.format_results(record), flush=True)
+
+    metric_base.calc_metrics(
+        args.network, names, args.data, mirror=args.mirror, batch_size=args.batch, report_dir=report_dir,
+        progress=not args.no_progress, num_images=args.num, inception=args.inception,
+        inception_mode=args.inception_mode, seed=args.seed, use_cache=not args.no_cache, on_result=show)
     return 0
 
 

@@ -22,13 +22,12 @@ import urllib.error
 import urllib.request
 
 import numpy as np
+import keras
+import tensorflow as tf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from stylegan_tf.atomic import atomic_path  # noqa: E402
-from stylegan_tf.metrics import torch_pth  # noqa: E402
+from stylegan_tf.atomic import atomic_path
+from stylegan_tf.metrics import torch_pth
+from stylegan_tf.paths import CACHE_ENV, cache_root
 
 WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                "pt_inception-2015-12-05-6726825d.pth")
@@ -45,10 +44,14 @@ class InceptionWeightsError(RuntimeError):
     """The FID-Inception weights are missing, cannot be fetched, or do not fit the network."""
 
 
+class InceptionWeightsMissing(InceptionWeightsError):
+    """The default weights are not in the cache and cannot be downloaded. The message names what every
+    caller can do (fetch the file, set an environment variable); a CLI with a weights flag adds it."""
+
+
 def cache_dir():
-    """`~/.cache/stylegan_tf` (or `$XDG_CACHE_HOME/stylegan_tf`): weights and real-image statistics."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "stylegan_tf")
+    """Where the weights are kept: the project's cache root (`stylegan_tf.paths.cache_root`)."""
+    return cache_root()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -318,8 +321,9 @@ def state_dict_digest(state_dict):
 def default_weights_path(download=True, progress=True):
     """Where the FID-Inception weights are, fetching pytorch-fid's `.pth` on first use.
 
-    Order: `$STYLEGAN_TF_INCEPTION`; the converted `~/.cache/stylegan_tf/fid_inception-2015-12-05.weights.h5`;
-    `~/.cache/stylegan_tf/pt_inception-2015-12-05-6726825d.pth`; else download it from `WEIGHTS_URL`.
+    Order: `$STYLEGAN_TF_INCEPTION`; the converted `<cache>/fid_inception-2015-12-05.weights.h5`;
+    `<cache>/pt_inception-2015-12-05-6726825d.pth`; else download it from `WEIGHTS_URL`. `<cache>` is
+    `stylegan_tf.paths.cache_root()` ($STYLEGAN_TF_CACHE, else ~/.cache/stylegan_tf).
     """
     env = os.environ.get(ENV_VAR)
     if env:
@@ -335,10 +339,15 @@ def default_weights_path(download=True, progress=True):
     if os.path.isfile(pth):
         return pth
     if not download:
-        raise InceptionWeightsError(f"FID-Inception weights not found: download {WEIGHTS_URL} to {pth} "
-                                    f"(or set ${ENV_VAR} / pass --inception PATH)")
+        raise InceptionWeightsMissing(f"FID-Inception weights not found: {_fetch_yourself(pth)}")
     _download(WEIGHTS_URL, pth, progress)
     return pth
+
+
+def _fetch_yourself(pth):
+    # The remedies that hold for every tool (train.py has no weights flag; the metrics CLI adds its own).
+    return (f"download {WEIGHTS_URL} to {pth} (the cache folder, which ${CACHE_ENV} can move), "
+            f"or set ${ENV_VAR} to a copy of that file")
 
 
 def _download(url, path, progress):
@@ -352,8 +361,9 @@ def _download(url, path, progress):
                     out.write(chunk)
                     bar.update(len(chunk))
     except (urllib.error.URLError, OSError) as e:
-        raise InceptionWeightsError(f"cannot download FID-Inception weights ({e}); download {url} yourself "
-                                    f"to {path} (or set ${ENV_VAR} / pass --inception PATH)") from None
+        reason = " ".join(str(getattr(e, "reason", None) or e).split())
+        raise InceptionWeightsMissing(f"cannot download the FID-Inception weights ({reason}): "
+                                      f"{_fetch_yourself(path)}") from None
 
 
 class FIDInception:
@@ -415,7 +425,8 @@ def load_fid_inception(weights=None, mode="tf1", progress=True):
     try:
         state = torch_pth.load_state_dict(path)
     except (ValueError, torch_pth.UnsafePickleError) as e:
-        raise InceptionWeightsError(f"{path}: cannot read FID-Inception weights: {e}") from None
+        detail = str(e).removeprefix(f"{path}: ")
+        raise InceptionWeightsError(f"{path}: cannot read FID-Inception weights: {detail}") from None
     model = build_fid_inception()
     assign_state_dict(model, state, path)
     net = FIDInception(model, mode, state_dict_digest(state))

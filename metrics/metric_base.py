@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from stylegan_tf.atomic import atomic_path
+from stylegan_tf.paths import cache_root
 
 METRIC_MODULES = ("frechet_inception_distance", "kernel_inception_distance", "sliced_wasserstein")
 CACHE_VERSION = 1
@@ -127,8 +128,8 @@ def prepare_metrics(names, inception=None, progress=True):
 # Caching keyed by content.
 
 def cache_dir():
-    from stylegan_tf.metrics.inception import cache_dir as _cache_dir
-    return os.path.join(_cache_dir(), "metrics")
+    """Cached statistics of real images: `<cache root>/metrics` (see `stylegan_tf.paths.cache_root`)."""
+    return os.path.join(cache_root(), "metrics")
 
 
 def file_digest(path):
@@ -332,22 +333,31 @@ class MetricContext:
 def _load(network):
     if hasattr(network, "Gs"):
         return network, None
-    import stylegan_tf
     path = os.fspath(network)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: network file not found")
-    return stylegan_tf.load_network(path), path
+    if not os.path.isfile(path):
+        raise MetricError(f"{path}: network file not found")
+    # Imported outside the try: a broken installation must not be reported as a bad network file.
+    from stylegan_tf.network_io import load_network
+    try:
+        return load_network(path), path
+    except Exception as e:  # noqa: BLE001 - a wrong, damaged or hostile file: whatever the reader raised
+        detail = " ".join(str(e).split())[:300] or type(e).__name__
+        raise MetricError(detail if path in detail else f"{path}: not a StyleGAN network file ({detail})") from None
 
 
 def calc_metrics(network, metrics, data_dir, mirror=False, snapshot=None, batch_size=64, report_dir=None,
-                 progress=True, num_images=None, inception=None, inception_mode="tf1", seed=0, use_cache=True):
+                 progress=True, num_images=None, inception=None, inception_mode="tf1", seed=0, use_cache=True,
+                 on_result=None):
     """Evaluate `metrics` (names or a comma-separated string) for `network` (a path or an object with .Gs).
 
     Returns a list of dicts {"results": {...}, "metric": name, "total_time": s, "snapshot": ...,
     "timestamp": t}; with `report_dir`, each is also appended as a JSON line to
-    `report_dir/metric-<name>.jsonl`. `num_images` overrides every metric's image count (quick looks;
-    such numbers are not comparable with published ones). `inception`: weights path / dict / loaded
-    network / "keras-applications" (not comparable) / None for the default download.
+    `report_dir/metric-<name>.jsonl` (see `write_report`: a folder that cannot be written does not lose
+    the result). `on_result(record)` is called as soon as each metric is computed, before its report is
+    written and before the next metric starts: a CLI prints there, so a later failure loses nothing.
+    `num_images` overrides every metric's image count (quick looks; such numbers are not comparable with
+    published ones). `inception`: weights path / dict / loaded network / "keras-applications" (not
+    comparable) / None for the default download.
     """
     names = parse_metric_names(metrics)
     nets, path = _load(network)
@@ -369,11 +379,46 @@ def calc_metrics(network, metrics, data_dir, mirror=False, snapshot=None, batch_
         record = dict(results=results, metric=name, total_time=time.time() - start, snapshot=snapshot,
                       timestamp=time.time())
         out.append(record)
+        if on_result is not None:
+            on_result(record)
         if report_dir is not None:
-            append_jsonl(os.path.join(report_dir, f"metric-{name}.jsonl"), record)
+            write_report(report_dir, record)
     for note in dict.fromkeys(ctx.notes):
         print(f"note: {note}", file=sys.stderr)
     return out
+
+
+def fallback_report_dir():
+    """Where reports go when their folder cannot be written: `<cache root>/metric-reports`."""
+    return os.path.join(cache_root(), "metric-reports")
+
+
+def write_report(report_dir, record):
+    """Append `record` to `report_dir/metric-<name>.jsonl`; returns the path written, or None.
+
+    The result is already computed (often hours of work), so a folder that cannot be written (read-only,
+    full, gone) must not lose it: the line then goes to `fallback_report_dir()`, with `report_dir` recorded
+    in it, and a note on stderr says where. If that fails too, the note says so; nothing is raised.
+    """
+    name = f"metric-{record['metric']}.jsonl"
+    path = os.path.join(report_dir, name)
+    try:
+        append_jsonl(path, record)
+        return path
+    except OSError as e:
+        reason = e.strerror or str(e)
+    fallback = os.path.join(fallback_report_dir(), name)
+    if os.path.abspath(fallback) != os.path.abspath(path):
+        try:
+            append_jsonl(fallback, dict(record, report_dir=os.path.abspath(report_dir)))
+            print(f"note: cannot write {path} ({reason}); the {record['metric']} report went to {fallback}",
+                  file=sys.stderr)
+            return fallback
+        except OSError as e2:
+            reason = f"{reason}; {fallback}: {e2.strerror or e2}"
+    print(f"warning: cannot write {path} ({reason}); the {record['metric']} result was not saved to a file",
+          file=sys.stderr)
+    return None
 
 
 def append_jsonl(path, record):

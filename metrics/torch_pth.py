@@ -31,6 +31,9 @@ _STORAGE_DTYPES = {
 }
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
+# A legacy file opens with its magic number pickled by protocol 2 (PROTO 2, LONG1 of 10 bytes): checked
+# before any unpickling, so that a file of some other kind is named as such instead of failing deep inside.
+_LEGACY_HEAD = b"\x80\x02\x8a\x0a" + _LEGACY_MAGIC.to_bytes(10, "little")
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -150,9 +153,19 @@ def load_state_dict(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    if zipfile.is_zipfile(path):
-        return _check_state_dict(_load_zip(path), path)
-    return _check_state_dict(_load_legacy_eager(path), path)
+    try:
+        if zipfile.is_zipfile(path):
+            return _check_state_dict(_load_zip(path), path)
+        with open(path, "rb") as f:
+            if f.read(len(_LEGACY_HEAD)) != _LEGACY_HEAD:
+                raise ValueError(f"{path}: not a PyTorch weights file (neither a torch.save zip archive nor "
+                                 "the legacy format)")
+        return _check_state_dict(_load_legacy_eager(path), path)
+    except (UnsafePickleError, ValueError, OSError):
+        raise
+    except Exception as e:  # noqa: BLE001 - damaged bytes make the unpickler fail in many ways (even MemoryError)
+        raise ValueError(f"{path}: damaged PyTorch weights file ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:200]})") from None
 
 
 def _load_legacy_eager(path):

@@ -1,9 +1,13 @@
 """load_network / save_network: our `.keras` files (Networks container, training snapshots, a lone Generator)
 and NVIDIA's official `.pkl` files (through the restricted unpickler in official_pickle)."""
 import importlib
+import importlib.util
+import json
 import os
+import re
 import sys
 import zipfile
+import zlib
 
 from stylegan_tf.atomic import atomic_path
 
@@ -12,18 +16,57 @@ class NetworkFileError(ValueError):
     """A file that is not a network we can load. The message is one line naming the file."""
 
 
-def _register_classes():
-    import stylegan_tf.networks  # noqa: F401  (registers the network classes with Keras)
-    try:  # the training model (issue 4) is a registered class too; optional so inference works without it
-        importlib.import_module("stylegan_tf.training")
-    except ImportError:
-        pass
+# A module path of this package, as Keras records it for each class in a `.keras` file's config.json.
+_OUR_MODULE = re.compile(r"stylegan_tf(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _recorded_modules(config):
+    """The modules that a `.keras` config records for its objects (`module` next to `class_name`), nested
+    objects included."""
+    found, stack = set(), [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("module"), str) and "class_name" in node:
+                found.add(node["module"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _import_recorded_classes(config):
+    """Register the classes a `.keras` file holds by importing the modules that define them.
+
+    Keras finds a custom class only in its registry, which `register_keras_serializable` fills when the
+    class's module is imported; Keras imports recorded modules itself only for its own packages. Each class
+    registers itself where it is defined (networks, the training model), and the file says which modules
+    those are, so importing them here lets any of our saved objects load (a training snapshot included)
+    without this module depending on the packages above it. Only modules of this package are imported: a
+    crafted file cannot make us import anything else. A module that does not exist here (a file from another
+    version) is skipped; looking it up still imports its parent packages, so a class that moved within its
+    package (which imports its classes) is found, and otherwise Keras names the class it cannot find.
+    """
+    for module in sorted(_recorded_modules(config)):
+        if not _OUR_MODULE.fullmatch(module) or "__main__" in module.split("."):
+            continue
+        try:
+            spec = importlib.util.find_spec(module)
+        except ImportError:  # a parent package that does not exist
+            spec = None
+        if spec is not None:
+            importlib.import_module(module)
 
 
 def _is_pickle(path):
     with open(path, "rb") as f:
         head = f.read(2)
     return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _starts_like_zip(path):
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def load_network(path):
@@ -35,15 +78,21 @@ def load_network(path):
         from stylegan_tf.official_pickle import load_official_pickle
         return load_official_pickle(path)
     if not zipfile.is_zipfile(path):
+        if _starts_like_zip(path):  # a zip's directory is at its end: a cut file has the start but not that
+            raise NetworkFileError(f"{path}: damaged network file (an incomplete zip archive: truncated?)")
         raise NetworkFileError(f"{path}: not a network file (expected a .keras file or an official StyleGAN .pkl)")
-    with zipfile.ZipFile(path) as archive:
-        is_keras = "config.json" in archive.namelist()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            is_keras = "config.json" in archive.namelist()
+            config = json.loads(archive.read("config.json")) if is_keras else None
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as e:  # bad CRC, cut or garbled config
+        raise NetworkFileError(f"{path}: damaged network file ({type(e).__name__}: {e})") from None
     if not is_keras:
         raise NetworkFileError(f"{path}: a zip archive but not a Keras network file (expected a .keras file or an "
                                "official StyleGAN .pkl)")
     if not path.endswith(".keras"):  # Keras refuses any other suffix, with a long message about SavedModels
         raise NetworkFileError(f"{path}: a Keras network file must end in .keras; rename it")
-    _register_classes()
+    _import_recorded_classes(config)
     import keras
     from stylegan_tf.networks import Generator, Networks
     try:

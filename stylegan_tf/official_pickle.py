@@ -2,30 +2,16 @@
 
 A snapshot pickle holds (G, D, Gs), each a `dnnlib.tflib.network.Network` whose state is a plain dict:
 `static_kwargs`, `components` (mapping, synthesis), `variables` [(name, ndarray)], and the network's source
-text, which we never execute. The unpickler below resolves only the Network class (to a passive state
-holder) and the few numpy functions that rebuild arrays; any other global makes it stop with an error, so a
-crafted pickle cannot run code.
+text, which we never execute. The unpickler below (a `safe_pickle.RestrictedUnpickler`) resolves only the
+Network class (to a passive state holder) and the few numpy functions that rebuild arrays; any other global
+makes it stop with `UnsafePickleError`, so a crafted pickle cannot run code.
 """
 import os
 import pickle
 
 import numpy as np
 
-# (module, name) pairs that rebuilding numpy arrays needs (data.importers reads CIFAR's pickles with them too).
-# numpy moved `core` to `_core` in 2.0; both spellings occur.
-NUMPY_ARRAY_GLOBALS = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("_codecs", "encode"),
-}
-_NETWORK_CLASS = ("dnnlib.tflib.network", "Network")
-_EASYDICT_CLASS = ("dnnlib.util", "EasyDict")
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """The pickle asks for something a StyleGAN network file never contains."""
+from stylegan_tf.safe_pickle import RestrictedUnpickler, UnsafePickleError
 
 
 class OfficialNetworkState:
@@ -49,20 +35,11 @@ class _PlainDict(dict):
     """Stand-in for dnnlib's EasyDict (a dict subclass) should a pickle contain one."""
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, source="<pickle>"):
-        super().__init__(file, encoding="latin1")
-        self.source = source
-
-    def find_class(self, module, name):
-        if (module, name) == _NETWORK_CLASS:
-            return OfficialNetworkState
-        if (module, name) == _EASYDICT_CLASS:
-            return _PlainDict
-        if (module, name) in NUMPY_ARRAY_GLOBALS:
-            return super().find_class(module, name)
-        raise UnsafePickleError(f"{self.source}: refused to load: it asks for '{module}.{name}', which a StyleGAN "
-                                f"network pickle never contains (nothing was executed)")
+class _NetworkUnpickler(RestrictedUnpickler):
+    # dnnlib's two classes are replaced by passive holders of their state; numpy's array globals are allowed
+    # by the base class, everything else is refused.
+    substitutes = {("dnnlib.tflib.network", "Network"): OfficialNetworkState,
+                   ("dnnlib.util", "EasyDict"): _PlainDict}
 
 
 def read_official_pickle(path):
@@ -70,7 +47,7 @@ def read_official_pickle(path):
     path = os.fspath(path)
     with open(path, "rb") as f:
         try:
-            obj = RestrictedUnpickler(f, source=path).load()
+            obj = _NetworkUnpickler(f, source=path, kind="StyleGAN network pickle").load()
         except UnsafePickleError:
             raise
         except Exception as e:  # truncated file, not a pickle, bad state: all one clear message

@@ -35,3 +35,48 @@ def fixtures_dir():
     if not (FIXTURES / "official-stylegan").is_dir() or not (FIXTURES / "fid-inception").is_dir():
         pytest.fail(f"test fixtures missing at {FIXTURES}: they are part of the repository (git checkout them)")
     return FIXTURES
+
+
+# The tiny random generator that the generate and metrics tests share: 32x32 (two swd levels, a 4x4 to 32x32
+# synthesis), the smallest feature maps that still have every kind of layer.
+TINY_G = dict(resolution=32, fmap_base=64, fmap_max=32, latent_size=32, dlatent_size=32, mapping_fmaps=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_generator():
+    """A built Generator(**TINY_G) with random weights. Shared by the whole session: use it, never modify it."""
+    import numpy as np
+    from stylegan_tf.networks import Generator
+    G = Generator(**TINY_G)
+    G(np.zeros([1, TINY_G["latent_size"]], np.float32))
+    # Noise weights start at 0 (as the original), which would make every test of noise vacuous.
+    for var in G.trainable_variables:
+        if "noise" in var.path.lower():
+            var.assign(np.full(var.shape, 0.3, np.float32))
+    return G
+
+
+@pytest.fixture(scope="session")
+def tiny_network_path(tiny_generator, tmp_path_factory):
+    """`tiny_generator` saved as our .keras network file (G = Gs, no D: what generate and metrics need)."""
+    from stylegan_tf.network_io import save_network
+    from stylegan_tf.networks import Networks
+    path = tmp_path_factory.mktemp("tiny-net") / "tiny.keras"
+    save_network(Networks(tiny_generator, None, tiny_generator), str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory):
+    """demo_dataset(resolution, count) -> path of the built-in demo faces (seed 0) as a dataset, built once per
+    session for each size. Read-only for the tests: a test that changes a dataset makes its own."""
+    built = {}
+
+    def get(resolution, count):
+        if (resolution, count) not in built:
+            from stylegan_tf.data import create_demo
+            path = tmp_path_factory.mktemp(f"demo-r{resolution}-n{count}") / "faces"
+            create_demo(str(path), count=count, resolution=resolution, seed=0, progress=False, workers=1)
+            built[resolution, count] = str(path)
+        return built[resolution, count]
+    return get

@@ -7,7 +7,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from stylegan_tf.data import DatasetError, DatasetWriter, build_pyramid, open_dataset  # noqa: E402
-from stylegan_tf.data.tfrecords import scan_level  # noqa: E402
+from stylegan_tf.data.tfrecords import crc32c, masked_crc32c, scan_level, verify_level  # noqa: E402
 
 
 def _exact_box_means(image_chw):
@@ -136,7 +136,7 @@ def test_reader_rejects_broken_layouts(tmp_path):
     data[len(data) // 2] ^= 0xFF  # one bad byte inside a record: same size, wrong checksum
     level.write_bytes(bytes(data))
     info = open_dataset(tmp_path / "flipped")  # sizes alone look right...
-    with pytest.raises(DatasetError, match="flipped-r03.tfrecords: damaged record"):
+    with pytest.raises(DatasetError, match="flipped-r03.tfrecords: record 2: length field damaged"):
         list(info.iterate_uint8())  # ...the checksum does not
     _write(tmp_path / "gap", "gap", images)
     os.remove(tmp_path / "gap" / "gap-r02.tfrecords")
@@ -155,3 +155,85 @@ def test_reader_rejects_broken_layouts(tmp_path):
     _write(tmp_path / ".x.partial", "x", images)
     with pytest.raises(DatasetError, match="interrupted"):
         open_dataset(tmp_path / ".x.partial")
+
+
+def test_crc32c_matches_the_standard_and_tfrecord_checksums(tmp_path):
+    assert crc32c(b"") == 0 and crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    assert crc32c(bytes(32)) == 0x8A9136AA and crc32c(b"\xff" * 32) == 0x62A8AB43  # RFC 3720 B.4
+
+    def bitwise(data):
+        crc = 0xFFFFFFFF
+        for b in data:
+            crc ^= b
+            for _ in range(8):
+                crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        return crc ^ 0xFFFFFFFF
+
+    rng = np.random.RandomState(4)
+    for n in (1, 4, 63, 64, 65, 1000, 4099):  # both code paths, chunk sizes that do and do not divide n
+        data = rng.bytes(n)
+        assert crc32c(data) == bitwise(data), n
+    # TFRecord's masked checksums of a file TensorFlow wrote: header (length) and data.
+    path = str(tmp_path / "x.tfrecords")
+    with tf.io.TFRecordWriter(path) as w:
+        w.write(rng.bytes(5000))
+    raw = open(path, "rb").read()
+    assert masked_crc32c(raw[:8]) == int.from_bytes(raw[8:12], "little")
+    assert masked_crc32c(raw[12:-4]) == int.from_bytes(raw[-4:], "little")
+
+
+def _damaged_copies(path, step, record):
+    """[(kind, bytes)]: `path` damaged in record `record` the ways a disk or a bad copy damages a file."""
+    data = open(path, "rb").read()
+    start = step * record
+
+    def poke(offset):
+        b = bytearray(data)
+        b[offset:offset + 4] = b"\xff\xff\xff\xff"  # what `dd` of 4 bytes of 0xff does
+        return bytes(b)
+
+    return [("data damaged", poke(start + 12 + (step - 16) // 2)), ("length field damaged", poke(start + 2)),
+            ("length field damaged", poke(start + 8)), ("data damaged", poke(start + step - 4)),
+            ("truncated", data[:start + step - 7])]
+
+
+def test_verify_level_names_the_file_and_record_of_any_damage(tmp_path):
+    rng = np.random.RandomState(5)
+    images = rng.randint(0, 256, [40, 3, 8, 8]).astype(np.uint8)
+    _write(tmp_path / "ds", "ds", images)
+    level = str(tmp_path / "ds" / "ds-r03.tfrecords")
+    assert verify_level(level, (3, 8, 8)) == 40
+    step = os.path.getsize(level) // 40
+    bad = str(tmp_path / "bad.tfrecords")
+    for kind, data in _damaged_copies(level, step, 23):
+        open(bad, "wb").write(data)
+        with pytest.raises(DatasetError, match=f"^{bad}: record 23: {kind} .*; recreate the dataset$"):
+            verify_level(bad, (3, 8, 8))
+    # Checksums fine, contents wrong: another level's records, or records that are not image Examples.
+    with pytest.raises(DatasetError, match="record 0: shape \\[3, 8, 8\\], expected \\[3, 16, 16\\]"):
+        verify_level(level, (3, 16, 16))
+    with tf.io.TFRecordWriter(bad) as w:
+        for k in range(5):
+            w.write(b"\x01\x02not a protobuf" if k == 3 else tf.train.Example().SerializeToString()
+                    if k == 4 else open(level, "rb").read()[12:step - 4])
+    with pytest.raises(DatasetError, match="record 3: not an image record"):
+        verify_level(bad, (3, 8, 8))
+
+
+def test_open_dataset_refuses_a_level_missing_from_dataset_json(tmp_path):
+    from stylegan_tf.data.tfrecords import write_metadata
+    rng = np.random.RandomState(6)
+    images = rng.randint(0, 256, [4, 3, 16, 16]).astype(np.uint8)
+    _write(tmp_path / "ds", "ds", images)
+    write_metadata(str(tmp_path / "ds"), "test", {"count": 4, "resolution": 16, "channels": 3, "levels": [16, 8, 4]})
+    assert open_dataset(tmp_path / "ds").resolution == 16
+    os.remove(tmp_path / "ds" / "ds-r04.tfrecords")  # the top level lost: it must not train at 8x8
+    with pytest.raises(DatasetError, match="ds-r04.tfrecords is missing \\(dataset.json lists levels"):
+        open_dataset(tmp_path / "ds")
+    _write(tmp_path / "few", "few", images[:3])
+    write_metadata(str(tmp_path / "few"), "test", {"count": 4, "resolution": 16, "levels": [16, 8, 4]})
+    with pytest.raises(DatasetError, match="dataset.json says 4 images but the level files hold 3"):
+        open_dataset(tmp_path / "few")
+    # NVIDIA's datasets have no dataset.json, and another tool's is not ours to check.
+    (tmp_path / "few" / "dataset.json").write_text('{"labels": null, "resolution": 64}')
+    assert open_dataset(tmp_path / "few").num_images == 3

@@ -378,7 +378,8 @@ def test_mnist_and_cifar10_importers(tmp_path):
     for k in range(5):
         with open(tmp_path / "py" / f"data_batch_{k + 1}", "wb") as f:
             pickle.dump({"data": pics[k], "labels": labs[k].tolist()}, f, protocol=2)
-        np.concatenate([labs[k][:, None].astype(np.uint8), pics[k]], 1).tofile(tmp_path / "bin" / f"data_batch_{k + 1}.bin")
+        np.concatenate([labs[k][:, None].astype(np.uint8), pics[k]], 1).tofile(
+            tmp_path / "bin" / f"data_batch_{k + 1}.bin")
     a = importers.create_cifar10(tmp_path / "ca", tmp_path / "py", shuffle=False)
     b = importers.create_cifar10(tmp_path / "cb", tmp_path / "bin", shuffle=False)
     want = pics.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
@@ -392,3 +393,137 @@ def test_mnist_and_cifar10_importers(tmp_path):
     with pytest.raises(ValueError, match="refusing to load"):
         importers.create_cifar10(tmp_path / "cc", tmp_path / "py")
     assert not (tmp_path / "cc").exists()
+
+
+def test_cli_info_reads_every_record_and_names_the_damage(tmp_path, capsys):
+    code, _, err = _main(capsys, "create_demo", tmp_path / "ds", "--count", "24", "--resolution", "16", "--quiet",
+                         "--workers", "1")
+    assert code == 0, err
+    code, intact, _ = _main(capsys, "info", tmp_path / "ds")
+    assert code == 0 and "16:24" in intact
+    level = tmp_path / "ds" / "ds-r03.tfrecords"
+    data = bytearray(level.read_bytes())
+    step = len(data) // 24
+    data[step * 10 + 100:step * 10 + 104] = b"\xff\xff\xff\xff"  # `dd` of 4 bytes of 0xff: same size, bad bytes
+    level.write_bytes(bytes(data))
+    code, out, err = _main(capsys, "info", tmp_path / "ds")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"dataset_tool.py: error: {level}: record 10: data damaged (checksum mismatch")
+    code, out, _ = _main(capsys, "info", tmp_path / "ds", "--quick")  # sizes only, and it says so
+    assert code == 0 and "not read: --quick" in out and "every record verified" in intact
+
+
+def test_overwrite_replaces_only_a_dataset(tmp_path, capsys, monkeypatch):
+    from stylegan_tf.data import importers
+    _numbered(tmp_path / "src", 6)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "ideas.txt").write_text("my notes")
+    (tmp_path / "afile").write_text("keep")
+    for target in (notes, tmp_path / "afile"):
+        for args in (("create_from_images", target, tmp_path / "src", "--workers", "1"),
+                     ("create_demo", target, "--count", "4", "--resolution", "8", "--workers", "1")):
+            code, _, err = _main(capsys, *args, "--overwrite", "--quiet")
+            assert code == 1 and err.count("\n") == 1 and "--overwrite only replaces a dataset" in err, err
+    with pytest.raises(ValueError, match="not a dataset folder \\(it holds ideas.txt\\)"):
+        importers.write_arrays(notes, np.zeros([2, 1, 8, 8], np.uint8), np.array([0, 1]), ["a", "b"],
+                               tmp_path, "test", overwrite=True)
+    assert os.listdir(notes) == ["ideas.txt"] and (tmp_path / "afile").read_text() == "keep"
+    # A dataset (level files and sidecars, or an empty folder) is replaced.
+    (tmp_path / "empty").mkdir()
+    for target in ("ds", "ds", "empty"):
+        code, _, err = _main(capsys, "create_from_images", tmp_path / target, tmp_path / "src", "--workers", "1",
+                             "--overwrite", "--quiet")
+        assert code == 0, err
+    # Checked again just before the swap: a file put into the dataset folder meanwhile is not deleted.
+    real = imlib.load_task
+
+    def note_meanwhile(args):
+        (tmp_path / "ds" / "todo.txt").write_text("added while the new dataset was written")
+        return real(args)
+
+    monkeypatch.setattr(imlib, "load_task", note_meanwhile)
+    code, _, err = _main(capsys, "create_from_images", tmp_path / "ds", tmp_path / "src", "--workers", "1",
+                         "--overwrite", "--quiet")
+    assert code == 1 and "it holds todo.txt" in err
+    assert (tmp_path / "ds" / "todo.txt").exists() and open_dataset(tmp_path / "ds").num_images == 6
+    assert sorted(os.listdir(tmp_path)) == ["afile", "ds", "empty", "notes", "src"]  # no temp folders left
+
+
+def test_grid_and_extract_refuse_to_replace_files(tmp_path, capsys):
+    _numbered(tmp_path / "src", 5)
+    assert _main(capsys, "create_from_images", tmp_path / "ds", tmp_path / "src", "--workers", "1", "--quiet")[0] == 0
+    (tmp_path / "g.png").write_bytes(b"my picture")
+    code, _, err = _main(capsys, "grid", tmp_path / "ds", tmp_path / "g.png")
+    assert code == 1 and err.count("\n") == 1 and "already exists; pass --overwrite" in err
+    assert (tmp_path / "g.png").read_bytes() == b"my picture"
+    assert _main(capsys, "grid", tmp_path / "ds", tmp_path / "g.png", "--overwrite")[0] == 0
+    assert Image.open(tmp_path / "g.png").size == (48, 32)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "img00000003.png").write_bytes(b"mine")
+    (tmp_path / "out" / "other.png").write_bytes(b"other")
+    code, _, err = _main(capsys, "extract", tmp_path / "ds", tmp_path / "out")
+    assert code == 1 and err.count("\n") == 1 and "already holds img00000003.png; pass --overwrite" in err
+    assert sorted(os.listdir(tmp_path / "out")) == ["img00000003.png", "other.png"]  # checked before writing
+    assert _main(capsys, "extract", tmp_path / "ds", tmp_path / "out", "--max", "3")[0] == 0  # no clash
+    assert _main(capsys, "extract", tmp_path / "ds", tmp_path / "out", "--overwrite")[0] == 0
+    assert len(os.listdir(tmp_path / "out")) == 6 and (tmp_path / "out" / "other.png").read_bytes() == b"other"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    import errno
+    import tensorflow as tf
+    from stylegan_tf.data import tfrecords
+    _numbered(tmp_path / "src", 6)
+    parent = tmp_path / "out"
+    parent.mkdir()
+    # TensorFlow's own writer on a full device (/dev/full answers every write with ENOSPC).
+    real_writer = tf.io.TFRecordWriter
+    monkeypatch.setattr(tf.io, "TFRecordWriter", lambda path, *a: real_writer("/dev/full"))
+    code, _, err = _main(capsys, "create_demo", parent / "demo", "--count", "300", "--resolution", "32",
+                         "--workers", "1", "--quiet")
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"dataset_tool.py: error: {parent / 'demo'}: disk full while writing the dataset "
+                          "(it needs about 1.2 MB, ")
+    monkeypatch.undo()
+    assert os.listdir(parent) == []
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "dataset.json")
+
+    monkeypatch.setattr(tfrecords, "write_metadata", no_space)
+    code, _, err = _main(capsys, "create_from_images", parent / "ds", tmp_path / "src", "--workers", "1", "--quiet")
+    assert code == 1 and err.count("\n") == 1 and f"{parent / 'ds'}: disk full while writing the dataset" in err
+    assert os.listdir(parent) == []
+    monkeypatch.undo()
+    assert _main(capsys, "create_from_images", parent / "ds", tmp_path / "src", "--workers", "1", "--quiet")[0] == 0
+    import stylegan_tf.image_grid as image_grid
+    real_save, saved = image_grid.save_image, []
+
+    def fills_up(image, path):
+        if len(saved) == 4:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        saved.append(real_save(image, path))
+
+    monkeypatch.setattr(image_grid, "save_image", fills_up)
+    code, _, err = _main(capsys, "extract", parent / "ds", tmp_path / "png")
+    assert code == 1 and err.count("\n") == 1 and "disk full after 4 of 6 PNGs" in err
+    assert sorted(os.listdir(tmp_path / "png")) == [f"img{i:08d}.png" for i in range(4)]  # whole files only
+
+
+def test_next_run_removes_what_a_sigkilled_run_left(tmp_path, capsys):
+    # What `kill -9` of dataset_tool leaves: its hidden temporary dataset folder (made here without TF).
+    script = ("import os, sys\nfrom stylegan_tf.atomic import atomic_dir\n"
+              "with atomic_dir(sys.argv[1]) as tmp:\n"
+              "    open(os.path.join(tmp, 'ds-r05.tfrecords'), 'wb').write(b'x' * 1000000)\n"
+              "    os.kill(os.getpid(), 9)\n")
+    r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "ds")], cwd=REPO, capture_output=True)
+    assert r.returncode == -9
+    (left,) = os.listdir(tmp_path)
+    assert left.startswith(".ds.") and left.endswith(".partial")
+    (tmp_path / ".keep.partial").mkdir()  # a hidden folder of the user's: not ours, never touched
+    code, _, err = _main(capsys, "create_demo", tmp_path / "other", "--count", "4", "--resolution", "8",
+                         "--workers", "1", "--quiet")
+    assert code == 0 and err == f"dataset_tool.py: cleaned up {tmp_path / left}, left by an interrupted run\n"
+    assert sorted(os.listdir(tmp_path)) == [".keep.partial", "other"]

@@ -9,33 +9,17 @@ from stylegan_tf.generate import commands, figures
 from stylegan_tf.generate.noise import noise_buffers, noise_in_layers
 from stylegan_tf.generate.sampling import load_generator, map_z, run_z, synthesize_w
 from stylegan_tf.generate.seeds import GenerateError, parse_layers, seeds_to_z
-from stylegan_tf.image_grid import to_uint8
+from stylegan_tf.image_grid import grid_shape, to_uint8
 
-pytest.importorskip("stylegan_tf.network_io")
-pytest.importorskip("stylegan_tf.networks")
+from conftest import TINY_G
+from test_cli import read_only  # noqa: F401  (a fixture)
 
-RES = 32
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    """A tiny random network written as our .keras file (built once for the module)."""
-    from stylegan_tf.network_io import save_network
-    from stylegan_tf.networks import Generator, Networks
-    G = Generator(resolution=RES, fmap_base=64, fmap_max=32, latent_size=32, dlatent_size=32, mapping_fmaps=32)
-    G(np.zeros([1, 32], np.float32))
-    # Noise weights start at 0 (as the original), which would make every noise test vacuous.
-    for var in G.trainable_variables:
-        if "noise" in var.path.lower():
-            var.assign(np.full(var.shape, 0.3, np.float32))
-    path = str(tmp_path_factory.mktemp("net") / "tiny.keras")
-    save_network(Networks(G, None, G), path)  # generate only needs Gs
-    return path
+RES = TINY_G["resolution"]  # conftest's tiny_generator, saved as tiny_network_path
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_path):
-    return load_generator(tiny_path)
+def tiny(tiny_network_path):
+    return load_generator(tiny_network_path)
 
 
 @pytest.fixture(scope="module")
@@ -166,33 +150,42 @@ def test_noise_detail_is_reproducible_and_shows_variation(official):
     assert a[:, 2 * RES:].max() > 0  # random noise changes pixels: the std map is not black
 
 
-def test_every_subcommand_writes_the_right_picture(tiny_path, official_path, tmp_path):
+# The figure subcommands: their arguments and the (height, width) of the picture they write.
+FIGURES = {
+    "style-mixing": (["--row-seeds", "1,2", "--col-seeds", "3,4,5", "--styles", "coarse", "fine"],
+                     (3 * RES, 4 * RES)),
+    "truncation": (["--seeds", "1,2", "--psi", "1,0.5,0"], (2 * RES, 3 * RES)),
+    "noise-detail": (["--seeds", "1", "--samples", "5"], (RES, 3 * RES)),
+    "noise-components": (["--seeds", "1,2", "--flip", "1"], (2 * RES, 2 * RES)),
+    "uncurated": (["--seed", "5", "--rows", "1", "--lods", "0,1,2"], (RES, RES + RES // 2 + RES // 4)),
+    "z-walk": (["--seed", "1", "--dims", "0,5", "--scale", "-2:2:3"], (2 * RES, 3 * RES)),
+    "w-walk": (["--seed", "1", "--components", "0,1", "--scale", "-2:2:3", "--samples", "200"], (2 * RES, 3 * RES)),
+}
+
+
+@pytest.mark.parametrize("cmd", list(FIGURES))
+def test_figure_subcommand_writes_the_right_picture(cmd, tiny_network_path, tmp_path):
+    args, (h, w) = FIGURES[cmd]
+    path = str(tmp_path / "figure.png")
+    assert _generate_main()([cmd, "--network", tiny_network_path, "--no-progress", *args, "--out", path]) == 0
+    assert _png(path).shape == (h, w, 3)
+
+
+def test_images_subcommand_writes_every_seed_and_the_grid(tiny_network_path, tmp_path):
+    out = str(tmp_path / "img")
+    assert _generate_main()(["images", "--network", tiny_network_path, "--no-progress", "--seeds", "0-2",
+                             "--outdir", out, "--grid", "1x3"]) == 0
+    grid = _png(out + "/grid.png")
+    assert grid.shape == (RES, 3 * RES, 3)
+    for i in range(3):
+        assert _png(f"{out}/seed{i:04d}.png").shape == (RES, RES, 3)
+    np.testing.assert_array_equal(grid[:, RES:2 * RES], _png(out + "/seed0001.png"))  # same batch
+
+
+def test_interpolate_subcommand_writes_the_walk(tiny_network_path, tmp_path):
     main = _generate_main()
     out = str(tmp_path)
-    net = ["--network", tiny_path, "--no-progress"]
-    runs = {
-        "images": (["--seeds", "0-2", "--outdir", out + "/img", "--grid", "1x3"], out + "/img/grid.png",
-                   (RES, 3 * RES)),
-        "style-mixing": (["--row-seeds", "1,2", "--col-seeds", "3,4,5", "--styles", "coarse", "fine"],
-                         out + "/sm.png", (3 * RES, 4 * RES)),
-        "truncation": (["--seeds", "1,2", "--psi", "1,0.5,0"], out + "/tr.png", (2 * RES, 3 * RES)),
-        "noise-detail": (["--seeds", "1", "--samples", "5"], out + "/nd.png", (RES, 3 * RES)),
-        "noise-components": (["--seeds", "1,2", "--flip", "1"], out + "/nc.png", (2 * RES, 2 * RES)),
-        "uncurated": (["--seed", "5", "--rows", "1", "--lods", "0,1,2"], out + "/un.png",
-                      (RES, RES + RES // 2 + RES // 4)),
-        "z-walk": (["--seed", "1", "--dims", "0,5", "--scale", "-2:2:3"], out + "/zw.png", (2 * RES, 3 * RES)),
-        "w-walk": (["--seed", "1", "--components", "0,1", "--scale", "-2:2:3", "--samples", "200"],
-                   out + "/ww.png", (2 * RES, 3 * RES)),
-    }
-    for cmd, (args, path, (h, w)) in runs.items():
-        extra = [] if cmd == "images" else ["--out", path]
-        assert main([cmd, *net, *args, *extra]) == 0, cmd
-        assert _png(path).shape == (h, w, 3), cmd
-    for i in range(3):
-        assert _png(f"{out}/img/seed{i:04d}.png").shape == (RES, RES, 3)
-    grid = _png(out + "/img/grid.png")
-    np.testing.assert_array_equal(grid[:, RES:2 * RES], _png(out + "/img/seed0001.png"))  # same batch
-
+    net = ["--network", tiny_network_path, "--no-progress"]
     gif = out + "/walk.gif"
     assert main(["interpolate", *net, "--seeds", "0,5,9", "--frames-per-transition", "3", "--space", "w",
                  "--out", gif]) == 0
@@ -205,21 +198,23 @@ def test_every_subcommand_writes_the_right_picture(tiny_path, official_path, tmp
     with Image.open(looped) as im:
         assert im.n_frames == 3 * 3  # back to the first seed, without repeating it at the seam
     # The first frame is seed 0's image (GIF palettes are lossy: compare coarsely).
-    seed0 = _png(out + "/img/seed0000.png")
     assert main(["images", *net, "--seeds", "0", "--trunc", "1", "--outdir", out + "/plain"]) == 0
-    assert np.abs(first.astype(int) - _png(out + "/plain/seed0000.png")).mean() < 8
+    seed0 = _png(out + "/plain/seed0000.png")
     assert seed0.shape == first.shape
+    assert np.abs(first.astype(int) - seed0).mean() < 8
 
-    keras_out = out + "/official.keras"
-    assert main(["convert", "--network", official_path, "--out", keras_out]) == 0
+
+def test_convert_subcommand_keeps_the_official_network(official_path, tmp_path):
+    keras_out = str(tmp_path / "official.keras")
+    assert _generate_main()(["convert", "--network", official_path, "--out", keras_out]) == 0
     z = seeds_to_z([1, 2], 64)
     np.testing.assert_allclose(run_z(load_generator(keras_out), z, progress=False, as_uint8=False),
                                run_z(load_generator(official_path), z, progress=False, as_uint8=False), atol=1e-5)
 
 
-def test_existing_files_are_not_overwritten_silently(tiny_path, tmp_path, capsys):
+def test_existing_files_are_not_overwritten_silently(tiny_network_path, tmp_path, capsys):
     main = _generate_main()
-    args = ["images", "--network", tiny_path, "--seeds", "1", "--outdir", str(tmp_path), "--no-progress"]
+    args = ["images", "--network", tiny_network_path, "--seeds", "1", "--outdir", str(tmp_path), "--no-progress"]
     assert main(args) == 0
     before = (tmp_path / "seed0001.png").read_bytes()
     capsys.readouterr()
@@ -272,3 +267,60 @@ def test_random_noise_is_reproducible_per_seed(tiny, tmp_path):
     # Noise detail's first sample of a seed is that seed's `images --noise-mode random` picture.
     fig = figures.noise_detail_figure(tiny, [9], samples=5, progress=False)
     _same_image(fig[:, :RES], _png(b[0]))
+
+
+# Every subcommand with the flags it needs besides --network and its output flag.
+SUBCOMMANDS = {
+    "images": ["--seeds", "1"],
+    "style-mixing": ["--row-seeds", "1", "--col-seeds", "2"],
+    "truncation": ["--seeds", "1"],
+    "noise-detail": ["--seeds", "1"],
+    "noise-components": ["--seeds", "1"],
+    "uncurated": ["--seed", "1"],
+    "interpolate": ["--seeds", "1,2"],
+    "z-walk": ["--seed", "1", "--dims", "0"],
+    "w-walk": ["--seed", "1", "--components", "0"],
+    "convert": [],
+}
+
+
+@pytest.mark.parametrize("cmd", list(SUBCOMMANDS))
+def test_read_only_output_folder_is_refused_before_any_work(cmd, tmp_path, read_only, capsys):
+    main = _generate_main()
+    folder = read_only(tmp_path / "ro")
+    out = {"images": ["--outdir", folder + "/sub"], "interpolate": ["--out", folder + "/v.gif"],
+           "convert": ["--out", folder + "/n.keras"]}.get(cmd, ["--out", folder + "/f.png"])
+    # A network that does not exist: the folder must be refused first, before the network is even opened.
+    assert main([cmd, "--network", str(tmp_path / "absent.keras"), *SUBCOMMANDS[cmd], *out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"generate.py: error: {out[0]}: cannot write in {folder}") and err.count("\n") == 1, err
+
+
+def test_read_only_folder_with_a_real_network_writes_nothing(tiny_network_path, tmp_path, read_only, capsys):
+    main = _generate_main()
+    folder = read_only(tmp_path / "ro")
+    assert main(["images", "--network", tiny_network_path, "--seeds", "1-3", "--outdir", folder,
+                 "--no-progress"]) == 2
+    assert "cannot write in" in capsys.readouterr().err and os.listdir(folder) == []
+
+
+@pytest.mark.parametrize("grid, seeds, needle", [("0x0", "1", "must be ROWSxCOLS"), ("100x100", "1", "empty"),
+                                                 ("3x3", "1-3", "empty"), ("1x2", "1-3", "holds 2 images")])
+def test_grid_must_fit_the_seeds(grid, seeds, needle, tmp_path, capsys):
+    main = _generate_main()
+    assert main(["images", "--network", str(tmp_path / "absent.keras"), "--seeds", seeds, "--grid", grid,
+                 "--outdir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_grid_bounds_the_picture_by_the_seed_count():
+    for n in range(1, 40):
+        rows, cols = commands.check_grid(grid_shape(n), n)
+        assert rows * cols < n + cols and cols <= n
+    assert commands.check_grid((2, 5), 10) == (2, 5) and commands.check_grid((3, 4), 11) == (3, 4)
+    for grid, n in [((0, 0), 1), ((0, 3), 3), ((1, 4), 3), ((4, 1), 3), ((2, 2), 5)]:
+        with pytest.raises(GenerateError, match="--grid"):
+            commands.check_grid(grid, n)
+

@@ -161,7 +161,6 @@ def _cli(*args):
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    pytest.importorskip("stylegan_tf.network_io")
     not_a_net = tmp_path / "notes.pkl"
     not_a_net.write_bytes(b"this is not a pickle at all")
     proc = _cli("images", "--network", str(not_a_net), "--seeds", "0-2", "--outdir", str(tmp_path / "o"))

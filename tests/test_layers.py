@@ -3,6 +3,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras.ops import convert_to_numpy as _np
 
 from stylegan_tf import layers as L
 
@@ -27,10 +28,10 @@ def test_equalized_dense_runtime_scale_and_init():
     assert abs(w.std() - 100.0) / 100.0 < 0.02          # raw init N(0, 1/lrmul)
     x = np.random.RandomState(0).randn(4, 300).astype(np.float32)
     expected = x @ (w * np.sqrt(2) / np.sqrt(300) * 0.01)
-    np.testing.assert_allclose(d(x).numpy(), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(_np(d(x)), expected, rtol=1e-4, atol=1e-4)
     b = L.Bias(400, lrmul=0.01)
     b.bias.assign(np.full([400], 3.0, np.float32))
-    np.testing.assert_allclose(b(np.zeros([1, 400], np.float32)).numpy(), 0.03, rtol=1e-6)
+    np.testing.assert_allclose(_np(b(np.zeros([1, 400], np.float32))), 0.03, rtol=1e-6)
 
 
 def test_equalized_conv_matches_numpy():
@@ -38,16 +39,16 @@ def test_equalized_conv_matches_numpy():
     c = L.EqualizedConv2D(4, 3, kernel=3, gain=1.0)
     assert abs(c.coef - 1.0 / np.sqrt(27)) < 1e-9
     x = np.random.RandomState(1).randn(2, 5, 5, 3).astype(np.float32)
-    np.testing.assert_allclose(c(x).numpy(), _np_conv_same(x, c.weight.numpy() * c.coef), atol=1e-5)
+    np.testing.assert_allclose(_np(c(x)), _np_conv_same(x, c.weight.numpy() * c.coef), atol=1e-5)
 
 
 def test_pixel_and_instance_norm():
     x = np.random.RandomState(2).randn(3, 4, 4, 5).astype(np.float32) * 3 + 1
     pn = x / np.sqrt((x ** 2).mean(-1, keepdims=True) + 1e-8)
-    np.testing.assert_allclose(L.PixelNorm()(x).numpy(), pn, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_np(L.PixelNorm()(x)), pn, rtol=1e-5, atol=1e-6)
     y = x - x.mean((1, 2), keepdims=True)
     inn = y / np.sqrt((y ** 2).mean((1, 2), keepdims=True) + 1e-8)
-    np.testing.assert_allclose(L.InstanceNorm()(x).numpy(), inn, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_np(L.InstanceNorm()(x)), inn, rtol=1e-4, atol=1e-5)
 
 
 def test_style_mod_scale_first_then_shift():
@@ -55,7 +56,7 @@ def test_style_mod_scale_first_then_shift():
     sm.dense.weight.assign(np.zeros([3, 4], np.float32))
     sm.bias.bias.assign(np.array([1.0, 2.0, 10.0, 20.0], np.float32))  # scale-1 = (1, 2), shift = (10, 20)
     x = np.ones([1, 2, 2, 2], np.float32)
-    out = sm(x, np.zeros([1, 3], np.float32)).numpy()
+    out = _np(sm(x, np.zeros([1, 3], np.float32)))
     np.testing.assert_allclose(out[0, 0, 0], [1 * 2 + 10, 1 * 3 + 20])
 
 
@@ -65,32 +66,32 @@ def test_noise_injection_per_channel_weight():
     n.weight.assign([1.0, 0.0, -2.0])
     x = np.zeros([1, 2, 2, 3], np.float32)
     noise = np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1)
-    out = n(x, noise).numpy()
+    out = _np(n(x, noise))
     np.testing.assert_allclose(out[..., 0], noise[..., 0])
     np.testing.assert_allclose(out[..., 2], -2 * noise[..., 0])
-    assert np.all(n(x, None).numpy() == x)
+    assert np.all(_np(n(x, None)) == x)
 
 
 def test_blur_kernel_and_padding():
     x = np.zeros([1, 5, 5, 2], np.float32)
     x[0, 2, 2, 1] = 16.0
-    out = L.Blur(2)(x).numpy()
+    out = _np(L.Blur(2)(x))
     np.testing.assert_allclose(out[0, 1:4, 1:4, 1], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
     assert np.all(out[..., 0] == 0)
-    corner = L.Blur(1)(np.ones([1, 3, 3, 1], np.float32)).numpy()[0, 0, 0, 0]
+    corner = _np(L.Blur(1)(np.ones([1, 3, 3, 1], np.float32)))[0, 0, 0, 0]
     assert corner == pytest.approx(9 / 16)                    # zero padding, as the original
-    assert np.all(L.Blur(2, None)(x).numpy() == x)
+    assert np.all(_np(L.Blur(2, None)(x)) == x)
 
 
 def test_upscale_downscale_exact():
     x = np.random.RandomState(3).randn(2, 4, 4, 3).astype(np.float32)
-    up = L.upscale2d(x, 2).numpy()
+    up = _np(L.upscale2d(x, 2))
     np.testing.assert_array_equal(up, x.repeat(2, 1).repeat(2, 2))
-    np.testing.assert_array_equal(L.upscale2d(x, 4).numpy(), x.repeat(4, 1).repeat(4, 2))
-    down = L.downscale2d(x).numpy()
+    np.testing.assert_array_equal(_np(L.upscale2d(x, 4)), x.repeat(4, 1).repeat(4, 2))
+    down = _np(L.downscale2d(x))
     np.testing.assert_allclose(down, x.reshape(2, 2, 2, 2, 2, 3).mean((2, 4)), atol=1e-6)
-    np.testing.assert_allclose(L.downscale2d(up).numpy(), x, atol=1e-6)
-    np.testing.assert_allclose(L.downscale2d(x, 4).numpy(), x.mean((1, 2), keepdims=True), atol=1e-6)
+    np.testing.assert_allclose(_np(L.downscale2d(up)), x, atol=1e-6)
+    np.testing.assert_allclose(_np(L.downscale2d(x, 4)), x.mean((1, 2), keepdims=True), atol=1e-6)
 
 
 def _official_fused_upconv(x, w):
@@ -109,14 +110,14 @@ def test_fused_upconv_is_transposed_conv_and_flipped_kernel():
     plain = L.UpConv2D(6, 5, fused=False)
     plain.weight.assign(fused.weight)
     x = np.random.RandomState(4).randn(2, 6, 6, 5).astype(np.float32)
-    w = fused.scaled_kernel().numpy()
-    got = fused(x).numpy()
+    w = _np(fused.scaled_kernel())
+    got = _np(fused(x))
     np.testing.assert_allclose(got, _official_fused_upconv(x, w), atol=1e-5)
     flipped = _np_conv_same(x.repeat(2, 1).repeat(2, 2), w[::-1, ::-1])
     np.testing.assert_allclose(got, flipped, atol=1e-4)
     # The classic mistake (unflipped kernel) is wrong by O(1):
-    assert np.abs(got - plain(x).numpy()).max() > 0.1
-    np.testing.assert_allclose(plain(x).numpy(), _np_conv_same(x.repeat(2, 1).repeat(2, 2), w), atol=1e-4)
+    assert np.abs(got - _np(plain(x))).max() > 0.1
+    np.testing.assert_allclose(_np(plain(x)), _np_conv_same(x.repeat(2, 1).repeat(2, 2), w), atol=1e-4)
 
 
 def test_fused_downconv_is_conv_then_box():
@@ -125,25 +126,25 @@ def test_fused_downconv_is_conv_then_box():
     plain = L.DownConv2D(4, 3, fused=False)
     plain.weight.assign(fused.weight)
     x = np.random.RandomState(5).randn(2, 8, 8, 3).astype(np.float32)
-    ref = _np_conv_same(x, fused.scaled_kernel().numpy()).reshape(2, 4, 2, 4, 2, 4).mean((2, 4))
-    np.testing.assert_allclose(fused(x).numpy(), ref, atol=1e-5)
-    np.testing.assert_allclose(plain(x).numpy(), ref, atol=1e-5)
+    ref = _np_conv_same(x, _np(fused.scaled_kernel())).reshape(2, 4, 2, 4, 2, 4).mean((2, 4))
+    np.testing.assert_allclose(_np(fused(x)), ref, atol=1e-5)
+    np.testing.assert_allclose(_np(plain(x)), ref, atol=1e-5)
 
 
 def test_minibatch_stddev_strided_groups():
     x = np.random.RandomState(6).randn(8, 4, 4, 6).astype(np.float32)
-    out = L.minibatch_stddev(x, 4, 1).numpy()
+    out = _np(L.minibatch_stddev(x, 4, 1))
     assert out.shape == (8, 4, 4, 7)
     np.testing.assert_array_equal(out[..., :6], x)
     for i in range(8):
         members = x[i % 2::2]                                   # M = 2 groups, sample i in group i mod 2
         expected = np.sqrt(members.var(0) + 1e-8).mean()
         np.testing.assert_allclose(out[i, :, :, 6], expected, rtol=1e-5)
-    two = L.minibatch_stddev(x, 4, 2).numpy()                   # channel groups: first 3, last 3
+    two = _np(L.minibatch_stddev(x, 4, 2))                   # channel groups: first 3, last 3
     m = x[0::2]
     np.testing.assert_allclose(two[0, 0, 0, 6:], [np.sqrt(m[..., :3].var(0) + 1e-8).mean(),
                                                   np.sqrt(m[..., 3:].var(0) + 1e-8).mean()], rtol=1e-5)
-    small = L.minibatch_stddev(x[:2], 4, 1).numpy()              # group = min(4, N)
+    small = _np(L.minibatch_stddev(x[:2], 4, 1))              # group = min(4, N)
     np.testing.assert_allclose(small[0, 0, 0, 6], np.sqrt(x[:2].var(0) + 1e-8).mean(), rtol=1e-5)
 
 
@@ -151,36 +152,92 @@ def test_layers_twice_differentiable():
     keras.utils.set_random_seed(7)
     up, down = L.UpConv2D(4, 3, fused=True), L.DownConv2D(4, 4, fused=True)
     blur, inorm = L.Blur(4), L.InstanceNorm()
-    x = tf.constant(np.random.RandomState(7).randn(4, 4, 4, 3).astype(np.float32))
+    x = np.random.RandomState(7).randn(4, 4, 4, 3).astype(np.float32)
+    weights = [up.weight, down.weight]
 
-    @tf.function
-    def grads():
-        with tf.GradientTape() as outer:
-            with tf.GradientTape() as inner:
-                inner.watch(x)
-                y = down(blur(tf.nn.leaky_relu(inorm(up(x)), 0.2)))
-                y = tf.reduce_sum(L.minibatch_stddev(y) ** 2)
-            g = inner.gradient(y, x)
-            r1 = tf.reduce_sum(tf.square(g))
-        return g, outer.gradient(r1, [up.weight, down.weight])
+    def score(x):  # what R1 differentiates: D's output through every resampling layer
+        y = down(blur(L.apply_activation(inorm(up(x)), "lrelu")))
+        return keras.ops.sum(L.minibatch_stddev(y) ** 2)
 
-    g, gg = grads()
-    assert np.all(np.isfinite(g.numpy())) and np.abs(g.numpy()).max() > 0
+    if keras.backend.backend() == "jax":
+        import jax
+
+        def score_of(x, values):  # the weights as arguments, so that jax.grad sees them
+            with keras.StatelessScope(state_mapping=list(zip(weights, values))):
+                return score(x)
+
+        values = [v.value for v in weights]
+        g = jax.grad(score_of)(x, values)
+        gg = jax.grad(lambda values: jax.numpy.sum(jax.grad(score_of)(x, values) ** 2))(values)
+    else:
+        x = tf.constant(x)
+
+        @tf.function
+        def grads():
+            with tf.GradientTape() as outer:
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    y = score(x)
+                g = inner.gradient(y, x)
+                r1 = tf.reduce_sum(tf.square(g))
+            return g, outer.gradient(r1, weights)
+
+        g, gg = grads()
+    assert np.all(np.isfinite(_np(g))) and np.abs(_np(g)).max() > 0
     for v in gg:
-        assert v is not None and np.all(np.isfinite(v.numpy())) and np.abs(v.numpy()).max() > 0
+        assert v is not None and np.all(np.isfinite(_np(v))) and np.abs(_np(v)).max() > 0
 
 
-@pytest.mark.parametrize("make", [
-    lambda: L.EqualizedDense(3, 2, lrmul=0.1), lambda: L.EqualizedConv2D(3, 2, kernel=3),
-    lambda: L.UpConv2D(3, 2, fused=True), lambda: L.DownConv2D(3, 2, fused=True), lambda: L.Blur(2),
-    lambda: L.MinibatchStddev(2, 1), lambda: L.ToRGB(3, 2), lambda: L.FromRGB(4, 2),
-])
-def test_layer_config_round_trip(make):
+def _registered_layer_classes():
+    """Every layer class stylegan_tf.layers registers with Keras, i.e. every layer a .keras file can hold."""
+    return sorted(name.split(">")[-1] for name, cls in keras.saving.get_custom_objects().items()
+                  if isinstance(cls, type) and issubclass(cls, keras.layers.Layer)
+                  and cls.__module__.startswith("stylegan_tf.layers."))
+
+
+_RNG = np.random.RandomState(8)
+_X = _RNG.randn(4, 4, 4, 2).astype(np.float32)      # NHWC feature maps, 2 channels
+_W = _RNG.randn(4, 6).astype(np.float32)            # one dlatent per sample, 6 wide
+_NOISE = _RNG.randn(4, 4, 4, 1).astype(np.float32)  # one noise map per sample
+# Layer class -> (a layer with non-default arguments where it has any, so that a setting get_config forgets
+# changes the output; its call on fixed inputs).
+ROUND_TRIP = {
+    "EqualizedDense": (lambda: L.EqualizedDense(3, 2, gain=1.0, lrmul=0.1), lambda f: f(_X[:, 0, 0])),
+    "EqualizedConv2D": (lambda: L.EqualizedConv2D(3, 2, kernel=1, gain=1.0, lrmul=0.5), lambda f: f(_X)),
+    "Bias": (lambda: L.Bias(2, lrmul=0.5), lambda f: f(_X)),
+    "UpConv2D": (lambda: L.UpConv2D(3, 2, fused=True), lambda f: f(_X)),
+    "DownConv2D": (lambda: L.DownConv2D(3, 2, fused=True), lambda f: f(_X)),
+    "Blur": (lambda: L.Blur(2), lambda f: f(_X)),
+    "MinibatchStddev": (lambda: L.MinibatchStddev(2, 1), lambda f: f(_X)),
+    "ToRGB": (lambda: L.ToRGB(3, 2), lambda f: f(_X)),
+    "FromRGB": (lambda: L.FromRGB(4, 2, nonlinearity="relu"), lambda f: f(_X)),
+    "PixelNorm": (lambda: L.PixelNorm(epsilon=0.5), lambda f: f(_X)),
+    "InstanceNorm": (lambda: L.InstanceNorm(epsilon=0.5), lambda f: f(_X)),
+    "StyleMod": (lambda: L.StyleMod(2, 6), lambda f: f(_X, _W)),
+    "NoiseInjection": (lambda: L.NoiseInjection(2), lambda f: f(_X, _NOISE)),
+    "LayerEpilogue": (lambda: L.LayerEpilogue(2, 6, use_pixel_norm=True, nonlinearity="relu"),
+                      lambda f: f(_X, _W, _NOISE)),
+    "LabelConcat": (lambda: L.LabelConcat(3, 5), lambda f: f(_W[:, :5], _W[:, 3:])),
+    "ConstInput": (lambda: L.ConstInput(2, size=8), lambda f: f(_W)),  # tiled over _W's batch
+}
+
+
+def test_every_registered_layer_has_a_round_trip_case():
+    assert sorted(ROUND_TRIP) == _registered_layer_classes()
+
+
+@pytest.mark.parametrize("name", _registered_layer_classes())
+def test_layer_config_round_trip(name):
+    """Through Keras' own serialisation (registered name and config), as a .keras file stores a layer."""
+    assert name in ROUND_TRIP, f"{name}: add it to ROUND_TRIP"
+    make, run = ROUND_TRIP[name]
     layer = make()
-    clone = layer.__class__.from_config(layer.get_config())
+    rng = np.random.RandomState(9)
+    for v in layer.weights:  # random weights (many start at 0 or 1), so that every one of them matters
+        v.assign(rng.randn(*v.shape).astype(np.float32))
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+    assert [v.path for v in clone.weights] == [v.path for v in layer.weights]
     for a, b in zip(clone.weights, layer.weights):
         a.assign(b)
-    x = np.random.RandomState(8).randn(4, 4, 4, 2).astype(np.float32)
-    if isinstance(layer, L.EqualizedDense):
-        x = x[:, 0, 0, :]
-    np.testing.assert_array_equal(clone(x).numpy(), layer(x).numpy())
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(run(clone)), keras.ops.convert_to_numpy(run(layer)))

@@ -1,6 +1,7 @@
 """FID / KID / SWD maths against closed forms, the content-keyed cache, calc_metrics and the CLI."""
 import json
 import os
+import pickle
 import types
 
 import numpy as np
@@ -12,6 +13,7 @@ from stylegan_tf.metrics import frechet_inception_distance as fid
 from stylegan_tf.metrics import kernel_inception_distance as kid
 from stylegan_tf.metrics import metric_base
 from stylegan_tf.metrics import sliced_wasserstein as swd
+from test_cli import read_only  # noqa: F401  (a fixture)
 
 # ------------------------------------------------------------------------------------------------
 # FID
@@ -193,7 +195,7 @@ def test_registry_names():
 
 def test_prepare_metrics_fetches_weights_only_when_needed(tmp_path, monkeypatch):
     from stylegan_tf.metrics import inception
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("STYLEGAN_TF_CACHE", str(tmp_path / "empty"))
     monkeypatch.delenv(inception.ENV_VAR, raising=False)
     # SWD needs no weights: nothing is looked up (and nothing downloaded) with an empty cache.
     assert metric_base.prepare_metrics("swd16k,swd2k") == ["swd16k", "swd2k"]
@@ -223,8 +225,8 @@ def write_dataset(folder, images):
 
 @pytest.fixture
 def cache_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path / "cache" / "stylegan_tf" / "metrics"
+    monkeypatch.setenv("STYLEGAN_TF_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "metrics"
 
 
 def test_cache_is_keyed_by_content_not_path(tmp_path, cache_home):
@@ -265,18 +267,21 @@ def test_cache_is_keyed_by_content_not_path(tmp_path, cache_home):
 
 
 @pytest.fixture(scope="module")
-def tiny_gen():
-    from stylegan_tf.networks import Generator
-    G = Generator(resolution=32, fmap_base=64, fmap_max=32, latent_size=32, dlatent_size=32, mapping_fmaps=32)
+def tiny_gen(tiny_network_path):
+    """A copy of conftest's tiny generator with its noise weights at 0, as calc_metrics takes it (G = Gs, no D).
+    Metrics draw fresh random noise for every fake (as the original's do), so only a network without noise
+    gives the same numbers twice, which is what these tests compare."""
+    import stylegan_tf
+    G = stylegan_tf.load_network(tiny_network_path).Gs
+    for var in G.trainable_variables:
+        if "noise" in var.path.lower():
+            var.assign(np.zeros(var.shape, np.float32))
     return types.SimpleNamespace(G=G, D=None, Gs=G)
 
 
 @pytest.fixture(scope="module")
-def demo_data(tmp_path_factory):
-    from stylegan_tf.data import create_demo
-    path = tmp_path_factory.mktemp("data") / "faces"
-    create_demo(str(path), count=64, resolution=32, progress=False, workers=1)
-    return str(path)
+def demo_data(demo_dataset):
+    return demo_dataset(resolution=32, count=64)  # tiny_gen's resolution: metrics compare like with like
 
 
 def test_reals_in_order_cycled_and_mirrored(demo_data):
@@ -367,6 +372,123 @@ def test_cli(tiny_gen, demo_data, tmp_path, capsys):
     assert rec["metric"] == "swd1k" and rec["snapshot"] == "network-final.keras"
     assert main(["--network", str(path), "--data", demo_data, "--metrics", "fid50k,nope"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: unknown metric 'nope'") and "\n" not in err
+    assert err.startswith("python -m stylegan_tf.metrics: error: unknown metric 'nope'") and "\n" not in err
     assert main(["--network", str(tmp_path / "missing.keras"), "--data", demo_data]) == 1
     assert "missing.keras" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# Nothing computed is lost; every refusal is one line
+
+
+def _saved_tiny(tiny_gen, folder):
+    from stylegan_tf.network_io import save_network
+    from stylegan_tf.networks import Networks
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "network-final.keras")
+    save_network(Networks(tiny_gen.G, None, tiny_gen.G), path)
+    return path
+
+
+def test_result_is_printed_and_kept_when_the_network_folder_is_read_only(tiny_gen, demo_data, tmp_path,
+                                                                        cache_home, read_only, capsys):
+    from stylegan_tf.metrics.__main__ import main
+    net = _saved_tiny(tiny_gen, tmp_path / "run")
+    read_only(tmp_path / "run")
+    assert main(["--network", net, "--data", demo_data, "--metrics", "swd1k", "--num", "16", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "network-final.keras" in out and "swd1k_avg" in out
+    fallback = os.path.join(metric_base.fallback_report_dir(), "metric-swd1k.jsonl")
+    assert f"cannot write {tmp_path / 'run' / 'metric-swd1k.jsonl'}" in err and fallback in err
+    assert len(err.strip().splitlines()) == 1
+    rec = json.loads(open(fallback).read())
+    assert rec["report_dir"] == str(tmp_path / "run") and f"{rec['results']['swd1k_avg']:.4f}" in out
+    # Nowhere to write at all: the result is still printed, and the note says it was not saved.
+    read_only(metric_base.fallback_report_dir())
+    assert main(["--network", net, "--data", demo_data, "--metrics", "swd1k", "--num", "16", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "swd1k_avg" in out and "was not saved to a file" in err
+
+
+def test_each_result_is_handed_over_before_the_next_metric_runs(tiny_gen, demo_data, tmp_path, monkeypatch):
+    seen = []
+    swd_class = type(metric_base.get_metric("swd1k"))
+    real = swd_class.evaluate
+
+    def evaluate(self, ctx):
+        if self.name == "swd2k":
+            assert [r["metric"] for r in seen] == ["swd1k"]  # the first result is out before the second starts
+            raise metric_base.MetricError("the second metric failed")
+        return real(self, ctx)
+
+    monkeypatch.setattr(swd_class, "evaluate", evaluate)
+    with pytest.raises(metric_base.MetricError, match="second metric failed"):
+        metric_base.calc_metrics(tiny_gen, "swd1k,swd2k", demo_data, progress=False, num_images=16,
+                                 report_dir=str(tmp_path), on_result=seen.append)
+    assert json.loads((tmp_path / "metric-swd1k.jsonl").read_text())["metric"] == "swd1k"
+
+
+def test_hostile_or_wrong_network_file_is_one_line(demo_data, tmp_path, capsys):
+    from stylegan_tf.metrics.__main__ import main
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    evil = tmp_path / "network-snapshot.pkl"
+    evil.write_bytes(pickle.dumps(Evil(), protocol=4))
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(os.urandom(2000))
+    for path in (evil, junk):
+        assert main(["--network", str(path), "--data", demo_data, "--metrics", "swd1k", "--num", "16"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"python -m stylegan_tf.metrics: error: {path}") and err.count("\n") == 1, err
+    assert not marker.exists()
+
+
+def test_inception_file_of_random_bytes_is_one_line(tiny_gen, demo_data, tmp_path, capsys):
+    from stylegan_tf.metrics import inception, torch_pth
+    from stylegan_tf.metrics.__main__ import main
+    net = _saved_tiny(tiny_gen, tmp_path / "run")
+    rs = np.random.RandomState(3)
+    legacy_head = pickle.dumps(torch_pth._LEGACY_MAGIC, protocol=2)[:-1]  # a real header, then garbage
+    for i, data in enumerate([rs.bytes(5000), b"\x80\x02" + rs.bytes(5000), legacy_head + rs.bytes(5000)]):
+        path = tmp_path / f"weights{i}.pth"
+        path.write_bytes(data)
+        with pytest.raises(ValueError, match=f"weights{i}.pth"):
+            torch_pth.load_state_dict(path)
+        with pytest.raises(inception.InceptionWeightsError, match=f"weights{i}.pth"):
+            inception.load_fid_inception(str(path))
+        assert main(["--network", net, "--data", demo_data, "--metrics", "fid1k", "--num", "8", "--inception",
+                     str(path), "--report-dir", "none", "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"python -m stylegan_tf.metrics: error: {path}") and err.count("\n") == 1, err
+
+
+def test_offline_inception_message_names_the_cache_and_only_real_flags(tiny_gen, demo_data, tmp_path,
+                                                                       monkeypatch, capsys):
+    import urllib.error
+    import urllib.request
+    from stylegan_tf.metrics import inception
+    from stylegan_tf.metrics.__main__ import main
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.delenv(inception.ENV_VAR, raising=False)
+    monkeypatch.setenv("STYLEGAN_TF_CACHE", str(tmp_path / "my-cache"))
+    # What train.py --metrics shows (it has no weights flag): the cache path, $STYLEGAN_TF_CACHE, the env var.
+    with pytest.raises(inception.InceptionWeightsMissing) as e:
+        metric_base.prepare_metrics("fid50k", progress=False)
+    msg = str(e.value)
+    assert str(tmp_path / "my-cache" / inception.PTH_NAME) in msg and "$STYLEGAN_TF_CACHE" in msg
+    assert inception.ENV_VAR in msg and "--inception" not in msg and "\n" not in msg
+    # The metrics CLI has the flag, and says so; it fails before computing anything.
+    net = _saved_tiny(tiny_gen, tmp_path / "run")
+    assert main(["--network", net, "--data", demo_data, "--metrics", "swd1k,fid1k", "--num", "8",
+                 "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "--inception PATH" in err and str(tmp_path / "my-cache") in err and err.count("\n") == 1
+

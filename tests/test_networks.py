@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras.ops import convert_to_numpy as _np
 
 import stylegan_tf
 from stylegan_tf.layers import downscale2d
@@ -61,15 +62,15 @@ def test_lod_fade_semantics(nets, z):
     a, b, mid = G.run(z, lod=0.0), G.run(z, lod=1.0), G.run(z, lod=0.5)
     np.testing.assert_allclose(mid, 0.5 * (a + b), atol=1e-5 * np.abs(a).max())
     # lod=1: blocks above 16x16 are not used; the image is the 16x16 output upscaled.
-    native = G(z, level=1, lod=1.0, noise_mode="const").numpy()
+    native = _np(G(z, level=1, lod=1.0, noise_mode="const"))
     np.testing.assert_allclose(b[:, ::2, ::2], native, atol=1e-5 * np.abs(b).max())
     for lod in (1.5, 2.25):
-        linear = G(z, lod=lod, noise_mode="const").numpy()          # level=None: whole network
+        linear = _np(G(z, lod=lod, noise_mode="const"))          # level=None: whole network
         np.testing.assert_allclose(G.run(z, lod=lod), linear, atol=1e-4 * np.abs(linear).max())
-        scores = D(linear, lod=lod).numpy()
+        scores = _np(D(linear, lod=lod))
         np.testing.assert_allclose(D.run(linear, lod=lod), scores, atol=1e-4 * np.abs(scores).max())
         k = int(lod)
-        native_scores = D(downscale2d(linear, 2 ** k), level=k, lod=lod).numpy()
+        native_scores = _np(D(downscale2d(linear, 2 ** k), level=k, lod=lod))
         np.testing.assert_allclose(native_scores, scores, atol=1e-4 * np.abs(scores).max())
     G.lod.assign(1.5)
     D.lod.assign(1.5)
@@ -107,35 +108,35 @@ def test_truncation(nets, z):
     np.testing.assert_array_equal(G.run(z, truncation_psi=1.0), G.run(z))
     w = G.map_latents(z)
     avg = G.dlatent_avg.numpy()
-    t = truncate(tf.constant(w), avg, 0.7, 3).numpy()
+    t = _np(truncate(w, avg, 0.7, 3))
     np.testing.assert_allclose(t[:, :3], avg + 0.7 * (w[:, :3] - avg), atol=1e-5)
     np.testing.assert_array_equal(t[:, 3:], w[:, 3:])
-    np.testing.assert_array_equal(truncate(tf.constant(w), avg, 1.0).numpy(), w)   # psi 1 is the identity
-    np.testing.assert_array_equal(G(z, truncation_psi=1.0, noise_mode="const").numpy(),
-                                  G(z, noise_mode="const").numpy())
-    np.testing.assert_allclose(truncate(tf.constant(w), avg, 0.0).numpy(), np.broadcast_to(avg, w.shape), atol=1e-6)
+    np.testing.assert_array_equal(_np(truncate(w, avg, 1.0)), w)   # psi 1 is the identity
+    np.testing.assert_array_equal(_np(G(z, truncation_psi=1.0, noise_mode="const")),
+                                  _np(G(z, noise_mode="const")))
+    np.testing.assert_allclose(_np(truncate(w, avg, 0.0)), np.broadcast_to(avg, w.shape), atol=1e-6)
     np.testing.assert_allclose(G.run(z, truncation_psi=0.5),                       # None = all layers
                                G.run(z, truncation_psi=0.5, truncation_cutoff=8), atol=1e-6)
     np.testing.assert_allclose(G.run(z, truncation_psi=0.5, truncation_cutoff=3),
-                               G.synthesize(truncate(tf.constant(w), avg, 0.5, 3).numpy()), atol=1e-5)
+                               G.synthesize(_np(truncate(w, avg, 0.5, 3))), atol=1e-5)
 
 
 def test_style_mixing_cutoff():
-    tf.random.set_seed(0)
+    keras.utils.set_random_seed(0)
 
     def draw(lod, p, n=400):  # eager: tracing 400 copies into one graph took most of this test's time
         return np.array([int(mixing_cutoff(8, lod, p)) for _ in range(n)])
 
-    cuts = draw(tf.constant(0.0), 0.9)
+    cuts = draw(np.float32(0.0), 0.9)
     assert cuts.min() >= 1 and cuts.max() <= 8
     frac_mixed = np.mean(cuts < 8)
     assert 0.8 < frac_mixed < 0.97                                  # p = 0.9; all of [1, 8) occur
     assert set(cuts[cuts < 8]) == set(range(1, 8))
-    lod_cuts = draw(tf.constant(1.7), 1.0, 100)
+    lod_cuts = draw(np.float32(1.7), 1.0, 100)
     assert max(lod_cuts) <= 5 and min(lod_cuts) >= 1                # cur_layers = 8 - 2*floor(1.7) = 6
-    assert int(mixing_cutoff(8, tf.constant(0.0), 0.0)) == 8
-    w1, w2 = tf.zeros([2, 8, 3]), tf.ones([2, 8, 3])
-    mixed = mix_styles(w1, w2, tf.constant(3)).numpy()
+    assert int(mixing_cutoff(8, np.float32(0.0), 0.0)) == 8
+    w1, w2 = np.zeros([2, 8, 3], np.float32), np.ones([2, 8, 3], np.float32)
+    mixed = _np(mix_styles(w1, w2, np.int32(3)))
     assert np.all(mixed[:, :3] == 0) and np.all(mixed[:, 3:] == 1)
 
 
@@ -157,11 +158,11 @@ def test_training_draws_follow_the_seed(z):
     # same seed, same images; another seed, other noise and mixing.
     keras.utils.set_random_seed(6)
     G = Generator(**SMALL, style_mixing_prob=1.0, dlatent_avg_beta=None)
-    run = lambda s: G(z, training=True, seed=tf.constant(s, tf.int64)).numpy()  # noqa: E731
+    run = lambda s: _np(G(z, training=True, seed=np.array(s, np.int64)))  # noqa: E731
     a, b, c = run([1, 2]), run([1, 2]), run([1, 3])
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 1e-3
-    assert np.abs(G(z, training=True).numpy() - G(z, training=True).numpy()).max() > 1e-3   # unseeded: fresh
+    assert np.abs(_np(G(z, training=True)) - _np(G(z, training=True))).max() > 1e-3   # unseeded: fresh
 
 
 def test_training_mixes_with_one_cutoff_per_minibatch(z):
@@ -177,7 +178,7 @@ def test_training_mixes_with_one_cutoff_per_minibatch(z):
         return synthesis_call(w, *args, **kwargs)
 
     G.synthesis.call = spy
-    w1 = G.mapping(z).numpy()
+    w1 = _np(G.mapping(z))
     for lod, cur_layers in ((0.0, 6), (1.5, 4)):
         cutoffs = set()
         for _ in range(6):
@@ -208,6 +209,8 @@ def test_deterministic_and_ema_ready():
     assert all(v.trainable is False for v in G1.non_trainable_weights)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="tf.distribute and tf.GradientTape: training runs on TensorFlow only")
 def test_graph_mode_and_mirrored_strategy(z):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with strategy.scope():
@@ -333,3 +336,61 @@ def test_official_parameter_counts(res, g_params, d_params):
     assert sum(int(np.prod(v.shape)) for v in D.trainable_weights) == d_params
     assert G.num_layers == 2 * int(np.log2(res)) - 2
     assert G.synthesis.convs[-2].fused == (res >= 128) and D.blocks[0].fused == (res >= 128)
+
+
+# Outputs of the official fixture networks, computed the same way under each backend (argv: fixtures dir, out .npz).
+_BACKEND_OUTPUTS = r"""
+import sys
+import numpy as np
+import keras
+import stylegan_tf
+
+folder, out = sys.argv[1], sys.argv[2]
+results = {"backend": np.array(keras.backend.backend())}
+for name in ("official-r32", "official-r16-cond"):
+    nets = stylegan_tf.load_network(f"{folder}/{name}.pkl")
+    e = np.load(f"{folder}/{name}-expected.npz")
+    z, labels = e["z"], e["labels"] if "labels" in e else None
+    reals = e["img"].transpose(0, 2, 3, 1)
+    results[f"{name}/dlatents"] = nets.Gs.map_latents(z, labels)
+    results[f"{name}/G.run"] = nets.Gs.run(z, labels)
+    results[f"{name}/G.run truncated"] = nets.Gs.run(z, labels, truncation_psi=0.7, truncation_cutoff=4)
+    results[f"{name}/G.run lod 1.5"] = nets.Gs.run(z, labels, lod=1.5)
+    results[f"{name}/G.synthesize lod 0.5"] = nets.Gs.synthesize(results[f"{name}/dlatents"], lod=0.5)
+    results[f"{name}/G call"] = keras.ops.convert_to_numpy(nets.G(z, labels, noise_mode="const"))
+    results[f"{name}/D.run"] = nets.D.run(reals, labels)
+    results[f"{name}/D.run lod 1.5"] = nets.D.run(reals, labels, lod=1.5)
+np.savez(out, **results)
+"""
+
+
+def _backend_outputs(backend, fixtures_dir, out):
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND=backend,
+               PYTHONPATH=os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run([sys.executable, "-c", _BACKEND_OUTPUTS, str(fixtures_dir / "official-stylegan"), str(out)],
+                          env=env, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{backend} run failed:\n{proc.stderr[-3000:]}"
+    results = dict(np.load(out))
+    assert str(results.pop("backend")) == backend
+    return results
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="compares JAX against TensorFlow: runs in the "
+                    "TensorFlow suite")
+def test_jax_backend_matches_tensorflow(fixtures_dir, tmp_path):
+    """The layers and networks are written in keras.ops, so Keras' JAX backend computes the same G and D: the
+    official fixture networks agree with TensorFlow to float round-off (measured 3.3e-6 of the output range)."""
+    import importlib.util
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed (pip install jax) - the JAX backend cannot be compared")
+    jax_out = _backend_outputs("jax", fixtures_dir, tmp_path / "jax.npz")
+    tf_out = _backend_outputs("tensorflow", fixtures_dir, tmp_path / "tf.npz")
+    assert sorted(jax_out) == sorted(tf_out)
+    for key, ref in tf_out.items():
+        got = jax_out[key]
+        assert got.shape == ref.shape, key
+        err = np.abs(got - ref).max() / np.abs(ref).max()
+        assert err <= 2e-5, f"{key}: JAX differs from TensorFlow by {err:.2e} of the output range"

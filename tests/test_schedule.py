@@ -79,3 +79,34 @@ def test_table_lists_phase_boundaries():
 def test_unknown_preset_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown batch preset"):
         preset("3gpu", 64)
+
+
+def _plan_steps_by_walking(sched, nimg, total_kimg, repeats):
+    # The original loop, group by group: the reference for the bisecting plan_phase.
+    total, s, steps, n = int(round(total_kimg * 1000)), sched.at(nimg / 1000.0), 0, nimg
+    while n < total and sched.at(n / 1000.0).phase_key == s.phase_key:
+        steps += repeats
+        n += repeats * s.minibatch
+    return steps
+
+
+@pytest.mark.parametrize("train,trans,total,init", [(600, 600, 25000, 8), (0.016, 0.032, 0.1, 8), (1, 0, 7.3, 4),
+                                                    (0, 2.5, 9, 16), (3.3, 1.1, 30, 1024)])
+def test_phase_plan_bisect_matches_the_group_walk(train, trans, total, init):
+    sched = preset("1gpu", 64, lod_training_kimg=train, lod_transition_kimg=trans,
+                   lod_initial_resolution=min(init, 64), minibatch_dict={8: 7, 16: 5, 32: 3, 64: 2})
+    nimg, index = 0, 0
+    while True:
+        phase = plan_phase(sched, nimg, total, 4, index)
+        if phase is None:
+            break
+        assert phase.num_steps == _plan_steps_by_walking(sched, nimg, total, 4)
+        nimg, index = phase.end_nimg, index + 1
+    assert nimg >= total * 1000 and index >= 1
+
+
+def test_table_is_bounded_whatever_the_length():
+    # 1e6 kimg of 1-kimg phases used to build a million-row table (and `inf` never finished).
+    rows = preset("1gpu", 1024, lod_training_kimg=0.5, lod_transition_kimg=0.5).table(1e6)
+    assert len(rows) <= 2 * 9 + 2 and rows[-1].kimg == 1e6 and rows[-1].lod == 0.0
+    assert preset("1gpu", 64).table(1e6)[-2].kimg == 3600.0    # full resolution reached there

@@ -21,11 +21,8 @@ TINY_NET = dict(fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapp
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    from stylegan_tf.data import create_demo
-    path = str(tmp_path_factory.mktemp("data") / "faces")
-    create_demo(path, count=48, resolution=16, seed=0, progress=False, workers=1)
-    return path
+def dataset(demo_dataset):
+    return demo_dataset(resolution=16, count=48)
 
 
 def tiny_model(loss="logistic", res=8, seed=3, g_extra=None, d_extra=None, loss_kwargs=None, sgd=False):
@@ -98,18 +95,22 @@ def test_fit_steps_for_each_loss(dataset, loss):
     assert int(m.g_optimizer.iterations.numpy()) == 2 and int(m.d_optimizer.iterations.numpy()) == 2
     if loss == "logistic":
         assert hist.history["r1"][-1] > 0
-        # EMA: Gs = G + (Gs_before - G) * beta with beta = 0.5 ** (minibatch / 10000); non-trainables copied.
+        # EMA, taken before the G step as the original's: Gs = G + (Gs_before - G) * beta with G as it was
+        # before the batch (the D step does not change its trainables), beta = 0.5 ** (minibatch / 10000);
+        # non-trainables copied at that point, so Gs' dlatent_avg is G's from before the batch (the D and G
+        # steps then update G's). tests/test_official_train_step.py checks this against the official code.
         beta = 0.5 ** (4 / 10000.0)
         (g0, gs0, d0), (g1, gs1, d1) = rec.snaps[-1]
         trainable = [w.trainable for w in m.G.weights]
         changed = 0
         for tr, a0, b0, a1, b1 in zip(trainable, g0, gs0, g1, gs1):
             if tr:
-                np.testing.assert_allclose(b1, a1 + (b0 - a1) * beta, rtol=1e-5, atol=1e-7)
+                np.testing.assert_allclose(b1, a0 + (b0 - a0) * beta, rtol=1e-5, atol=1e-7)
                 changed += int(not np.array_equal(a0, a1))
             else:
-                np.testing.assert_array_equal(b1, a1)
+                np.testing.assert_array_equal(b1, a0)
         assert changed > 0 and any(not np.array_equal(a, b) for a, b in zip(d0, d1))
+        assert not np.array_equal(m.G.dlatent_avg.numpy(), m.Gs.dlatent_avg.numpy())  # G's moved on since
         assert np.any(m.Gs.dlatent_avg.numpy() != 0)      # updated in G's training call, then copied
 
         # Non-finite gradients skip the update (same trace, NaN reals make every D gradient NaN): D and its
@@ -196,7 +197,10 @@ def test_growing_through_fit_with_user_callbacks(dataset, tmp_path):
     for name in ("training_options.json", "log.txt", "reals.png", "fakes000000.png", "stats.jsonl",
                  "network-snapshot-000000.keras"):
         assert name in names, name
-    assert any(n.startswith("events.out.tfevents") for n in names)
+    # TensorBoard's scalar op exists only with the tensorboard package; without it no events file is written.
+    import importlib.util
+    has_tb = importlib.util.find_spec("tensorboard") is not None
+    assert any(n.startswith("events.out.tfevents") for n in names) == has_tb
     stats = [json.loads(line) for line in open(os.path.join(run, "stats.jsonl"))]
     assert [s["tick"] for s in stats] == [1, 2, 3, 4] and [s["resolution"] for s in stats] == [8, 8, 16, 16]
     for key in ("kimg", "lod", "minibatch", "G_loss", "D_loss", "sec_per_tick", "sec_per_kimg", "img_per_sec",
@@ -248,8 +252,8 @@ def test_resume_is_exact(dataset, tmp_path):
     assert any(not np.allclose(x, y) for x, y in zip(_all_state(first.model), a))
 
 
-def test_killed_snapshot_write_keeps_the_previous_one(tmp_path):
-    path = tmp_path / "network-snapshot-000001.keras"
+def test_killed_snapshot_write_leaves_nothing_and_the_next_run_cleans_up(tmp_path):
+    run = tmp_path / "00000-run"
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {REPO!r})
@@ -258,18 +262,40 @@ def test_killed_snapshot_write_keeps_the_previous_one(tmp_path):
         m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
         m.layers[0].set_weights([np.full((4, 3), float(sys.argv[1]), np.float32), np.zeros(3, np.float32)])
         if sys.argv[1] == "2":
-            # die the moment the new file is complete but not yet renamed over the old one
+            # die the moment the new file is complete but not yet renamed into place
             os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
-        snap.save_snapshot(m, {str(path)!r})
+        snap.save_snapshot(m, snap.new_snapshot_path({str(run)!r}, int(sys.argv[1]) * 1000))
     """)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     subprocess.run([sys.executable, "-c", script, "1"], check=True, env=env)
-    before = path.read_bytes()
+    first = run / snap.snapshot_name(1)
+    before = first.read_bytes()
     proc = subprocess.run([sys.executable, "-c", script, "2"], env=env)
     assert proc.returncode == -9
-    assert path.read_bytes() == before
-    assert keras.saving.load_model(str(path)).layers[0].get_weights()[0][0, 0] == 1.0
-    assert snap.list_snapshots(str(tmp_path)) == [(1, str(path))]   # leftovers are not snapshots
+    assert first.read_bytes() == before and keras.saving.load_model(str(first)).layers[0].get_weights()[0][0, 0] == 1
+    assert snap.list_snapshots(str(run)) == [(1, str(first))]   # the leftover is not a snapshot
+    leftovers = [n for n in os.listdir(run) if n.startswith(".")]
+    assert len(leftovers) == 1
+    # The next training run under this --outdir removes the dead writer's temp (and nothing else).
+    (run / ".notes").write_text("mine")
+    from stylegan_tf.training.rundir import sweep_stale_temps
+    assert [os.path.basename(p) for p in sweep_stale_temps(str(tmp_path))] == leftovers
+    assert sorted(os.listdir(run)) == [".notes", snap.snapshot_name(1)]
+
+
+def test_snapshots_are_never_replaced(tmp_path):
+    # A resumed run with a longer --total-kimg reaches a whole kimg an earlier snapshot is named after.
+    run = str(tmp_path)
+    (tmp_path / snap.snapshot_name(6)).write_bytes(b"old")
+    p = snap.new_snapshot_path(run, 6500)
+    assert os.path.basename(p) == "network-snapshot-000006.500.keras"
+    open(p, "wb").close()
+    assert os.path.basename(snap.new_snapshot_path(run, 6500)) == "network-snapshot-000006.500-2.keras"
+    assert os.path.basename(snap.new_snapshot_path(run, 7000)) == snap.snapshot_name(7)
+    assert [k for k, _ in snap.list_snapshots(run)] == [6, 6]
+    with pytest.raises(FileExistsError):
+        snap.save_snapshot(tiny_model(), str(tmp_path / snap.snapshot_name(6)))
+    assert (tmp_path / snap.snapshot_name(6)).read_bytes() == b"old"
 
 
 def test_retention_and_resume_lookup(tmp_path):
@@ -353,3 +379,135 @@ def test_mixed_precision_bfloat16_fit(dataset):
     for key in ("G_loss", "D_loss", "r1"):
         assert np.isfinite(hist.history[key][-1]), key
     assert int(m.g_optimizer.iterations.numpy()) == 2
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--total-kimg", "inf"], "--total-kimg inf is not a finite number"),
+    (["--total-kimg", "1e9"], "--total-kimg 1e+09 is out of range"),
+    (["--gamma", "nan"], "--gamma nan is not a finite number"),
+    (["--gpus", "0"], "--gpus 0 is out of range"),
+    (["--grid", "0x0"], "--grid 0x0: columns and rows must each be 1 to"),
+    (["--minibatch", "1000000000"], "--minibatch 1000000000 is out of range"),
+])
+def test_train_py_refuses_absurd_numbers_with_one_line(tmp_path, capsys, flags, needle):
+    sys.path.insert(0, REPO)
+    import train
+    out = tmp_path / "results"
+    for extra in ([], ["--dry-run"]):
+        assert train.main(flags + extra + ["--outdir", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("train.py: error: ") and needle in err[0], err
+    assert not out.exists()            # refused before any run directory exists
+
+
+def test_train_py_help_shows_one_default_and_the_demo_value(capsys):
+    sys.path.insert(0, REPO)
+    import train
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and text.count("(default:") >= 30
+    assert "--total-kimg KIMG length of training in thousands of real images (default: 25000; demo: 32)" in text
+    assert "--gamma X R1 weight for the logistic loss (default: 10; demo: 50)" in text
+    assert "--loss NAME logistic (StyleGAN + R1), wgan-gp, wgan, wgan-div, hinge (default: logistic)" in text
+
+
+def test_damaged_snapshots_resume_fallback_lock_and_stats(dataset, tmp_path, capsys):
+    from stylegan_tf.training import OptionsError
+    from stylegan_tf.training.rundir import RunDirLock
+    sys.path.insert(0, REPO)
+    import train
+    kw = dict(resolution=8, lod_initial_resolution=8)
+    out = tmp_path / "r"
+    first = training_loop(small_opts(dataset, out, total_kimg=0.016, **kw))
+    second = training_loop(small_opts(dataset, out, total_kimg=0.032, resume="auto", **kw))
+    assert second.run_dir == first.run_dir
+    a, b = first.snapshots[0], second.snapshots[0]
+    # Both reach kimg 0: the second must not replace the first.
+    assert os.path.basename(b) == "network-snapshot-000000.032.keras" and os.path.isfile(a)
+    run = first.run_dir
+
+    # A snapshot with 4 bytes of 0xff in the middle, and one cut short: one line each, naming file and damage.
+    data = bytearray(open(b, "rb").read())
+    data[len(data) // 2:len(data) // 2 + 4] = b"\xff" * 4
+    open(b, "wb").write(bytes(data))
+    cut = str(tmp_path / "cut.keras")
+    open(cut, "wb").write(bytes(data[: len(data) // 3]))
+    capsys.readouterr()
+    for path, damage in ((b, "fails its CRC check"), (cut, "truncated")):
+        argv = ["--data", dataset, "--outdir", str(tmp_path / "x"), "--resume", path, "--no-progress"]
+        assert train.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and path in err[0] and damage in err[0], err
+    # A hostile pickle: refused, one line.
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"\x80\x04cos\nsystem\n(S'echo hi'\ntR.")
+    assert train.main(["--data", dataset, "--outdir", str(tmp_path / "x"), "--resume", str(evil)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(evil) in err[0], err
+    assert not (tmp_path / "x").exists()
+
+    # Another process trains in the run: a second --resume auto names it and leaves.
+    with RunDirLock(run):
+        with pytest.raises(OptionsError, match=f"in use by another training run \\(pid {os.getpid()} on "):
+            training_loop(small_opts(dataset, out, total_kimg=0.048, resume="auto", **kw))
+
+    # The newest snapshot is damaged: --resume auto takes the newest that loads and says what it skipped; the
+    # stats row of the tick trained after that snapshot is dropped, not repeated.
+    third = training_loop(small_opts(dataset, out, total_kimg=0.048, resume="auto", **kw))
+    log = open(os.path.join(run, "log.txt")).read()
+    assert f"--resume auto: skipping {b}: corrupted" in log and f"Resuming from {a} at kimg 0.0, tick 1" in log
+    assert third.state.nimg == 48 and third.state.tick == 3
+    assert [json.loads(line)["tick"] for line in open(os.path.join(run, "stats.jsonl"))] == [1, 2, 3]
+    assert open(b, "rb").read() == bytes(data)              # the damaged file is left for the user to look at
+
+    # Different architecture flags on --resume FILE: the network decides, and the run records what it trains.
+    fourth = training_loop(small_opts(dataset, tmp_path / "y", total_kimg=0.032, resume=a,
+                                      **dict(kw, fmap_base=128, latent_size=32)))
+    with open(os.path.join(fourth.run_dir, "training_options.json")) as f:
+        recorded = json.load(f)
+    assert recorded["fmap_base"] == 64 and recorded["latent_size"] == 16 and "fmap64-16" in fourth.run_dir
+    assert "--fmap-base 64 (not 128)" in open(os.path.join(fourth.run_dir, "log.txt")).read()
+    # ... and --resume auto with the same flags finds that run.
+    fifth = training_loop(small_opts(dataset, tmp_path / "y", total_kimg=0.048, resume="auto",
+                                     **dict(kw, fmap_base=128, latent_size=32)))
+    assert fifth.run_dir == fourth.run_dir and fifth.state.nimg == 48
+
+
+def test_corrupted_level_file_stops_training_with_one_line(dataset, tmp_path, capsys):
+    import shutil
+    sys.path.insert(0, REPO)
+    import train
+    data = str(tmp_path / "faces")
+    shutil.copytree(dataset, data)
+    level = [n for n in os.listdir(data) if n.endswith("-r03.tfrecords")][0]
+    path = os.path.join(data, level)
+    with open(path, "r+b") as f:                      # dd 4 bytes of 0xff into the middle of the 8x8 level
+        f.seek(os.path.getsize(path) // 2)
+        f.write(b"\xff" * 4)
+    argv = ["--data", data, "--outdir", str(tmp_path / "out"), "--resolution", "8", "--lod-initial-resolution", "8",
+            "--minibatch", "4", "--total-kimg", "0.032", "--tick-kimg", "0.016", "--no-progress",
+            "--fmap-base", "64", "--fmap-max", "16", "--latent-size", "16", "--dlatent-size", "16",
+            "--mapping-layers", "2", "--mapping-fmaps", "16", "--grid", "1x1"]   # the grid reads record 0 only
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and path in err[0] and "record" in err[0], err
+    run = os.path.join(tmp_path, "out", os.listdir(tmp_path / "out")[0])
+    assert f"Training failed: training stopped: {path}: record" in open(os.path.join(run, "log.txt")).read()
+
+
+def test_resume_takes_the_architecture_from_the_network():
+    import dataclasses
+    from stylegan_tf.training.options import CONFIGS
+    from stylegan_tf.training.resume import actual_options
+    opts = TrainingOptions(**TINY_NET)
+    m = tiny_model(g_extra=dict(style_mixing_prob=0.0))         # config E's generator, seed 3
+    used, changed = actual_options(dataclasses.replace(opts, fmap_base=512, mirror=True), m, from_snapshot=True)
+    assert (used.config, used.fmap_base, used.seed, used.mirror) == ("configE", 64, 3, False)
+    assert changed == {"config": "stylegan", "fmap_base": 512, "seed": 1000, "mirror": True}
+    # Config B has no mapping network whatever --mapping-layers says: that is not a conflict to report.
+    from stylegan_tf.networks import Generator, Networks
+    G = Generator(resolution=8, num_channels=3, **dict(TINY_NET, **CONFIGS["configB"]))
+    used, changed = actual_options(dataclasses.replace(opts, config="configB"), Networks(G, None, G),
+                                   from_snapshot=False)
+    assert used.config == "configB" and used.mapping_layers == opts.mapping_layers and changed == {}

@@ -7,7 +7,7 @@ import importlib
 
 _EXPORTS = {
     "open_dataset": "reader", "DatasetInfo": "reader",
-    "DatasetError": "tfrecords", "DatasetWriter": "tfrecords",
+    "DatasetError": "tfrecords", "DatasetWriter": "tfrecords", "verify_level": "tfrecords",
     "build_pyramid": "pyramid",
     "create_from_images": "create",
     "create_demo": "demo_faces",

@@ -88,8 +88,8 @@ def create_from_images(tfrecord_dir, image_dir, resolution=None, channels=3, tra
     image is usable, FileExistsError when the target exists and `overwrite` is False.
     """
     from stylegan_tf.atomic import atomic_dir
-    from stylegan_tf.data.reader import METADATA_FILE
-    from stylegan_tf.data.tfrecords import DatasetWriter, labels_path
+    from stylegan_tf.data.tfrecords import (DatasetWriter, check_output, dataset_bytes, explain_disk_full,
+                                            labels_path, write_metadata)
     from stylegan_tf.data.workers import Workers
 
     start = time.time()
@@ -115,8 +115,7 @@ def create_from_images(tfrecord_dir, image_dir, resolution=None, channels=3, tra
     src_real, dst_real = os.path.realpath(image_dir), os.path.realpath(tfrecord_dir)
     if dst_real == src_real or src_real.startswith(dst_real + os.sep):
         raise DatasetError(f"{tfrecord_dir}: the output folder must not contain the image folder")
-    if os.path.exists(tfrecord_dir) and not overwrite:
-        raise FileExistsError(f"{tfrecord_dir} already exists; pass --overwrite to replace it")
+    check_output(tfrecord_dir, overwrite)
 
     files, skipped = list_files(image_dir, exclude=tfrecord_dir)
     if labels_from_subdirs:
@@ -178,7 +177,8 @@ def create_from_images(tfrecord_dir, image_dir, resolution=None, channels=3, tra
         # Pass 2: decode and resize in the workers; this process only writes records, in order.
         name = os.path.basename(tfrecord_dir)
         kept = []
-        with atomic_dir(tfrecord_dir, overwrite=overwrite) as tmp:
+        with explain_disk_full(tfrecord_dir, dataset_bytes(len(order), resolution, channels)), \
+                atomic_dir(tfrecord_dir, overwrite=overwrite, replaceable=lambda p: check_output(p, True)) as tmp:
             with DatasetWriter(tmp, name, resolution, channels) as writer:
                 tasks = [(int(candidates[k]), os.path.join(image_dir, files[candidates[k]]), opts) for k in order]
                 for i, pyramid, skip in bar(pool.imap(imlib.load_task, tasks, chunksize=4), len(tasks), "images"):
@@ -201,9 +201,8 @@ def create_from_images(tfrecord_dir, image_dir, resolution=None, channels=3, tra
             _write_json(os.path.join(tmp, "skipped.json"),
                         {"count": len(skipped), "by_kind": summary.by_kind, "files": skipped})
             _write_json(os.path.join(tmp, "files.json"), kept)
-            _write_json(os.path.join(tmp, METADATA_FILE), {
-                "format": "stylegan-tfrecords", "tool": "stylegan_tf dataset_tool.py create_from_images",
-                "tool_version": _version(), "name": name, "count": len(kept), "resolution": int(resolution),
+            write_metadata(tmp, "stylegan_tf dataset_tool.py create_from_images", {
+                "name": name, "count": len(kept), "resolution": int(resolution),
                 "channels": int(channels), "levels": [resolution >> k for k in range(int(np.log2(resolution)) - 1)],
                 "label_size": 0 if label_names is None else len(label_names), "label_names": label_names,
                 "labels_file": os.path.basename(labels_path(tmp, name)) if label_names else None,
@@ -229,8 +228,3 @@ def _nothing_usable(image_dir, skipped):
 def _write_json(path, obj):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1)
-
-
-def _version():
-    import stylegan_tf
-    return stylegan_tf.__version__

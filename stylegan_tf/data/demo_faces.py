@@ -7,7 +7,6 @@ the same whatever the number of workers. Every attribute that drives the drawing
 (`<name>-attributes.npy`, columns described in dataset.json) for conditioning and attribute editing.
 """
 import colorsys
-import json
 import math
 import os
 import time
@@ -243,8 +242,9 @@ def create_demo(out_dir, count=10000, resolution=64, seed=0, label_attribute=Non
     Returns the opened DatasetInfo.
     """
     from stylegan_tf.atomic import atomic_dir
-    from stylegan_tf.data.reader import METADATA_FILE, open_dataset
-    from stylegan_tf.data.tfrecords import DatasetError, DatasetWriter
+    from stylegan_tf.data.reader import open_dataset
+    from stylegan_tf.data.tfrecords import (DatasetError, DatasetWriter, check_output, dataset_bytes,
+                                            explain_disk_full, write_metadata)
     from stylegan_tf.data.workers import imap
 
     count, resolution = int(count), int(resolution)
@@ -255,12 +255,12 @@ def create_demo(out_dir, count=10000, resolution=64, seed=0, label_attribute=Non
     if label_attribute is not None and label_attribute not in CATEGORICAL:
         raise DatasetError(f"--label-attribute {label_attribute!r} is not one of {', '.join(CATEGORICAL)}")
     out_dir = os.path.abspath(os.fspath(out_dir))
-    if os.path.exists(out_dir) and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists; pass --overwrite to replace it")
+    check_output(out_dir, overwrite)
     name = os.path.basename(out_dir)
     start = time.time()
     attrs = np.zeros([count, len(ATTRIBUTES)], np.float32)
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with explain_disk_full(out_dir, dataset_bytes(count, resolution, 3)), \
+            atomic_dir(out_dir, overwrite=overwrite, replaceable=lambda p: check_output(p, True)) as tmp:
         with DatasetWriter(tmp, name, resolution, 3) as writer:
             tasks = [(seed, i, resolution) for i in range(count)]
             results = imap(_render_task, tasks, workers, chunksize=64)
@@ -276,8 +276,7 @@ def create_demo(out_dir, count=10000, resolution=64, seed=0, label_attribute=Non
                 col = attrs[:, ATTRIBUTE_NAMES.index(label_attribute)].astype(np.int64)
                 writer.write_labels(np.eye(len(label_names), dtype=np.float32)[col])
         np.save(os.path.join(tmp, f"{name}-attributes.npy"), attrs)
-        meta = {
-            "format": "stylegan-tfrecords", "tool": "stylegan_tf create_demo", "tool_version": _version(),
+        write_metadata(tmp, "stylegan_tf create_demo", {
             "name": name, "count": count, "resolution": resolution, "channels": 3,
             "levels": [resolution >> k for k in range(int(np.log2(resolution)) - 1)],
             "label_size": 0 if label_names is None else len(label_names), "label_names": label_names,
@@ -285,12 +284,5 @@ def create_demo(out_dir, count=10000, resolution=64, seed=0, label_attribute=Non
             "options": {"seed": int(seed), "count": count, "resolution": resolution},
             "skipped": 0, "attributes": ATTRIBUTES, "attributes_file": f"{name}-attributes.npy",
             "seconds": round(time.time() - start, 2),
-        }
-        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=2)
+        })
     return open_dataset(out_dir)
-
-
-def _version():
-    import stylegan_tf
-    return stylegan_tf.__version__

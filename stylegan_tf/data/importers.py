@@ -4,7 +4,6 @@ Both end up in the official layout with one-hot labels, in the original's shuffl
 MNIST is padded from 28x28 to 32x32 with black, as the original does.
 """
 import gzip
-import json
 import os
 import pickle
 import struct
@@ -12,7 +11,7 @@ import struct
 import numpy as np
 
 from stylegan_tf.data.tfrecords import DatasetError
-from stylegan_tf.official_pickle import NUMPY_ARRAY_GLOBALS
+from stylegan_tf.safe_pickle import NUMPY_ARRAY_GLOBALS
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -88,30 +87,29 @@ def write_arrays(tfrecord_dir, images_nchw, labels, label_names, source, tool, s
     """Write uint8 [N, C, R, R] images with integer class labels as a dataset, in the shuffled order."""
     from stylegan_tf.atomic import atomic_dir
     from stylegan_tf.data.pyramid import build_pyramid
-    from stylegan_tf.data.reader import METADATA_FILE, open_dataset
-    from stylegan_tf.data.tfrecords import DatasetWriter
-    import stylegan_tf
+    from stylegan_tf.data.reader import open_dataset
+    from stylegan_tf.data.tfrecords import (DatasetWriter, check_output, dataset_bytes, explain_disk_full,
+                                            write_metadata)
 
     tfrecord_dir = os.path.abspath(os.fspath(tfrecord_dir))
-    if os.path.exists(tfrecord_dir) and not overwrite:
-        raise FileExistsError(f"{tfrecord_dir} already exists; pass --overwrite to replace it")
+    check_output(tfrecord_dir, overwrite)
     n, c, r, _ = images_nchw.shape
     order = np.arange(n)
     if shuffle:
         np.random.RandomState(seed).shuffle(order)
     onehot = np.eye(len(label_names), dtype=np.float32)[labels[order]]
     name = os.path.basename(tfrecord_dir)
-    with atomic_dir(tfrecord_dir, overwrite=overwrite) as tmp:
+    with explain_disk_full(tfrecord_dir, dataset_bytes(n, r, c)), \
+            atomic_dir(tfrecord_dir, overwrite=overwrite, replaceable=lambda p: check_output(p, True)) as tmp:
         with DatasetWriter(tmp, name, r, c) as w:
             for i in order:
                 w.add(build_pyramid(np.ascontiguousarray(images_nchw[i])))
             w.write_labels(onehot)
-        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
-            json.dump({"format": "stylegan-tfrecords", "tool": tool, "tool_version": stylegan_tf.__version__,
-                       "name": name, "count": int(n), "resolution": int(r), "channels": int(c),
-                       "levels": [r >> k for k in range(int(np.log2(r)) - 1)], "label_size": len(label_names),
-                       "label_names": label_names, "source": os.path.abspath(source),
-                       "options": {"shuffle": bool(shuffle), "seed": int(seed)}, "skipped": 0}, f, indent=1)
+        write_metadata(tmp, tool, {
+            "name": name, "count": int(n), "resolution": int(r), "channels": int(c),
+            "levels": [r >> k for k in range(int(np.log2(r)) - 1)], "label_size": len(label_names),
+            "label_names": label_names, "source": os.path.abspath(source),
+            "options": {"shuffle": bool(shuffle), "seed": int(seed)}, "skipped": 0})
     return open_dataset(tfrecord_dir)
 
 

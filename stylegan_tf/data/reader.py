@@ -6,9 +6,8 @@ import re
 
 import numpy as np
 
-from stylegan_tf.data.tfrecords import DatasetError, find_levels, scan_level
-
-METADATA_FILE = "dataset.json"
+from stylegan_tf.data.tfrecords import (FORMAT, METADATA_FILE, DatasetError, find_levels, level_path, scan_level,
+                                        verify_level)
 
 
 class DatasetInfo:
@@ -26,7 +25,9 @@ class DatasetInfo:
         if path.endswith(".partial"):
             raise DatasetError(f"{path}: unfinished dataset left by an interrupted run; delete it and recreate")
         self.path = path
+        self.metadata = self._read_metadata()
         levels = find_levels(path)
+        self._check_against_metadata(levels)
         shapes, counts = {}, {}
         for r, p in levels.items():
             shapes[r], counts[r] = scan_level(p)
@@ -47,7 +48,10 @@ class DatasetInfo:
         self.num_channels = channels
         self.num_images = counts[top]
         self.name = os.path.basename(levels[top]).rsplit("-r", 1)[0]
-        self.metadata = self._read_metadata()
+        meta_count = self.metadata.get("count") if self.metadata.get("format") == FORMAT else None
+        if isinstance(meta_count, int) and meta_count != self.num_images:
+            raise DatasetError(f"{path}: {METADATA_FILE} says {meta_count} images but the level files hold "
+                               f"{self.num_images}; recreate the dataset")
         self.labels = self._read_labels()
         self.label_size = int(self.labels.shape[1])
         names = self.metadata.get("label_names")
@@ -64,6 +68,25 @@ class DatasetInfo:
         except (OSError, ValueError) as e:
             raise DatasetError(f"{p}: unreadable ({e}); delete it (the TFRecords do not need it)")
         return meta if isinstance(meta, dict) else {}
+
+    def _check_against_metadata(self, levels):
+        # Without this, a dataset whose top level file is lost would silently train at half resolution.
+        if self.metadata.get("format") != FORMAT:
+            return  # NVIDIA's datasets have no dataset.json; another tool's is not ours to interpret
+        declared = self.metadata.get("levels")
+        if not isinstance(declared, list) or not all(isinstance(r, int) and r >= 4 for r in declared):
+            res = self.metadata.get("resolution")
+            declared = [res >> k for k in range(int(np.log2(res)) - 1)] if isinstance(res, int) and res >= 4 else []
+        missing = [r for r in declared if r not in levels]
+        if missing:
+            name = os.path.basename(next(iter(levels.values()))).rsplit("-r", 1)[0]
+            files = ", ".join(os.path.basename(level_path(self.path, name, r)) for r in missing)
+            raise DatasetError(f"{self.path}: {files} {'is' if len(missing) == 1 else 'are'} missing "
+                               f"({METADATA_FILE} lists levels {declared}); recreate the dataset")
+        extra = [r for r in levels if declared and r not in declared]
+        if extra:
+            raise DatasetError(f"{levels[extra[0]]}: level {extra[0]}x{extra[0]} is not in {METADATA_FILE} "
+                               f"(levels {declared}); remove it or recreate the dataset")
 
     def _read_labels(self):
         # Like the original reader: the first *.labels file in the folder, if any.
@@ -178,8 +201,18 @@ class DatasetInfo:
                     yield images
                 start += len(images)
         except tf.errors.OpError as e:  # a damaged record (bad checksum, foreign size) in the middle of a file
+            try:
+                self.verify(resolution)  # names the record
+            except DatasetError as damage:
+                raise damage from None
             detail = re.sub(r"\{\{.*?\}\}\s*", "", e.message).split(" [Op:")[0].strip()
             raise DatasetError(f"{path}: damaged record ({detail}); recreate the dataset") from None
+
+    def verify(self, resolution=None):
+        """Read every record of one level (default: full) and check it; raises DatasetError naming the
+        file and record of any damage (see tfrecords.verify_level). Returns the record count."""
+        resolution = self.resolution if resolution is None else int(resolution)
+        return verify_level(self.level_path(resolution), (self.num_channels, resolution, resolution))
 
 
 def open_dataset(path):

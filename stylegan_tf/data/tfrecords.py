@@ -4,18 +4,94 @@
 with `shape` (int64 [C, H, W]) and `data` (raw uint8 bytes, CHW). Record i is the same image in every
 file. Optional labels: `<dir>/<name>-rxx.labels`, an `np.save`d float32 [N, L] array in record order.
 """
+import contextlib
+import errno
+import functools
 import glob
+import json
 import os
 import re
+import shutil
 import struct
 
 import numpy as np
 
 LEVEL_RE = re.compile(r"^(?P<name>.*)-r(?P<log2>\d\d)\.tfrecords$")
+METADATA_FILE = "dataset.json"
+FORMAT = "stylegan-tfrecords"
+# Everything a dataset folder may hold; `--overwrite` replaces only a folder holding nothing else.
+_SIDECAR_RE = re.compile(r"^(dataset\.json|skipped\.json|files\.json|.*-rxx\.labels|.*-attributes\.npy)$")
 
 
 class DatasetError(ValueError):
     """A dataset folder or an input that cannot be used; the message names the path and what to do."""
+
+
+def human_size(n):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def check_output(path, overwrite):
+    """Refuse an existing `path` unless `overwrite`, and even then unless it is a dataset folder.
+
+    `--overwrite` deletes the old folder, so it may only replace what dataset_tool itself writes: level
+    files and their sidecars (or an empty folder), never a folder with anything else in it."""
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
+    if not os.path.isdir(path):
+        raise DatasetError(f"{path} is a file, not a dataset folder; --overwrite only replaces a dataset: "
+                           f"choose another output folder")
+    names = sorted(os.listdir(path))
+    foreign = [n for n in names if not (LEVEL_RE.match(n) or _SIDECAR_RE.match(n))
+               or not os.path.isfile(os.path.join(path, n))]
+    if foreign or (names and not any(LEVEL_RE.match(n) for n in names)):
+        shown = foreign or names
+        more = f" and {len(shown) - 1} more" if len(shown) > 1 else ""
+        raise DatasetError(f"{path} is not a dataset folder (it holds {shown[0]}{more}); --overwrite only "
+                           f"replaces a dataset: choose another output folder")
+
+
+def write_metadata(folder, tool, fields):
+    """Write dataset.json: the format, the tool and its version, then the creator's `fields`."""
+    from stylegan_tf import __version__
+    with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as f:
+        json.dump({"format": FORMAT, "tool": tool, "tool_version": __version__, **fields}, f, indent=1)
+
+
+def dataset_bytes(count, resolution, channels):
+    """About how many bytes a dataset of `count` images takes (all levels, record framing included)."""
+    per_image, r = 0, int(resolution)
+    while r >= 4:
+        per_image += channels * r * r + 64
+        r //= 2
+    return int(count) * per_image
+
+
+@contextlib.contextmanager
+def explain_disk_full(target, needed_bytes):
+    """Turn a full disk while writing `target` into one DatasetError saying how much room is needed.
+
+    Meant around an atomic_dir block, so the partial folder is already gone when the message is made."""
+    from stylegan_tf.atomic import is_disk_full
+    try:
+        yield
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        folder = os.path.dirname(os.path.abspath(target))
+        while not os.path.isdir(folder):
+            folder = os.path.dirname(folder)
+        free = shutil.disk_usage(folder).free
+        raise DatasetError(f"{target}: disk full while writing the dataset (it needs about "
+                           f"{human_size(needed_bytes)}, {human_size(free)} is free); nothing was written: "
+                           f"free some space or choose another folder") from None
 
 
 def level_path(folder, name, resolution):
@@ -106,6 +182,146 @@ def scan_level(path):
     return shape, count
 
 
+def _crc32c_table():
+    t = np.arange(256, dtype=np.uint32)
+    for _ in range(8):  # reflected CRC-32C (Castagnoli), polynomial 0x1EDC6F41
+        t = np.where(t & 1, (t >> 1) ^ np.uint32(0x82F63B78), t >> 1).astype(np.uint32)
+    return t
+
+
+_CRC_TABLE = _crc32c_table()
+_CRC_TABLE_LIST = _CRC_TABLE.tolist()
+
+
+@functools.lru_cache(maxsize=16)  # one chunk length per record size: a level file needs one
+def _zero_shift(n):
+    """Four 256-entry tables of the linear map "feed n zero bytes" on a CRC register, one per register byte."""
+    images = np.uint32(1) << np.arange(32, dtype=np.uint32)
+    for _ in range(n):
+        images = _CRC_TABLE[images & 0xFF] ^ (images >> 8)
+    bits = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(bool)
+    return [np.bitwise_xor.reduce(np.where(bits, images[8 * j:8 * j + 8], np.uint32(0)), axis=1).tolist()
+            for j in range(4)]
+
+
+def crc32c(data):
+    """CRC-32C of `data` (bytes-like), as TFRecord files use it; numpy, fast for megabyte records.
+
+    A byte-by-byte loop is sequential, so the message is cut into ~sqrt(n) chunks whose CRCs are
+    computed side by side (a CRC with a zero register is linear in the data), then chained with the
+    "append n zero bytes" map. The initial register ~0 is folded into the first four bytes instead."""
+    buf = np.frombuffer(bytes(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data, np.uint8)
+    n = buf.size
+    if n < 64:
+        crc = 0xFFFFFFFF
+        for b in buf.tolist():
+            crc = _CRC_TABLE_LIST[(crc ^ b) & 0xFF] ^ (crc >> 8)
+        return crc ^ 0xFFFFFFFF
+    m = int(np.sqrt(n))
+    k = -(-n // m)
+    padded = np.zeros(k * m, np.uint8)  # leading zeros leave a zero register unchanged
+    padded[k * m - n:] = buf
+    padded[k * m - n:k * m - n + 4] ^= 0xFF
+    columns = np.ascontiguousarray(padded.reshape(k, m).T)
+    states = np.zeros(k, np.uint32)
+    for col in columns:
+        states = _CRC_TABLE[(states ^ col) & 0xFF] ^ (states >> 8)
+    t0, t1, t2, t3 = _zero_shift(m)
+    crc = 0
+    for state in states.tolist():
+        crc = t0[crc & 0xFF] ^ t1[(crc >> 8) & 0xFF] ^ t2[(crc >> 16) & 0xFF] ^ t3[crc >> 24] ^ state
+    return crc ^ 0xFFFFFFFF
+
+
+def masked_crc32c(data):
+    """The checksum TFRecord stores: CRC-32C rotated right by 15 bits plus a constant."""
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _find_damage(path, first):
+    """(record index, what is wrong) of the first damaged record at or after record `first`, or None.
+
+    Records before `first` were already checked, so only their headers are read (to find the offsets)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        index = 0
+        while True:
+            pos = f.tell()
+            header = f.read(12)
+            if not header:
+                return None
+            if len(header) < 12:
+                return index, f"truncated (the file ends inside its header, at byte {pos})"
+            (length,) = struct.unpack("<Q", header[:8])
+            if struct.unpack("<I", header[8:])[0] != masked_crc32c(header[:8]):
+                return index, f"length field damaged (bad header checksum at byte {pos})"
+            if pos + 12 + length + 4 > size:
+                return index, f"truncated (the file ends inside its data, at byte {size})"
+            if index < first:
+                f.seek(length + 4, os.SEEK_CUR)
+            else:
+                payload, stored = f.read(length), f.read(4)
+                if struct.unpack("<I", stored)[0] != masked_crc32c(payload):
+                    return index, f"data damaged (checksum mismatch over bytes {pos + 12}..{pos + 12 + length - 1})"
+            index += 1
+
+
+def _decode_damage(serialized, expected):
+    """What is wrong with one record that passed its checksums, or None if it is a proper image record."""
+    from google.protobuf.message import DecodeError
+    try:
+        image = parse_example(serialized)
+    except (DatasetError, ValueError, DecodeError) as e:
+        return f"not an image record ({e})"
+    if image.shape != expected:
+        return f"shape {list(image.shape)}, expected {list(expected)}"
+    return None
+
+
+def verify_level(path, expected_shape):
+    """Read every record of one level file; returns the record count or raises DatasetError.
+
+    Checks what TFRecord defines (each record's length and data CRC-32C, through TensorFlow's reader)
+    and that each record decodes to `expected_shape` [C, H, W]. The message names the file and the
+    record index: "<path>: record N: <damage>; recreate the dataset"."""
+    import tensorflow as tf
+    path = os.fspath(path)
+    expected = tuple(int(v) for v in expected_shape)
+    item_bytes = int(np.prod(expected))
+    spec = {"shape": tf.io.FixedLenFeature([3], tf.int64), "data": tf.io.FixedLenFeature([], tf.string)}
+    batches = iter(tf.data.TFRecordDataset(path, buffer_size=8 << 20)
+                   .batch(max(1, (8 << 20) // (item_bytes + 64))).prefetch(2))
+    count = 0
+
+    def fail(index, damage):
+        return DatasetError(f"{path}: record {index}: {damage}; recreate the dataset")
+
+    while True:
+        try:
+            records = next(batches)
+        except StopIteration:
+            return count
+        except tf.errors.OpError as e:
+            found = _find_damage(path, count)
+            if found is None:  # TensorFlow saw damage our own reading cannot place: report its words
+                detail = re.sub(r"\{\{.*?\}\}\s*", "", e.message).split(" [Op:")[0].strip()
+                raise fail(f"{count} or later", detail) from None
+            raise fail(*found) from None
+        try:
+            feats = tf.io.parse_example(records, spec)
+            shapes = feats["shape"].numpy()
+            lengths = tf.strings.length(feats["data"]).numpy()
+            bad = np.flatnonzero(np.any(shapes != np.array(expected), axis=1) | (lengths != item_bytes))
+        except tf.errors.OpError:
+            bad = np.arange(len(records))
+        for j in bad.tolist():
+            damage = _decode_damage(records[j].numpy(), expected)
+            if damage:
+                raise fail(count + j, damage)
+        count += len(records)
+
+
 class DatasetWriter:
     """Writes images (given as their pyramids, see pyramid.build_pyramid) to one TFRecord file per level."""
 
@@ -116,20 +332,35 @@ class DatasetWriter:
         self.resolution, self.channels = int(resolution), int(channels)
         self.resolutions = [self.resolution >> k for k in range(int(np.log2(self.resolution)) - 1)]
         self.paths = [level_path(folder, name, r) for r in self.resolutions]
-        self._writers = [tf.io.TFRecordWriter(p) for p in self.paths]
+        self._writers = []
+        for p in self.paths:
+            with self._as_os_error(p):
+                self._writers.append(tf.io.TFRecordWriter(p))
         self.count = 0
+
+    @contextlib.contextmanager
+    def _as_os_error(self, path):
+        # TensorFlow's file errors are not OSErrors; callers (and is_disk_full) handle OSError only.
+        try:
+            yield
+        except self._tf.errors.OpError as e:
+            code = {self._tf.errors.ResourceExhaustedError: errno.ENOSPC,
+                    self._tf.errors.PermissionDeniedError: errno.EACCES,
+                    self._tf.errors.NotFoundError: errno.ENOENT}.get(type(e), errno.EIO)
+            raise OSError(code, os.strerror(code), path) from None
 
     def add(self, pyramid):
         if len(pyramid) != len(self._writers):
             raise ValueError(f"pyramid has {len(pyramid)} levels, expected {len(self._writers)}")
         tf = self._tf
-        for level, writer, r in zip(pyramid, self._writers, self.resolutions):
+        for level, writer, r, path in zip(pyramid, self._writers, self.resolutions, self.paths):
             if level.shape != (self.channels, r, r) or level.dtype != np.uint8:
                 raise ValueError(f"level {level.dtype} {level.shape} != uint8 {(self.channels, r, r)}")
             ex = tf.train.Example(features=tf.train.Features(feature={
                 "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=level.shape)),
                 "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[level.tobytes()]))}))
-            writer.write(ex.SerializeToString())
+            with self._as_os_error(path):
+                writer.write(ex.SerializeToString())
         self.count += 1
 
     def write_labels(self, labels):
@@ -140,9 +371,17 @@ class DatasetWriter:
             np.save(f, labels)
 
     def close(self):
-        for w in self._writers:
-            w.close()
+        # Close every file even when one fails (a full disk fails them all); then report the first failure.
+        failure = None
+        for w, p in zip(self._writers, self.paths):
+            try:
+                with self._as_os_error(p):
+                    w.close()
+            except OSError as e:
+                failure = failure or e
         self._writers = []
+        if failure is not None:
+            raise failure
 
     def __enter__(self):
         return self

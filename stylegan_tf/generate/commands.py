@@ -9,12 +9,13 @@ import os
 import numpy as np
 
 from stylegan_tf.generate import figures, video, walks
+from stylegan_tf.generate.errors import GenerateError
 from stylegan_tf.generate.noise import noise_stream
 from stylegan_tf.generate.output import check_image_path, check_writable, write_image
 from stylegan_tf.generate.sampling import (check_noise_mode, class_labels, for_each_batch, load_generator,
                                           network_error_message, run_z)
-from stylegan_tf.generate.seeds import GenerateError, parse_layers, seeds_to_z
-from stylegan_tf.image_grid import make_grid
+from stylegan_tf.generate.seeds import parse_layers, seeds_to_z
+from stylegan_tf.image_grid import grid_shape, make_grid
 
 
 def _prepare(network, out, overwrite, class_idx=None, noise_mode="const"):
@@ -34,9 +35,8 @@ def images(network, seeds, outdir="out", truncation_psi=0.7, truncation_cutoff=8
         raise GenerateError("--seeds: no seeds given")
     paths = [os.path.join(outdir, f"seed{s:04d}.png") for s in seeds]
     grid_path = os.path.join(outdir, "grid.png") if grid is not None else None
-    if grid is not None and grid[0] * grid[1] < len(seeds):
-        raise GenerateError(f"--grid {grid[0]}x{grid[1]} holds {grid[0] * grid[1]} images "
-                            f"but --seeds gives {len(seeds)}")
+    if grid is not None:
+        check_grid(grid, len(seeds))
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise GenerateError(f"--outdir: {outdir} is a file, not a folder")
     check_writable(paths + ([grid_path] if grid_path else []), overwrite, "--outdir")
@@ -71,6 +71,21 @@ def images(network, seeds, outdir="out", truncation_psi=0.7, truncation_cutoff=8
     if grid_path:
         written.append(write_image(make_grid(np.stack(kept), grid), grid_path))
     return written
+
+
+def check_grid(grid, count, flag="--grid"):
+    """`grid` = (rows, cols) must hold `count` images row by row without a wholly empty row or column: the
+    picture's size then follows from the seeds, and a mistyped --grid 100x100 cannot ask for gigabytes."""
+    rows, cols = int(grid[0]), int(grid[1])
+    if rows < 1 or cols < 1:
+        raise GenerateError(f"{flag}: {rows}x{cols} has no tiles; give ROWSxCOLS with both at least 1, e.g. "
+                            f"{'x'.join(map(str, grid_shape(count)))}")
+    if rows * cols < count:
+        raise GenerateError(f"{flag} {rows}x{cols} holds {rows * cols} images but --seeds gives {count}")
+    if cols > count or (rows - 1) * cols >= count:
+        raise GenerateError(f"{flag} {rows}x{cols} leaves a row or column empty for {count} seed(s); "
+                            f"e.g. --grid {'x'.join(map(str, grid_shape(count)))}")
+    return rows, cols
 
 
 def style_mixing(network, row_seeds, col_seeds, styles=("coarse",), out="out/style-mixing.png", class_idx=None,

@@ -8,8 +8,9 @@ import numpy as np
 from PIL import Image
 
 from stylegan_tf.generate import noise as noise_ctl
+from stylegan_tf.generate.errors import GenerateError
 from stylegan_tf.generate.sampling import class_labels, map_z, run_z, synthesize_w, truncate_w
-from stylegan_tf.generate.seeds import GenerateError, band_edges, seeds_to_z
+from stylegan_tf.generate.seeds import band_edges, seeds_to_z
 
 
 def blank_canvas(height, width, channels, value=255):
@@ -46,10 +47,7 @@ def _shape(Gs):
 def _w_of(Gs, seeds, class_idx, truncation_psi=1.0, truncation_cutoff=None):
     z = seeds_to_z(seeds, Gs.latent_size)
     w = map_z(Gs, z, class_labels(Gs, class_idx, len(seeds)))
-    if truncation_psi != 1.0:
-        layers = None if truncation_cutoff is None else range(min(int(truncation_cutoff), w.shape[1]))
-        w = truncate_w(w, Gs.dlatent_avg, truncation_psi, layers)
-    return w
+    return truncate_w(Gs, w, truncation_psi, truncation_cutoff)
 
 
 # --- Fig. 2 --------------------------------------------------------------------------------------------

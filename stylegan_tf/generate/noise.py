@@ -5,8 +5,8 @@ generator uses with noise_mode="const". Both features work by temporarily writin
 running with "const" noise; the buffers are restored afterwards, even on error.
 
 - Fig. 5, as NVIDIA's script: the buffers of the layers without noise are scaled by 0.
-- Random noise: the generator's own "random" mode draws from TensorFlow's global RNG inside a cached
-  tf.function, so the same command would give different pictures run to run. Instead each image gets
+- Random noise: the generator's own "random" mode draws from the backend's global RNG inside a cached
+  compiled function, so the same command would give different pictures run to run. Instead each image gets
   fresh N(0, 1) buffers drawn from a NumPy RandomState, one image at a time. A seed therefore fixes the
   noise too: `images --noise-mode random` uses the normals that follow z in RandomState(seed).
 """
@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from stylegan_tf.generate.seeds import GenerateError
+from stylegan_tf.generate.errors import GenerateError
 
 _NOISE_NAME = re.compile(r"(?:^|[/_.])noise_?(\d+)(?:$|[/_:.])")
 

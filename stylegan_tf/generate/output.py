@@ -1,14 +1,17 @@
-"""Where generate's pictures go: refuse to clobber existing files unless asked, write atomically."""
+"""Where generate's pictures go: refuse to clobber existing files unless asked, refuse a folder that cannot be
+written before any work, write atomically."""
 import os
+import tempfile
 
-from stylegan_tf.generate.seeds import GenerateError
+from stylegan_tf.generate.errors import GenerateError
 from stylegan_tf.image_grid import save_image
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def check_writable(paths, overwrite=False, flag="--out"):
-    """Fail before any work if an output exists (and `overwrite` is off) or has a bad extension."""
+    """Fail before any work if an output exists (and `overwrite` is off), or its folder cannot be written."""
+    folders = []
     for path in paths:
         path = os.fspath(path)
         if os.path.isdir(path):
@@ -16,8 +19,28 @@ def check_writable(paths, overwrite=False, flag="--out"):
         if os.path.exists(path) and not overwrite:
             raise GenerateError(f"{path} already exists; pass --overwrite to replace it or choose another {flag}")
         parent = os.path.dirname(os.path.abspath(path))
-        if os.path.exists(parent) and not os.path.isdir(parent):
-            raise GenerateError(f"{flag}: {parent} is a file, not a folder")
+        if parent not in folders:
+            folders.append(parent)
+    for folder in folders:
+        check_folder_writable(folder, flag)
+
+
+def check_folder_writable(folder, flag="--out"):
+    """Fail now, not after minutes of generating, if files cannot be created in `folder` or, when it does not
+    exist yet, in the nearest folder above it (where it would be created)."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise GenerateError(f"{flag}: {existing} is a file, not a folder")
+    # Trying is the only sure test: permission bits do not show a read-only mount, ACLs or a full quota
+    # table, and root passes every permission check. The file has no name and vanishes when closed.
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise GenerateError(f"{flag}: cannot write in {existing} ({e.strerror or e}); choose a folder you can "
+                            "write to") from None
 
 
 def check_image_path(path, flag="--out"):

@@ -1,12 +1,15 @@
-"""Loading a generator for inference and running it in batches (numpy in, numpy out)."""
+"""Loading a generator for inference and running it in batches (numpy in, numpy out).
+
+The noise modes, batching and truncation are the networks' own (layers.noise, networks.inference,
+networks.truncation); they are imported where used because importing them loads Keras, and the generate
+package stays importable without it (argument parsing, --help).
+"""
 import os
 
 import numpy as np
 
-from stylegan_tf.generate.seeds import GenerateError
+from stylegan_tf.generate.errors import GenerateError
 from stylegan_tf.image_grid import to_uint8
-
-NOISE_MODES = ("const", "random", "none")
 
 
 def load_generator(network):
@@ -71,6 +74,7 @@ def class_labels(Gs, class_idx, count, flag="--class"):
 
 
 def check_noise_mode(noise_mode):
+    from stylegan_tf.layers.noise import NOISE_MODES
     if noise_mode not in NOISE_MODES:
         raise GenerateError(f"--noise-mode: '{noise_mode}' is not one of {', '.join(NOISE_MODES)}")
     return noise_mode
@@ -84,25 +88,18 @@ def _progress(total, desc, progress):
 
 
 def for_each_batch(fn, inputs, batch_size, desc, progress):
-    """Apply fn to aligned slices of the arrays in `inputs` (None entries pass through); concatenate what
-    it returns (None when it returns nothing)."""
-    n = len(next(x for x in inputs if x is not None))
+    """`networks.inference.batched` with a progress bar: fn on aligned slices of the arrays in `inputs` (None
+    entries pass through); what it returns concatenated (None when it returns nothing)."""
+    from stylegan_tf.networks.inference import batched
     if int(batch_size) < 1:
         raise GenerateError(f"--batch must be at least 1 (got {batch_size})")
-    batch_size = int(batch_size)
-    bar = _progress(n, desc, progress and n > batch_size)
-    out = []
+    n = len(next(x for x in inputs if x is not None))
+    bar = _progress(n, desc, progress and n > int(batch_size))
     try:
-        for i in range(0, n, batch_size):
-            result = fn(*[None if x is None else x[i:i + batch_size] for x in inputs])
-            if result is not None:
-                out.append(np.asarray(result))
-            if bar is not None:
-                bar.update(min(batch_size, n - i))
+        return batched(fn, inputs, batch_size, on_batch=None if bar is None else bar.update)
     finally:
         if bar is not None:
             bar.close()
-    return np.concatenate(out, axis=0) if out else None
 
 
 def _finish(images, as_uint8):
@@ -119,9 +116,7 @@ def run_z(Gs, z, labels=None, truncation_psi=1.0, truncation_cutoff=None, noise_
     reproducible (see `noise.synthesize_random_noise`); without it the generator's own RNG is used."""
     if noise_mode == "random" and noise_rng is not None:
         w = map_z(Gs, z, labels)
-        if truncation_psi is not None and truncation_psi != 1.0:
-            layers = None if truncation_cutoff is None else range(min(int(truncation_cutoff), w.shape[1]))
-            w = truncate_w(w, Gs.dlatent_avg, truncation_psi, layers)
+        w = truncate_w(Gs, w, truncation_psi, truncation_cutoff)
         return synthesize_w(Gs, w, noise_mode, batch_size, desc, progress, as_uint8, noise_rng)
     return for_each_batch(lambda zb, lb: _finish(Gs.run(zb, lb, truncation_psi=truncation_psi,
                                                         truncation_cutoff=truncation_cutoff, noise_mode=noise_mode),
@@ -153,10 +148,13 @@ def synthesize_w(Gs, w, noise_mode="const", batch_size=8, desc="synthesizing", p
                           progress)
 
 
-def truncate_w(w, dlatent_avg, psi, layers=None):
-    """The truncation trick on dlatents: avg + psi * (w - avg) on `layers` (all when None)."""
-    w = np.array(w, np.float32, copy=True)
-    avg = np.asarray(dlatent_avg, np.float32)
-    sel = slice(None) if layers is None else list(layers)
-    w[:, sel] = avg + np.float32(psi) * (w[:, sel] - avg)
-    return w
+def truncate_w(Gs, w, psi, cutoff=None):
+    """numpy dlatents truncated towards Gs' average on the layers below `cutoff` (all when None), as the
+    generator does it; psi None or 1 leaves them as they are."""
+    from keras import ops
+
+    from stylegan_tf.networks.truncation import truncate
+    w = np.asarray(w, np.float32)
+    if psi is None or float(psi) == 1.0:
+        return w
+    return ops.convert_to_numpy(truncate(w, np.asarray(Gs.dlatent_avg, np.float32), float(psi), cutoff))

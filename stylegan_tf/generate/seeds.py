@@ -7,10 +7,7 @@ import re
 
 import numpy as np
 
-
-class GenerateError(ValueError):
-    """A user-facing problem (bad flag value, bad file); the CLI prints its message as one line."""
-
+from stylegan_tf.generate.errors import GenerateError
 
 MAX_SEED = 2**32 - 1  # np.random.RandomState accepts seeds in [0, 2**32)
 

@@ -7,9 +7,10 @@ import numpy as np
 from PIL import Image
 
 from stylegan_tf.atomic import atomic_path
+from stylegan_tf.generate.errors import GenerateError
 from stylegan_tf.generate.noise import noise_source
 from stylegan_tf.generate.sampling import class_labels, map_z, synthesize_w, truncate_w
-from stylegan_tf.generate.seeds import GenerateError, seeds_to_z
+from stylegan_tf.generate.seeds import seeds_to_z
 
 VIDEO_EXTS = (".gif", ".mp4")
 
@@ -74,9 +75,7 @@ def interpolation_frames(Gs, seeds, space="z", frames_per_transition=60, loop=Fa
     else:
         w_keys = map_z(Gs, z, class_labels(Gs, class_idx, len(z)))
         w = keyframe_path(w_keys, frames_per_transition, loop, lerp)
-    if truncation_psi != 1.0:
-        layers = None if truncation_cutoff is None else range(min(int(truncation_cutoff), w.shape[1]))
-        w = truncate_w(w, Gs.dlatent_avg, truncation_psi, layers)
+    w = truncate_w(Gs, w, truncation_psi, truncation_cutoff)
     return synthesize_w(Gs, w, noise_mode, batch_size, "frames", progress,
                         noise_rng=noise_source(noise_mode, seeds[0], Gs.latent_size))
 

@@ -5,10 +5,11 @@ w-walk: one principal component of W, estimated from sampled w = mapping(z); in 
 far better behaved than raw z coordinates (the point of the mapping network, paper Sec. 4)."""
 import numpy as np
 
+from stylegan_tf.generate.errors import GenerateError
+from stylegan_tf.generate.figures import blank_canvas, paste
 from stylegan_tf.generate.noise import noise_source
 from stylegan_tf.generate.sampling import class_labels, map_z, synthesize_w, truncate_w
-from stylegan_tf.generate.figures import blank_canvas, paste
-from stylegan_tf.generate.seeds import GenerateError, seeds_to_z
+from stylegan_tf.generate.seeds import seeds_to_z
 
 PCA_SEED = 0  # the latents sampled for the W principal components: fixed, so a component index is stable
 
@@ -20,13 +21,6 @@ def _grid(Gs, images, rows, cols):
         r, c = divmod(i, cols)
         paste(canvas, image, r * res, c * res)
     return canvas
-
-
-def _truncate(Gs, w, psi, cutoff):
-    if psi == 1.0:
-        return w
-    layers = None if cutoff is None else range(min(int(cutoff), w.shape[1]))
-    return truncate_w(w, Gs.dlatent_avg, psi, layers)
 
 
 def z_walk_latents(z, dims, values, mode="set"):
@@ -48,7 +42,7 @@ def z_walk_figure(Gs, seed, dims, values, mode="set", class_idx=None, truncation
     if bad:
         raise GenerateError(f"--dims: dimension {bad[0]} is out of range; z has dimensions 0-{int(Gs.latent_size) - 1}")
     zs = z_walk_latents(seeds_to_z([seed], Gs.latent_size)[0], dims, values, mode)
-    w = _truncate(Gs, map_z(Gs, zs, class_labels(Gs, class_idx, len(zs))), truncation_psi, truncation_cutoff)
+    w = truncate_w(Gs, map_z(Gs, zs, class_labels(Gs, class_idx, len(zs))), truncation_psi, truncation_cutoff)
     images = synthesize_w(Gs, w, noise_mode, batch_size, "z-walk", progress,
                           noise_rng=noise_source(noise_mode, seed, Gs.latent_size))
     return _grid(Gs, images, len(dims), len(values))
@@ -83,7 +77,7 @@ def w_walk_figure(Gs, seed, components, values, layers=None, samples=10000, clas
     for r, k in enumerate(components):
         for c, v in enumerate(values):
             ws[r * len(values) + c][sel] += np.float32(v * std[k]) * pcs[k].astype(np.float32)
-    ws = _truncate(Gs, ws, truncation_psi, truncation_cutoff)
+    ws = truncate_w(Gs, ws, truncation_psi, truncation_cutoff)
     images = synthesize_w(Gs, ws, noise_mode, batch_size, "w-walk", progress,
                           noise_rng=noise_source(noise_mode, seed, Gs.latent_size))
     return _grid(Gs, images, len(components), len(values))

@@ -1,9 +1,9 @@
 """Low-pass blur applied after the up-conv in G and before the down-conv in D (normalised [1,2,1] kernel)."""
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-_PKG = "stylegan_tf"
+from stylegan_tf.layers.serialization import register
 
 
 def blur_filter_list(blur_filter):
@@ -21,7 +21,7 @@ def blur_kernel(f, channels):
     return np.tile(f[:, :, None, None], [1, 1, int(channels), 1])
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class Blur(keras.layers.Layer):
     """Depthwise conv with a fixed filter, zero SAME padding. The kernel is symmetric, so no flip question."""
 
@@ -35,8 +35,7 @@ class Blur(keras.layers.Layer):
     def call(self, x):
         if self._kernel is None:
             return x
-        return tf.nn.depthwise_conv2d(x, tf.constant(self._kernel, dtype=x.dtype), strides=[1, 1, 1, 1],
-                                      padding="SAME")
+        return ops.depthwise_conv(x, ops.cast(self._kernel, x.dtype), strides=1, padding="same")
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels, "blur_filter": self.blur_filter}

@@ -1,11 +1,11 @@
 """The learned 4x4 constant input of the synthesis network (init ones), tiled over the batch."""
 import keras
-import tensorflow as tf
+from keras import ops
 
-_PKG = "stylegan_tf"
+from stylegan_tf.layers.serialization import register
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class ConstInput(keras.layers.Layer):
     def __init__(self, channels, size=4, **kwargs):
         super().__init__(**kwargs)
@@ -14,8 +14,10 @@ class ConstInput(keras.layers.Layer):
                                      initializer="ones")
         self.built = True
 
-    def call(self, batch_size):
-        return tf.tile(self.const, tf.stack([batch_size, 1, 1, 1]))
+    def call(self, like):
+        # Keras only takes tensors as positional inputs, so the batch size comes as the first axis of `like`
+        # (the dlatents), not as a number.
+        return ops.tile(self.const, [ops.shape(like)[0], 1, 1, 1])
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels, "size": self.size}

@@ -5,12 +5,11 @@ from stylegan_tf.layers.activation import apply_activation
 from stylegan_tf.layers.equalized import Bias
 from stylegan_tf.layers.noise import NoiseInjection
 from stylegan_tf.layers.normalization import instance_norm, pixel_norm
+from stylegan_tf.layers.serialization import register
 from stylegan_tf.layers.style_mod import StyleMod
 
-_PKG = "stylegan_tf"
 
-
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class LayerEpilogue(keras.layers.Layer):
     def __init__(self, channels, dlatent_size, use_noise=True, use_pixel_norm=False, use_instance_norm=True,
                  use_styles=True, nonlinearity="lrelu", use_wscale=True, **kwargs):

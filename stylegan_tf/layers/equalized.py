@@ -1,9 +1,9 @@
 """Equalized learning rate: raw N(0, 1/lrmul) weights scaled at run time by gain/sqrt(fan_in)*lrmul."""
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-_PKG = "stylegan_tf"
+from stylegan_tf.layers.serialization import register
 
 
 def runtime_coef(fan_in, gain, use_wscale, lrmul):
@@ -12,7 +12,7 @@ def runtime_coef(fan_in, gain, use_wscale, lrmul):
     return float(lrmul), float(gain / np.sqrt(fan_in) / lrmul)
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class EqualizedDense(keras.layers.Layer):
     """x @ (w * coef), without bias (the original adds bias separately, after noise in G)."""
 
@@ -27,15 +27,15 @@ class EqualizedDense(keras.layers.Layer):
 
     def call(self, x):
         if len(x.shape) > 2:
-            x = tf.reshape(x, [-1, self.in_features])
-        return tf.matmul(x, self.weight * self.coef)
+            x = ops.reshape(x, [-1, self.in_features])
+        return ops.matmul(x, self.weight * self.coef)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "in_features": self.in_features, "gain": self.gain,
                 "lrmul": self.lrmul, "use_wscale": self.use_wscale}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class EqualizedConv2D(keras.layers.Layer):
     """Stride-1 SAME conv with an HWIO kernel (same layout as the original), no bias."""
 
@@ -57,14 +57,14 @@ class EqualizedConv2D(keras.layers.Layer):
         return self.weight * self.coef
 
     def call(self, x):
-        return tf.nn.conv2d(x, self.scaled_kernel(), strides=1, padding="SAME")
+        return ops.conv(x, self.scaled_kernel(), strides=1, padding="same")
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "in_channels": self.in_channels,
                 "kernel": self.kernel, "gain": self.gain, "lrmul": self.lrmul, "use_wscale": self.use_wscale}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class Bias(keras.layers.Layer):
     """Per-channel bias (last axis), zero-initialised, multiplied by lrmul at run time."""
 

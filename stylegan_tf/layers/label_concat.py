@@ -1,11 +1,11 @@
 """Label embedding of the mapping network: labels @ W (N(0,1) init, no equalization), concatenated to z."""
 import keras
-import tensorflow as tf
+from keras import ops
 
-_PKG = "stylegan_tf"
+from stylegan_tf.layers.serialization import register
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class LabelConcat(keras.layers.Layer):
     def __init__(self, label_size, latent_size, **kwargs):
         super().__init__(**kwargs)
@@ -15,7 +15,7 @@ class LabelConcat(keras.layers.Layer):
         self.built = True
 
     def call(self, z, labels):
-        return tf.concat([z, tf.matmul(labels, self.weight)], axis=1)
+        return ops.concatenate([z, ops.matmul(labels, self.weight)], axis=1)
 
     def get_config(self):
         return {**super().get_config(), "label_size": self.label_size, "latent_size": self.latent_size}

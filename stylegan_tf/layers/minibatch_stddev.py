@@ -4,26 +4,27 @@ Groups are strided, as in the original: with M = N / G groups, sample i belongs 
 must be divisible by min(group_size, N).
 """
 import keras
-import tensorflow as tf
+from keras import ops
 
-_PKG = "stylegan_tf"
+from stylegan_tf.layers.serialization import register
 
 
 def minibatch_stddev(x, group_size=4, num_new_features=1):
-    n = tf.shape(x)[0]
-    g = tf.minimum(group_size, n)
+    n = ops.shape(x)[0]
+    # The batch is a tensor under TensorFlow graphs with a dynamic batch, a Python int otherwise.
+    g = min(group_size, n) if isinstance(n, int) else ops.minimum(group_size, n)
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     f = int(num_new_features)
-    y = tf.reshape(x, tf.stack([g, -1, h, w, f, c // f]))        # [G, M, H, W, n, c]
-    y = y - tf.reduce_mean(y, axis=0, keepdims=True)
-    y = tf.reduce_mean(tf.square(y), axis=0)                   # biased variance over the group
-    y = tf.sqrt(y + 1e-8)
-    y = tf.reduce_mean(y, axis=[1, 2, 4])                       # [M, n]
-    y = tf.tile(y[:, None, None, :], tf.stack([g, h, w, 1]))    # [N, H, W, n]; sample i gets group i mod M
-    return tf.concat([x, y], axis=-1)
+    y = ops.reshape(x, [g, -1, h, w, f, c // f])               # [G, M, H, W, n, c]
+    y = y - ops.mean(y, axis=0, keepdims=True)
+    y = ops.mean(ops.square(y), axis=0)                        # biased variance over the group
+    y = ops.sqrt(y + 1e-8)
+    y = ops.mean(y, axis=[1, 2, 4])                            # [M, n]
+    y = ops.tile(y[:, None, None, :], [g, h, w, 1])            # [N, H, W, n]; sample i gets group i mod M
+    return ops.concatenate([x, y], axis=-1)
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class MinibatchStddev(keras.layers.Layer):
     def __init__(self, group_size=4, num_new_features=1, **kwargs):
         super().__init__(**kwargs)

@@ -1,8 +1,11 @@
 """Noise inputs: a per-sample N(0,1) map [N,H,W,1] times a learned per-channel weight (init 0)."""
 import keras
 
-_PKG = "stylegan_tf"
-NOISE_MODES = ("random", "const", "none")
+from stylegan_tf.layers.serialization import register
+
+# What the generator does for noise: use its stored buffers, draw fresh maps, or add none. The only list of
+# them; generate.py offers the same choices.
+NOISE_MODES = ("const", "random", "none")
 
 
 def check_noise_mode(noise_mode):
@@ -11,7 +14,7 @@ def check_noise_mode(noise_mode):
     return noise_mode
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class NoiseInjection(keras.layers.Layer):
     """x + noise * weight. `noise` is given by the caller: a fresh draw, a stored buffer, or None for none."""
 

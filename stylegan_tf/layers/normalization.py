@@ -1,20 +1,20 @@
 """PixelNorm (on z) and InstanceNorm (no affine), epsilon 1e-8 as in the original."""
 import keras
-import tensorflow as tf
+from keras import ops
 
-_PKG = "stylegan_tf"
+from stylegan_tf.layers.serialization import register
 
 
 def pixel_norm(x, epsilon=1e-8, axis=-1):
-    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=axis, keepdims=True) + epsilon)
+    return x * ops.rsqrt(ops.mean(ops.square(x), axis=axis, keepdims=True) + epsilon)
 
 
 def instance_norm(x, epsilon=1e-8):
-    x = x - tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=[1, 2], keepdims=True) + epsilon)
+    x = x - ops.mean(x, axis=[1, 2], keepdims=True)
+    return x * ops.rsqrt(ops.mean(ops.square(x), axis=[1, 2], keepdims=True) + epsilon)
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class PixelNorm(keras.layers.Layer):
     def __init__(self, epsilon=1e-8, **kwargs):
         super().__init__(**kwargs)
@@ -28,7 +28,7 @@ class PixelNorm(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class InstanceNorm(keras.layers.Layer):
     def __init__(self, epsilon=1e-8, **kwargs):
         super().__init__(**kwargs)

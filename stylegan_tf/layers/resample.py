@@ -5,12 +5,10 @@ conv with a 4x4 kernel made by summing the four shifted copies of the 3x3 kernel
 by a conv with the spatially *flipped* 3x3 kernel. The fused down-conv is a stride-2 conv with the shifted sum
 times 1/4 and equals conv followed by 2x2 box averaging, with no flip.
 """
-import keras
-import tensorflow as tf
+from keras import ops
 
 from stylegan_tf.layers.equalized import EqualizedConv2D
-
-_PKG = "stylegan_tf"
+from stylegan_tf.layers.serialization import register
 
 
 def upscale2d(x, factor=2):
@@ -19,9 +17,9 @@ def upscale2d(x, factor=2):
     if factor == 1:
         return x
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
-    x = tf.reshape(x, [-1, h, 1, w, 1, c])
-    x = tf.tile(x, [1, 1, factor, 1, factor, 1])
-    return tf.reshape(x, [-1, h * factor, w * factor, c])
+    x = ops.reshape(x, [-1, h, 1, w, 1, c])
+    x = ops.tile(x, [1, 1, factor, 1, factor, 1])
+    return ops.reshape(x, [-1, h * factor, w * factor, c])
 
 
 def downscale2d(x, factor=2):
@@ -32,23 +30,24 @@ def downscale2d(x, factor=2):
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
     if factor == 2:
         # The original's 2x path is a [0.5, 0.5] x [0.5, 0.5] filter, i.e. four products by 0.25 then summed.
-        x = tf.reshape(x, [-1, h // 2, 2, w // 2, 2, c])
-        return tf.reduce_sum(x * 0.25, axis=[2, 4])
-    x = tf.reshape(x, [-1, h // factor, factor, w // factor, factor, c])
-    return tf.reduce_mean(x, axis=[2, 4])
+        x = ops.reshape(x, [-1, h // 2, 2, w // 2, 2, c])
+        return ops.sum(x * 0.25, axis=[2, 4])
+    x = ops.reshape(x, [-1, h // factor, factor, w // factor, factor, c])
+    return ops.mean(x, axis=[2, 4])
 
 
 def lerp(a, b, t):
-    return a + (b - a) * t
+    # t (the lod fade) stays float32 when mixed precision computes a and b in a lower precision.
+    return a + (b - a) * ops.cast(t, a.dtype)
 
 
 def lerp_clip(a, b, t):
-    return a + (b - a) * tf.clip_by_value(t, 0.0, 1.0)
+    return lerp(a, b, ops.clip(t, 0.0, 1.0))
 
 
 def _shifted_sum(w):
     """3x3 (k x k) HWIO kernel -> (k+1)x(k+1) sum of its four one-pixel shifts."""
-    w = tf.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
+    w = ops.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
     return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
 
 
@@ -71,26 +70,24 @@ class _ResampleConv2D(EqualizedConv2D):
         return {**super().get_config(), "fused": self.fused}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class UpConv2D(_ResampleConv2D):
     """2x nearest upscale + conv; `fused=True` uses the transposed-conv form of the original (>= 128 output)."""
 
     def call(self, x):
         w = self.scaled_kernel()
         if not self.fused:
-            return tf.nn.conv2d(upscale2d(x), w, strides=1, padding="SAME")
-        w = _shifted_sum(tf.transpose(w, [0, 1, 3, 2]))  # conv2d_transpose wants [k, k, out, in]
-        out_shape = tf.stack([tf.shape(x)[0], x.shape[1] * 2, x.shape[2] * 2, self.filters])
-        y = tf.nn.conv2d_transpose(x, w, out_shape, strides=2, padding="SAME")
-        return tf.ensure_shape(y, [None, x.shape[1] * 2, x.shape[2] * 2, self.filters])
+            return ops.conv(upscale2d(x), w, strides=1, padding="same")
+        w = _shifted_sum(ops.transpose(w, [0, 1, 3, 2]))  # conv_transpose wants [k, k, out, in]
+        return ops.conv_transpose(x, w, strides=2, padding="same")
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class DownConv2D(_ResampleConv2D):
     """conv + 2x box downscale; `fused=True` uses one stride-2 conv (the original's form at >= 128 input)."""
 
     def call(self, x):
         w = self.scaled_kernel()
         if not self.fused:
-            return downscale2d(tf.nn.conv2d(x, w, strides=1, padding="SAME"))
-        return tf.nn.conv2d(x, _shifted_sum(w) * 0.25, strides=2, padding="SAME")
+            return downscale2d(ops.conv(x, w, strides=1, padding="same"))
+        return ops.conv(x, _shifted_sum(w) * 0.25, strides=2, padding="same")

@@ -3,11 +3,10 @@ import keras
 
 from stylegan_tf.layers.activation import activation_gain, apply_activation
 from stylegan_tf.layers.equalized import Bias, EqualizedConv2D
+from stylegan_tf.layers.serialization import register
 
-_PKG = "stylegan_tf"
 
-
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class ToRGB(keras.layers.Layer):
     def __init__(self, num_channels, in_channels, use_wscale=True, **kwargs):
         super().__init__(**kwargs)
@@ -25,7 +24,7 @@ class ToRGB(keras.layers.Layer):
                 "use_wscale": self.use_wscale}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class FromRGB(keras.layers.Layer):
     def __init__(self, filters, num_channels, nonlinearity="lrelu", use_wscale=True, **kwargs):
         super().__init__(**kwargs)

@@ -2,11 +2,10 @@
 import keras
 
 from stylegan_tf.layers.equalized import Bias, EqualizedDense
+from stylegan_tf.layers.serialization import register
 
-_PKG = "stylegan_tf"
 
-
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class StyleMod(keras.layers.Layer):
     def __init__(self, channels, dlatent_size, use_wscale=True, **kwargs):
         super().__init__(**kwargs)

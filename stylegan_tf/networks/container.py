@@ -1,10 +1,10 @@
 """Networks(G, D, Gs): the three networks of a StyleGAN run in one Keras model that saves as `.keras`."""
 import keras
 
-_PKG = "stylegan_tf"
+from stylegan_tf.layers.serialization import register
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class Networks(keras.Model):
     def __init__(self, G, D=None, Gs=None, **kwargs):
         super().__init__(**kwargs)

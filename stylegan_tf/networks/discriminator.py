@@ -6,20 +6,19 @@ R/2**k; with `level=None` it takes full-size images and honours any lod (the ori
 """
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from stylegan_tf.layers import (Bias, Blur, DownConv2D, EqualizedConv2D, EqualizedDense, FromRGB, MinibatchStddev,
                                 activation_gain, apply_activation, downscale2d, lerp, lerp_clip)
 from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.resample import resolve_fused
+from stylegan_tf.layers.serialization import register
 from stylegan_tf.networks.channels import nf as _nf
 from stylegan_tf.networks.channels import resolution_log2
-from stylegan_tf.networks.inference import batched, level_for_lod
-
-_PKG = "stylegan_tf"
+from stylegan_tf.networks.inference import batched, compiled, level_for_lod
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class DiscriminatorBlock(keras.layers.Layer):
     """Resolution r >= 8: Conv0 (3x3, nf(res-1)) -> Conv1_down (blur, 3x3 conv + 2x down, nf(res-2))."""
 
@@ -49,7 +48,7 @@ class DiscriminatorBlock(keras.layers.Layer):
                 "nonlinearity": self.nonlinearity, "use_wscale": self.use_wscale}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class DiscriminatorFinalBlock(keras.layers.Layer):
     """4x4: [minibatch stddev] -> Conv (3x3) -> Dense0 (NCHW-ordered flatten) -> Dense1 (gain 1)."""
 
@@ -81,7 +80,7 @@ class DiscriminatorFinalBlock(keras.layers.Layer):
             x = self.mbstd(x)
         x = apply_activation(self.conv_bias(self.conv(x)), self.nonlinearity)
         # The original flattens NCHW; transposing here keeps Dense0's weight rows in the original's order.
-        x = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [-1, self.conv_channels * 16])
+        x = ops.reshape(ops.transpose(x, [0, 3, 1, 2]), [-1, self.conv_channels * 16])
         x = apply_activation(self.dense0_bias(self.dense0(x)), self.nonlinearity)
         return self.dense1_bias(self.dense1(x))
 
@@ -92,7 +91,7 @@ class DiscriminatorFinalBlock(keras.layers.Layer):
                 "nonlinearity": self.nonlinearity, "use_wscale": self.use_wscale}
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class Discriminator(keras.Model):
     """D(images, labels=None, training=False, level=None) -> scores [N, 1]. Official D_basic arguments."""
 
@@ -136,8 +135,8 @@ class Discriminator(keras.Model):
     max_level = property(lambda self: self.resolution_log2 - 2)
 
     def call(self, images, labels=None, training=False, level=None, lod=None, fade=True):
-        lod = self.lod if lod is None else tf.cast(lod, tf.float32)
-        x_img = tf.convert_to_tensor(images, dtype=tf.float32)
+        lod = self.lod if lod is None else ops.cast(lod, "float32")
+        x_img = ops.convert_to_tensor(images, "float32")
         L = self.resolution_log2
         if level is None:
             x = self.fromrgbs[0](x_img)
@@ -155,14 +154,14 @@ class Discriminator(keras.Model):
                 x = self.blocks[level](x)
                 if fade:
                     low = self.fromrgbs[level + 1](downscale2d(x_img))
-                    x = lerp(x, low, tf.clip_by_value(lod - float(level), 0.0, 1.0))
+                    x = lerp(x, low, ops.clip(lod - float(level), 0.0, 1.0))
                 for k in range(level + 1, L - 2):
                     x = self.blocks[k](x)
         scores = self.final_block(x)
         if self.label_size:
             if labels is None:
                 raise ValueError(f"this discriminator is conditional: pass labels of shape [N, {self.label_size}]")
-            scores = tf.reduce_sum(scores * tf.cast(labels, scores.dtype), axis=1, keepdims=True)
+            scores = ops.sum(scores * ops.cast(labels, scores.dtype), axis=1, keepdims=True)
         return scores
 
     def run(self, images, labels=None, lod=None, batch_size=32):
@@ -178,15 +177,15 @@ class Discriminator(keras.Model):
             labels = np.asarray(labels, dtype=np.float32)
         else:
             labels = None
-        lod = float(self.lod.numpy()) if lod is None else float(lod)
+        lod = float(ops.convert_to_numpy(self.lod)) if lod is None else float(lod)
         level, fade = level_for_lod(lod, self.max_level)
         key = ("run", level, fade, labels is not None)
         fn = self._fns.get(key)
         if fn is None:
             def f(x, labels, lod_t):
                 return self.call(downscale2d(x, 2 ** level), labels, level=level, lod=lod_t, fade=fade)
-            fn = self._fns[key] = tf.function(f, reduce_retracing=True, autograph=False)
-        lod_t = tf.constant(lod, tf.float32)
+            fn = self._fns[key] = compiled(f, self.variables)
+        lod_t = ops.convert_to_tensor(lod, "float32")
         # Minibatch stddev sees each batch as the original does, so every batch must split into whole groups.
         group = self._args["mbstd_group_size"]
         if group > 1:

@@ -1,20 +1,19 @@
 """Style-based generator (G_style): mapping + synthesis, with lod, dlatent_avg, style mixing and truncation."""
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from stylegan_tf.layers import upscale2d
 from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.noise import check_noise_mode
+from stylegan_tf.layers.serialization import register
 from stylegan_tf.networks import draws
 from stylegan_tf.networks.channels import resolution_log2
-from stylegan_tf.networks.inference import batched, level_for_lod
+from stylegan_tf.networks.inference import batched, compiled, level_for_lod
 from stylegan_tf.networks.mapping import MappingNetwork
 from stylegan_tf.networks.style_mixing import mix_styles, mixing_cutoff
 from stylegan_tf.networks.synthesis import SynthesisNetwork
 from stylegan_tf.networks.truncation import truncate
-
-_PKG = "stylegan_tf"
 
 _MAPPING_ARGS = ("latent_size", "label_size", "dlatent_size", "mapping_layers", "mapping_fmaps", "mapping_lrmul",
                  "mapping_nonlinearity", "use_wscale", "normalize_latents")
@@ -23,7 +22,7 @@ _SYNTHESIS_ARGS = ("dlatent_size", "num_channels", "resolution", "fmap_base", "f
                    "use_instance_norm", "fused_scale", "blur_filter")
 
 
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class Generator(keras.Model):
     """G(z, labels=None, training=False, level=None) -> images NHWC.
 
@@ -90,14 +89,14 @@ class Generator(keras.Model):
         """Training (`training=True`): updates dlatent_avg, applies style mixing, random noise.
         Otherwise: no mixing, truncation only if `truncation_psi` is given, noise `noise_mode` (default random).
         `seed` ([2] int tensor): draw mixing latents/cutoffs and noise statelessly from it (see `draws`)."""
-        lod = self.lod if lod is None else tf.cast(lod, tf.float32)
+        lod = self.lod if lod is None else ops.cast(lod, "float32")
         w = self.mapping(z, labels)
         if training:
             if self.dlatent_avg_beta is not None and self.dlatent_avg_beta != 1.0:
-                batch_avg = tf.reduce_mean(w[:, 0], axis=0)
+                batch_avg = ops.mean(w[:, 0], axis=0)
                 self.dlatent_avg.assign(batch_avg + (self.dlatent_avg - batch_avg) * self.dlatent_avg_beta)
             if self.style_mixing_prob and self.num_styles > 1:
-                w2 = self.mapping(draws.normal(tf.shape(z), seed, salt=0), labels)
+                w2 = self.mapping(draws.normal(ops.shape(z), seed, salt=0), labels)
                 w = mix_styles(w, w2, mixing_cutoff(self.num_styles, lod, self.style_mixing_prob, draws.child(seed, 1)))
             noise_mode = "random" if noise_mode is None else noise_mode
         elif truncation_psi is not None:
@@ -109,12 +108,11 @@ class Generator(keras.Model):
     def _fn(self, key, build):
         fn = self._fns.get(key)
         if fn is None:
-            fn = tf.function(build(), reduce_retracing=True, autograph=False)
-            self._fns[key] = fn
+            fn = self._fns[key] = compiled(build(), self.variables)
         return fn
 
     def _lod_value(self, lod):
-        return float(self.lod.numpy()) if lod is None else float(lod)
+        return float(ops.convert_to_numpy(self.lod)) if lod is None else float(lod)
 
     def _check_z(self, z, labels):
         z = np.asarray(z, dtype=np.float32)
@@ -147,10 +145,12 @@ class Generator(keras.Model):
     def _synth_graph(self, lod, noise_mode):
         level, fade = level_for_lod(lod, self.max_level)
 
-        def synth(w, lod_t):
-            img = self.synthesis(w, lod=lod_t, level=level, noise_mode=noise_mode, fade=fade)
+        def synth(w, lod_t, seed):
+            img = self.synthesis(w, lod=lod_t, level=level, noise_mode=noise_mode, fade=fade, seed=seed)
             return upscale2d(img, 2 ** level)
-        return level, fade, synth
+        # Random noise is drawn per call; every other mode draws nothing.
+        seed = draws.call_seed if noise_mode == "random" else lambda: None
+        return level, fade, synth, seed
 
     def synthesize(self, w, noise_mode="const", lod=None, batch_size=32):
         """w [N, num_layers, dlatent_size] -> images NHWC float32 at full resolution (raw range)."""
@@ -159,10 +159,10 @@ class Generator(keras.Model):
         if w.ndim != 3 or w.shape[1:] != (self.num_styles, self.dlatent_size):
             raise ValueError(f"w must have shape [N, {self.num_styles}, {self.dlatent_size}], got {list(w.shape)}")
         lod = self._lod_value(lod)
-        level, fade, synth = self._synth_graph(lod, noise_mode)
+        level, fade, synth, seed = self._synth_graph(lod, noise_mode)
         fn = self._fn(("synth", level, fade, noise_mode), lambda: synth)
-        lod_t = tf.constant(lod, tf.float32)
-        out = batched(lambda wb: fn(wb, lod_t), [w], batch_size)
+        lod_t = ops.convert_to_tensor(lod, "float32")
+        out = batched(lambda wb: fn(wb, lod_t, seed()), [w], batch_size)
         return self._empty() if out is None else out
 
     def run(self, z, labels=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const", lod=None,
@@ -173,21 +173,22 @@ class Generator(keras.Model):
         lod = self._lod_value(lod)
         truncated = truncation_psi is not None and float(truncation_psi) != 1.0 and \
             (truncation_cutoff is None or int(truncation_cutoff) > 0)
-        level, fade, synth = self._synth_graph(lod, noise_mode)
+        level, fade, synth, seed = self._synth_graph(lod, noise_mode)
 
         def build():
-            def f(z, labels, lod_t, psi, cutoff):
+            def f(z, labels, lod_t, psi, cutoff, seed):
                 w = self.mapping(z, labels)
                 if truncated:
                     w = truncate(w, self.dlatent_avg, psi, cutoff)
-                return synth(w, lod_t)
+                return synth(w, lod_t, seed)
             return f
 
         fn = self._fn(("run", level, fade, noise_mode, truncated, labels is not None), build)
-        lod_t = tf.constant(lod, tf.float32)
-        psi = tf.constant(1.0 if truncation_psi is None else float(truncation_psi), tf.float32)
-        cutoff = tf.constant(self.num_styles if truncation_cutoff is None else int(truncation_cutoff), tf.int64)
-        out = batched(lambda zb, lb: fn(zb, lb, lod_t, psi, cutoff), [z, labels], batch_size)
+        lod_t = ops.convert_to_tensor(lod, "float32")
+        psi = ops.convert_to_tensor(1.0 if truncation_psi is None else float(truncation_psi), "float32")
+        cutoff = self.num_styles if truncation_cutoff is None else int(truncation_cutoff)
+        cutoff = ops.convert_to_tensor(cutoff, "int32")
+        out = batched(lambda zb, lb: fn(zb, lb, lod_t, psi, cutoff, seed()), [z, labels], batch_size)
         return self._empty() if out is None else out
 
     def _empty(self):

@@ -1,6 +1,7 @@
-"""Shared helpers for the numpy-in/numpy-out inference API (level choice from lod, batching)."""
+"""Shared helpers for the numpy-in/numpy-out inference API (level choice from lod, batching, compiling)."""
 import math
 
+import keras
 import numpy as np
 
 
@@ -13,13 +14,40 @@ def level_for_lod(lod, max_level):
     return level, bool(level < max_level and lod - level > 0)
 
 
-def batched(fn, arrays, batch_size):
-    """Run `fn(*batch)` over the first axis of `arrays` in chunks; concatenates numpy results."""
-    n = arrays[0].shape[0]
-    if n == 0:
-        return None
+def batched(fn, arrays, batch_size, on_batch=None):
+    """Run `fn(*batch)` over the first axis of `arrays` in chunks (None entries pass through as None) and
+    concatenate what it returns as numpy; None when nothing came back (no rows, or `fn` returns None).
+    `on_batch(count)` is called after each chunk (a progress bar)."""
+    n = len(next(a for a in arrays if a is not None))
     batch_size = max(int(batch_size), 1)
     outs = []
     for start in range(0, n, batch_size):
-        outs.append(np.asarray(fn(*[a[start:start + batch_size] if a is not None else None for a in arrays])))
-    return np.concatenate(outs, axis=0)
+        result = fn(*[None if a is None else a[start:start + batch_size] for a in arrays])
+        if result is not None:
+            outs.append(np.asarray(result))
+        if on_batch is not None:
+            on_batch(min(batch_size, n - start))
+    return np.concatenate(outs, axis=0) if outs else None
+
+
+def compiled(fn, variables):
+    """`fn` compiled for the current Keras backend; it reads `variables` (a model's `.variables`).
+
+    TensorFlow's tf.function reads variables when it runs. jax.jit would bake their values in at trace time,
+    so under JAX the values go in as arguments each call, through a StatelessScope: a later `assign` (lod,
+    imported weights, the noise buffers generate writes) is seen without retracing."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return tf.function(fn, reduce_retracing=True, autograph=False)
+    if backend == "jax":
+        import jax
+        variables = list(variables)
+
+        @jax.jit
+        def pure(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return fn(*args)
+
+        return lambda *args: pure([v.value for v in variables], *args)
+    return fn

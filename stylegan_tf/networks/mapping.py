@@ -1,13 +1,12 @@
 """Mapping network: z (+ embedded labels) -> PixelNorm -> `mapping_layers` dense layers -> w, broadcast."""
 import keras
-import tensorflow as tf
+from keras import ops
 
 from stylegan_tf.layers import Bias, EqualizedDense, LabelConcat, activation_gain, apply_activation, pixel_norm
+from stylegan_tf.layers.serialization import register
 
-_PKG = "stylegan_tf"
 
-
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class MappingNetwork(keras.layers.Layer):
     def __init__(self, latent_size=512, label_size=0, dlatent_size=512, dlatent_broadcast=None,
                  mapping_layers=8, mapping_fmaps=512, mapping_lrmul=0.01, mapping_nonlinearity="lrelu",
@@ -34,17 +33,17 @@ class MappingNetwork(keras.layers.Layer):
         self.built = True
 
     def call(self, z, labels=None):
-        x = tf.convert_to_tensor(z, dtype=tf.float32)
+        x = ops.convert_to_tensor(z, "float32")
         if self.label_concat is not None:
             if labels is None:
                 raise ValueError(f"this network is conditional: pass labels of shape [N, {self.label_size}]")
-            x = self.label_concat(x, tf.convert_to_tensor(labels, dtype=tf.float32))
+            x = self.label_concat(x, ops.convert_to_tensor(labels, "float32"))
         if self.normalize_latents:
             x = pixel_norm(x)
         for dense, bias in zip(self.dense_layers, self.biases):
             x = apply_activation(bias(dense(x)), self.mapping_nonlinearity)
         if self.dlatent_broadcast is not None:
-            x = tf.tile(x[:, None, :], [1, self.dlatent_broadcast, 1])
+            x = ops.tile(x[:, None, :], [1, self.dlatent_broadcast, 1])
         return x
 
     def get_config(self):

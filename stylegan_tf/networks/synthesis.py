@@ -7,21 +7,20 @@ image is returned at that native size; with `level=None` every block runs and th
 (the original's "linear" structure, correct for any lod value, even a traced one).
 """
 import keras
-import tensorflow as tf
+from keras import ops
 
 from stylegan_tf.layers import (Blur, ConstInput, EqualizedConv2D, EqualizedDense, LayerEpilogue, ToRGB, UpConv2D,
                                 activation_gain, lerp, lerp_clip, upscale2d)
 from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.noise import check_noise_mode
 from stylegan_tf.layers.resample import resolve_fused
+from stylegan_tf.layers.serialization import register
 from stylegan_tf.networks import draws
 from stylegan_tf.networks.channels import nf as _nf
 from stylegan_tf.networks.channels import resolution_log2
 
-_PKG = "stylegan_tf"
 
-
-@keras.saving.register_keras_serializable(package=_PKG)
+@register
 class SynthesisNetwork(keras.layers.Layer):
     def __init__(self, dlatent_size=512, num_channels=3, resolution=1024, fmap_base=8192, fmap_decay=1.0,
                  fmap_max=512, use_styles=True, const_input_layer=True, use_noise=True, nonlinearity="lrelu",
@@ -96,8 +95,7 @@ class SynthesisNetwork(keras.layers.Layer):
             return None
         if noise_mode == "const":
             return self.noise_buffers[i]
-        shape = tf.stack([tf.shape(x)[0], x.shape[1], x.shape[2], 1])
-        return draws.normal(shape, seed, salt=i, dtype=x.dtype)
+        return draws.normal((ops.shape(x)[0], x.shape[1], x.shape[2], 1), seed, salt=i, dtype=x.dtype)
 
     def _style(self, w, i):
         return w[:, i] if self.use_styles else w[:, 0]
@@ -108,10 +106,10 @@ class SynthesisNetwork(keras.layers.Layer):
     def _base(self, w, noise_mode, seed):
         """Layers 0 and 1: the 4x4 block."""
         if self.const_input_layer:
-            x = self.input_layer(tf.shape(w)[0])
+            x = self.input_layer(w)
         else:
             x = self.input_layer(w[:, 0])
-            x = tf.transpose(tf.reshape(x, [-1, self.nf(1), 4, 4]), [0, 2, 3, 1])
+            x = ops.transpose(ops.reshape(x, [-1, self.nf(1), 4, 4]), [0, 2, 3, 1])
         x = self._layer(0, x, w, noise_mode, seed)
         return self._layer(1, self.convs[0](x), w, noise_mode, seed)
 
@@ -125,8 +123,8 @@ class SynthesisNetwork(keras.layers.Layer):
         """w [N, num_styles, dlatent_size] -> images NHWC (full size if level is None, else R/2**level).
         `seed`: makes random noise stateless (see `draws`)."""
         check_noise_mode(noise_mode)
-        w = tf.convert_to_tensor(w, dtype=tf.float32)
-        lod = tf.cast(tf.convert_to_tensor(lod), tf.float32)
+        w = ops.convert_to_tensor(w, "float32")
+        lod = ops.cast(lod, "float32")
         L = self.resolution_log2
         x = self._base(w, noise_mode, seed)
         if level is None:
@@ -146,7 +144,7 @@ class SynthesisNetwork(keras.layers.Layer):
         img = self.torgbs[top - 2](x)
         if top > 2 and fade:
             low = upscale2d(self.torgbs[top - 3](prev))
-            img = lerp(img, low, tf.clip_by_value(lod - float(level), 0.0, 1.0))
+            img = lerp(img, low, ops.clip(lod - float(level), 0.0, 1.0))
         return img
 
     def get_config(self):

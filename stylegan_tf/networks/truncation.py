@@ -1,6 +1,6 @@
 """Truncation trick: w' = avg + psi * (w - avg) on layers < cutoff (None = all layers); inference only."""
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 
 def truncate(w, dlatent_avg, psi, cutoff=None):
@@ -8,9 +8,10 @@ def truncate(w, dlatent_avg, psi, cutoff=None):
     layer when `psi` is the Python number 1 (avg + (w - avg) * 1 can differ from w in the last bit)."""
     if isinstance(psi, (int, float)) and psi == 1:
         return w
+    w = ops.convert_to_tensor(w)
     num_layers = w.shape[1]
     cutoff = num_layers if cutoff is None else cutoff
-    layer_idx = np.arange(num_layers)[None, :, None]
-    mask = tf.broadcast_to(tf.convert_to_tensor(layer_idx) < tf.cast(cutoff, tf.int64), tf.shape(w))
-    psi = tf.cast(psi, w.dtype)
-    return tf.where(mask, dlatent_avg + (w - dlatent_avg) * psi, w)
+    # int32: JAX has no int64 unless x64 is switched on, and layer indices are small.
+    layer_idx = np.arange(num_layers, dtype=np.int32)[None, :, None]
+    psi = ops.cast(psi, w.dtype)
+    return ops.where(ops.less(layer_idx, ops.cast(cutoff, "int32")), dlatent_avg + (w - dlatent_avg) * psi, w)

@@ -1,9 +1,10 @@
 """Keras callbacks that drive the official training loop from inside `fit`.
 
 `ProgressiveGrowing` assigns the schedule's lod before every batch, counts images and steps after it, and ends
-the phase's `fit` when the phase is over (or when asked to stop: abort.txt, Ctrl-C, a time-based snapshot).
-`TickMaintenance` does the once-per-tick work at each epoch end (one Keras epoch = one tick).
+the phase's `fit` when the phase is over (`finished`) or when asked to stop between groups (`cut`: abort.txt,
+Ctrl-C, a time-based snapshot). `TickEnd` hands each epoch end (one Keras epoch = one tick) to the loop.
 `ContinuousCallbacks` lets the user's callbacks see the many phase `fit`s as one training run.
+They are given what they use (the loop state, the schedule, functions to call), not the loop itself.
 """
 import time
 
@@ -13,46 +14,55 @@ from stylegan_tf.training.schedule import lod_at_step
 
 
 class ProgressiveGrowing(keras.callbacks.Callback):
-    def __init__(self, run, phase):
+    """`state`: the loop's LoopState (nimg, step, phase_step, tick_start_*), advanced here after every batch.
+    `networks`: whose `lod` variable follows the schedule. `should_stop()`: asked between groups."""
+
+    def __init__(self, state, schedule, phase, minibatch_repeats, networks, should_stop):
         super().__init__()
-        self.run = run
+        self.state = state
+        self.schedule = schedule
         self.phase = phase
-        self._lod = None
+        self.repeats = minibatch_repeats
+        self.networks = networks
+        self.should_stop = should_stop
+        self.lod = None
+        self.finished = False      # the phase's last step is done
+        self.cut = False           # stopped between groups before that
 
     def on_train_batch_begin(self, batch, logs=None):
-        st = self.run.state
-        lod = lod_at_step(self.run.schedule, self.phase, st.phase_step, self.run.opts.minibatch_repeats)
-        if lod != self._lod:
-            self.run.set_lod(lod)
-            self._lod = lod
+        lod = lod_at_step(self.schedule, self.phase, self.state.phase_step, self.repeats)
+        if lod != self.lod:
+            for net in self.networks:
+                net.lod.assign(float(lod))
+            self.lod = lod
 
     def on_train_batch_end(self, batch, logs=None):
-        run, st = self.run, self.run.state
+        st = self.state
         st.step += 1
         st.phase_step += 1
         st.nimg += self.phase.minibatch
         if logs is not None:
             elapsed = max(time.time() - st.tick_start_time, 1e-9)
-            logs.update(kimg=st.nimg / 1000.0, lod=float(self._lod), resolution=float(self.phase.resolution),
+            logs.update(kimg=st.nimg / 1000.0, lod=float(self.lod), resolution=float(self.phase.resolution),
                         img_per_sec=(st.nimg - st.tick_start_nimg) / elapsed)
         # The schedule, the stop conditions and the tick are looked at between groups of minibatches only.
-        if st.phase_step % run.opts.minibatch_repeats and st.phase_step < self.phase.num_steps:
+        if st.phase_step % self.repeats and st.phase_step < self.phase.num_steps:
             return
         if st.phase_step >= self.phase.num_steps:
-            run.phase_finished = True
+            self.finished = True
             self.model.stop_training = True
-        elif run.stop_requested() or run.snapshot_due():
-            run.cut_tick = True
+        elif self.should_stop():
+            self.cut = True
             self.model.stop_training = True
 
 
-class TickMaintenance(keras.callbacks.Callback):
-    def __init__(self, run):
+class TickEnd(keras.callbacks.Callback):
+    def __init__(self, end_tick):
         super().__init__()
-        self.run = run
+        self.end_tick = end_tick
 
     def on_epoch_end(self, epoch, logs=None):
-        self.run.end_tick(dict(logs or {}))
+        self.end_tick(dict(logs or {}))
 
 
 class ContinuousCallbacks(keras.callbacks.Callback):

@@ -36,7 +36,10 @@ def d_logistic_r1(d_fn, reals, fakes, gamma=10.0, r1_scale=1.0, grad_scale=1.0, 
 
     `r1_scale` is 1/4**level when D sees native low-resolution reals: the official penalty is taken w.r.t.
     the nearest-upscaled full-size reals, whose gradient is the native one spread over 4**level pixels
-    divided by 4**level each, so its squared norm is the native one / 4**level (docs/training.md)."""
+    divided by 4**level each, so its squared norm is the native one / 4**level (docs/training.md).
+
+    The original adds the [N] penalty to the [N, 1] softplus terms, which broadcasts to an [N, N] matrix; its
+    mean (what is minimised) equals the mean of this [N] loss, whose sample i is the matrix's entry (i, i)."""
     fake_scores = _scores(d_fn(fakes))
     if gamma:
         grads, real_scores = _input_gradients(d_fn, reals, grad_scale)

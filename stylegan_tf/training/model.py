@@ -1,9 +1,11 @@
 """`StyleGAN`: the training model. `fit` is the engine; `train_step` is one iteration of the official loop.
 
-One `train_step` = D step (counts the minibatch) -> G step -> Gs EMA update, for one static `level` (the
-structure traced for this phase). The fade weight comes from the networks' `lod` variables, which a callback
-assigns before every batch. All randomness is stateless and keyed by (seed, global step), the step arriving
-with the batch, so a run resumed from a snapshot draws exactly the numbers the uninterrupted run would.
+One `train_step` = Gs EMA update -> D step (counts the minibatch) -> G step, for one static `level` (the
+structure traced for this phase): the original's `run([D_train_op, Gs_update_op])` then `run([G_train_op])`,
+with Gs averaging G as it was before the iteration's G step. The fade weight comes from the networks' `lod`
+variables, which a callback assigns before every batch. All randomness is stateless and keyed by (seed, global
+step), the step arriving with the batch, so a run resumed from a snapshot draws exactly the numbers the
+uninterrupted run would. `deterministic_step` runs the same iteration on given latents and labels.
 """
 import keras
 import numpy as np
@@ -201,33 +203,68 @@ class StyleGAN(keras.Model):
         return self._global_draw(
             lambda m, s: tf.random.stateless_normal([m, self.G.latent_size], seed=s), n, seed)
 
-    def _call_G(self, z, labels, key):
+    def _call_G(self, z, labels, key, noise_mode=None):
         # Noise and style mixing differ between replicas, as with the original's per-GPU random ops.
         rid, _ = _replica()
-        return self.G(z, labels=labels, training=True, level=self.level, seed=draws.child(key, tf.cast(rid, tf.int64)))
+        return self.G(z, labels=labels, training=True, level=self.level, noise_mode=noise_mode,
+                      seed=draws.child(key, tf.cast(rid, tf.int64)))
 
     def _call_D(self, x, labels):
         return self.D(x, labels=labels, training=True, level=self.level)
 
     def train_step(self, data):
+        """One official iteration on a batch `(reals, labels, step)`; draws its randomness from (seed, step).
+
+        The latents, mirror flips and G-step labels are drawn here; the iteration itself is `_iteration`, which
+        `deterministic_step` runs on given numbers instead."""
         reals, labels, step = data
         step = step[0]
         n = reals.shape[0] if reals.shape[0] is not None else tf.shape(reals)[0]
-        global_n = float(self.global_batch or n)
         has_labels = self.G.label_size > 0
         labels = tf.cast(labels, tf.float32) if has_labels else None
-        lod = tf.cast(tf.convert_to_tensor(_tf_var(self.G.lod)), tf.float32)
-
         reals = tf.cast(reals, tf.float32)
         if self.mirror:
             flip = self._global_draw(lambda m, s: tf.random.stateless_uniform([m], seed=s), n,
                                      self._key(step, _SALT_MIRROR)) < 0.5
             reals = tf.where(flip[:, None, None, None], tf.reverse(reals, axis=[2]), reals)
+        out = self._iteration(reals, labels, self._latents(n, self._key(step, _SALT_Z_D)),
+                              self._latents(n, self._key(step, _SALT_Z_G)),
+                              self._random_labels(n, step) if has_labels else None, step, noise_mode=None)
+
+        # Per-replica means; Keras averages them over replicas.
+        local = {"G_loss": tf.reduce_mean(out["G_loss_per_sample"]),
+                 "D_loss": tf.reduce_mean(out["D_loss_per_sample"]),
+                 "real_score": tf.reduce_mean(out["real_score"]), "fake_score": tf.reduce_mean(out["fake_score"])}
+        for extra in ("r1", "gp", "div"):
+            if extra in out and extra in self._trackers:
+                local[extra] = tf.reduce_mean(out[extra])
+        for k, v in local.items():
+            self._trackers[k].update_state(v)
+        self._trackers["nonfinite_skips"].update_state(out["nonfinite_skips"])
+        return {k: t.result() for k, t in self._trackers.items()}
+
+    def _iteration(self, reals, labels, z_d, z_g, labels_g, step, noise_mode=None):
+        """The iteration proper, shared by `train_step` and `deterministic_step`: Gs update, D step, G step.
+
+        `reals` float32 at the level's native resolution (already mirrored), `labels`/`labels_g` None for an
+        unconditional model, `step` keys the generator's own draws (noise maps, style mixing) and the penalty's,
+        `noise_mode` None = the training default (random noise). Returns per-sample losses, the loss's stats,
+        `nonfinite_skips` and both gradient lists (aligned with `D/G.trainable_variables`; unscaled)."""
+        n = reals.shape[0] if reals.shape[0] is not None else tf.shape(reals)[0]
+        global_n = float(self.global_batch or n)
+        lod = tf.cast(tf.convert_to_tensor(_tf_var(self.G.lod)), tf.float32)
         reals = fade_reals(reals, tf.clip_by_value(lod - float(self.level), 0.0, 1.0))
 
+        # ---- Gs = lerp(G, Gs, beta); non-trainables (lod, dlatent_avg, noise buffers) copied.
+        # The original runs the Gs update in the same session.run as the D step, so it averages G as it was
+        # before this iteration's G step. The two ops do not depend on each other; in the official run (see
+        # tests/fixtures/README.md, official-r16-cond-train-step.npz) Gs copies dlatent_avg as it was *before*
+        # the D step's G call updated it (`pre/G/dlatent_avg`, not `mid/`). Updating Gs first reproduces both:
+        # G's trainables are the same before and after the D step, and dlatent_avg is the pre-D-step value.
+        self._update_gs()
+
         # ---- D step (fakes use style mixing and update dlatent_avg inside G's training call)
-        fakes = tf.stop_gradient(self._call_G(self._latents(n, self._key(step, _SALT_Z_D)), labels,
-                                              self._key(step, _SALT_G_DRAWS_D)))
+        fakes = tf.stop_gradient(self._call_G(z_d, labels, self._key(step, _SALT_G_DRAWS_D), noise_mode))
         d_vars = self.D.trainable_variables
         d_scale = self._loss_scale(self.d_optimizer)
         with tf.GradientTape() as tape:
@@ -240,32 +277,98 @@ class StyleGAN(keras.Model):
         d_grads = tape.gradient(scaled, d_vars)
         d_skip = apply_if_finite(self.d_optimizer, d_grads, d_vars)
 
-        # ---- G step
-        g_labels = self._random_labels(n, step) if has_labels else None
+        # ---- G step (updates dlatent_avg again, as the original's G loss graph does)
         g_vars = self.G.trainable_variables
+        g_scale = self._loss_scale(self.g_optimizer)
         with tf.GradientTape() as tape:
-            g_fakes = self._call_G(self._latents(n, self._key(step, _SALT_Z_G)), g_labels,
-                                   self._key(step, _SALT_G_DRAWS_G))
-            g_per_sample = self.g_loss_fn(self._call_D(g_fakes, g_labels))
+            g_fakes = self._call_G(z_g, labels_g, self._key(step, _SALT_G_DRAWS_G), noise_mode)
+            g_per_sample = self.g_loss_fn(self._call_D(g_fakes, labels_g))
             g_loss = tf.reduce_sum(g_per_sample) / global_n
-            scaled = self.g_optimizer.scale_loss(g_loss) if self._loss_scale(self.g_optimizer) != 1.0 else g_loss
+            scaled = self.g_optimizer.scale_loss(g_loss) if g_scale != 1.0 else g_loss
         g_grads = tape.gradient(scaled, g_vars)
         g_skip = apply_if_finite(self.g_optimizer, g_grads, g_vars)
 
-        # ---- Gs = lerp(G, Gs, beta); non-trainables (lod, dlatent_avg, noise buffers) copied
-        self._update_gs()
+        out = dict(stats)
+        out.update(D_loss_per_sample=per_sample, G_loss_per_sample=g_per_sample, nonfinite_skips=d_skip + g_skip,
+                   D_grads=self._unscale(d_grads, d_scale), G_grads=self._unscale(g_grads, g_scale))
+        return out
 
-        # Per-replica means; Keras averages them over replicas.
-        local = {"G_loss": tf.reduce_mean(g_per_sample), "D_loss": tf.reduce_mean(per_sample),
-                 "real_score": tf.reduce_mean(stats["real_score"]),
-                 "fake_score": tf.reduce_mean(stats["fake_score"])}
-        for extra in ("r1", "gp", "div"):
-            if extra in stats and extra in self._trackers:
-                local[extra] = tf.reduce_mean(stats[extra])
-        for k, v in local.items():
-            self._trackers[k].update_state(v)
-        self._trackers["nonfinite_skips"].update_state(d_skip + g_skip)
-        return {k: t.result() for k, t in self._trackers.items()}
+    def deterministic_step(self, reals, labels, z_d, z_g, labels_g=None, step=0, noise_mode="const"):
+        """Run one training iteration on given numbers: the official iteration without its randomness.
+
+        The same Gs update, D step and G step as `train_step` (the same code, `_iteration`), with the latents and
+        G-step labels given instead of drawn, no mirror augment, and the generator's noise `noise_mode`
+        ("const": the stored noise buffers, the original's `randomize_noise=False`). Style mixing is the
+        generator's own setting: build G with `style_mixing_prob=None` for an iteration without it (the
+        original's `style_mixing_prob=None`); with mixing, its draws are keyed by `step` and so still repeatable.
+        Uses the phase set by `configure_phase` (level, global minibatch, Gs beta, R1 scale) and the fade weight
+        in `G.lod`/`D.lod`; updates G, D, Gs and both optimizers exactly as a `fit` step would. Single device:
+        the batch is the whole minibatch.
+
+        Args:
+            reals: [N, r, r, C] images in [-1, 1] at the level's native resolution r (NHWC).
+            labels: [N, label_size] labels of the reals (used by the D step), or None if unconditional.
+            z_d: [N, latent_size] latents of the D step's fakes.
+            z_g: [N, latent_size] latents of the G step's fakes.
+            labels_g: [N, label_size] labels of the G step's fakes, or None if unconditional.
+            step: the global step keying the draws that remain (noise if `noise_mode="random"`, mixing, the
+                WGAN-GP interpolation factors).
+            noise_mode: "const", "random" or "none".
+
+        Returns:
+            A dict of numpy arrays: `D_loss`, `G_loss` (the minibatch means the optimizers minimised),
+            `D_loss_per_sample`, `G_loss_per_sample`, `real_score`, `fake_score`, the penalty (`r1`, `gp` or
+            `div`), `nonfinite_skips`, and the gradients `D_grads`/`G_grads` as lists aligned with
+            `D.trainable_variables`/`G.trainable_variables`.
+
+        Example:
+            >>> G = Generator(resolution=8, num_channels=3, latent_size=16, dlatent_size=16, fmap_max=16,
+            ...               style_mixing_prob=None)
+            >>> model = StyleGAN(G, Discriminator(resolution=8, num_channels=3, fmap_max=16))
+            >>> model.ema_update_now(0.0)   # Gs starts as a copy of G
+            >>> adam = lambda: keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.99, epsilon=1e-8)
+            >>> model.compile(g_optimizer=adam(), d_optimizer=adam(), loss="logistic", loss_kwargs={"gamma": 10})
+            >>> model.configure_phase(level=0, global_batch=4)
+            >>> rng = np.random.default_rng(0)
+            >>> out = model.deterministic_step(rng.uniform(-1, 1, (4, 8, 8, 3)), None,
+            ...                                rng.normal(size=(4, 16)), rng.normal(size=(4, 16)))
+            >>> out["D_loss"].shape, len(out["G_grads"]) == len(G.trainable_variables)
+            ((), True)
+        """
+        if getattr(self, "g_loss_fn", None) is None:
+            raise ValueError("StyleGAN.deterministic_step needs compile() first")
+        if self.global_batch is None:
+            raise ValueError("StyleGAN.deterministic_step needs configure_phase(level, global_batch) first")
+        has_labels = self.G.label_size > 0
+        if has_labels and (labels is None or labels_g is None):
+            raise ValueError("a conditional model needs labels and labels_g")
+
+        reals, z_d, z_g = (tf.convert_to_tensor(x, tf.float32) for x in (reals, z_d, z_g))
+        labels, labels_g = (tf.convert_to_tensor(x, tf.float32) if has_labels else None for x in (labels, labels_g))
+        # One trace per phase structure (level, batch, beta and R1 scale are read while tracing), as fit's.
+        phase = (self.level, self.global_batch, self.gs_beta, self.r1_scale, noise_mode)
+        cached = self.__dict__.get("_deterministic_fn")   # kept out of Keras' attribute tracking
+        if cached is None or cached[0] != phase:
+            fn = tf.function(lambda *a: self._iteration(*a, noise_mode=noise_mode))
+            self.__dict__["_deterministic_fn"] = cached = (phase, fn)
+        out = cached[1](reals, labels, z_d, z_g, labels_g, tf.constant(int(step), tf.int64))
+        # A variable outside this level's graph (a lower level's ToRGB/FromRGB) has no gradient: reported as
+        # zeros, which is what the original's full-size graph computes for it (its fade weight is 0).
+        grads = {key: [np.zeros(v.shape, np.float32) if g is None else g.numpy()
+                       for g, v in zip(out.pop(key), net.trainable_variables)]
+                 for key, net in (("D_grads", self.D), ("G_grads", self.G))}
+        out = {k: v.numpy() for k, v in out.items()}
+        out.update(grads)
+        out["D_loss"] = out["D_loss_per_sample"].sum() / self.global_batch
+        out["G_loss"] = out["G_loss_per_sample"].sum() / self.global_batch
+        return out
+
+    @staticmethod
+    def _unscale(grads, scale):
+        # The gradients of a loss-scaled (mixed precision) step, in the units of the loss itself. The optimizer
+        # is given the scaled ones (LossScaleOptimizer unscales them itself); these are only reported.
+        return grads if isinstance(scale, float) and scale == 1.0 else [
+            None if g is None else tf.cast(g, tf.float32) / scale for g in grads]
 
     def _loss_scale(self, optimizer):
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):

@@ -2,6 +2,8 @@
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 import os
 import re
 
@@ -24,50 +26,96 @@ CONFIGS["progan"] = dict(CONFIGS["configB"])
 
 DEMO_DIRNAME = "demo-faces-{res}"
 
+# The demo (no --data): a 32x32 network trained at full resolution from the start (no growing: at this budget a
+# fade would last ~500 steps, too few for a new block to leave its random initialisation) for 32 kimg, so that
+# a fresh machine shows faces within ~10 minutes on a 2-core CPU. R1 gamma 50 (not 10) gave more varied faces
+# with less noise speckle at this size; docs/training.md has the measurements. Flags given still win.
+DEMO_OPTIONS = dict(resolution=32, total_kimg=32.0, minibatch=16, lrate=0.002, gamma=50.0,
+                    lod_initial_resolution=32, tick_kimg=4.0, fmap_base=256, fmap_max=64, latent_size=64,
+                    dlatent_size=64, mapping_layers=4, mapping_fmaps=64, snap_ticks=4, mirror=True,
+                    g_smoothing_kimg=1.0)
+
+# The official FFHQ run is 25000 kimg; anything past 40 times that is a typo (and `inf`/`1e9` would make even
+# the --dry-run schedule table endless), so every kimg-valued option stops there.
+MAX_KIMG = 1e6
+# (lowest, highest, lowest excluded) of every numeric option. The upper bounds are far above any real run and
+# only stop numbers that would exhaust memory or time before training could start.
+LIMITS = {
+    "resolution": (4, 8192, False), "lod_initial_resolution": (4, 8192, False),
+    "total_kimg": (0, MAX_KIMG, True), "lod_training_kimg": (0, MAX_KIMG, False),
+    "lod_transition_kimg": (0, MAX_KIMG, False), "tick_kimg": (0, MAX_KIMG, True),
+    "g_smoothing_kimg": (0, MAX_KIMG, False), "resume_kimg": (0, MAX_KIMG, False),
+    "gamma": (0, 1e6, False), "lrate": (0, 1.0, True), "gpus": (1, 64, False), "minibatch": (1, 65536, False),
+    "minibatch_repeats": (1, 1000, False), "snap_ticks": (1, 10 ** 6, False), "image_snap_ticks": (1, 10 ** 6, False),
+    "snap_minutes": (0, 1e6, True), "keep_snapshots": (1, 10 ** 6, False), "seed": (0, 2 ** 32 - 1, False),
+    "fmap_base": (1, 2 ** 20, False), "fmap_max": (1, 2 ** 14, False), "fmap_decay": (0, 10.0, False),
+    "latent_size": (1, 2 ** 14, False), "dlatent_size": (1, 2 ** 14, False), "mapping_layers": (0, 64, False),
+    "mapping_fmaps": (1, 2 ** 14, False),
+}
+MAX_GRID = 64    # columns and rows of the fakes grid
+
 
 class OptionsError(ValueError):
     """A bad option: the message is one line naming the flag and what to do."""
 
 
+def _opt(default, help=None, **kw):
+    """A field of TrainingOptions; `help` is its train.py --help line (no help: not a command-line flag)."""
+    meta = dict(help=help, **kw)
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
 @dataclasses.dataclass
 class TrainingOptions:
-    data: str = None                 # dataset folder (None = the built-in demo)
-    outdir: str = "results"
-    config: str = "stylegan"
-    resolution: int = None           # train at this level of the dataset (default: its full resolution)
-    total_kimg: float = 25000.0
-    mirror: bool = False
-    loss: str = "logistic"
-    gamma: float = 10.0
-    gpus: int = 1
-    batch_preset: str = None         # 1gpu/2gpu/4gpu/8gpu (default: from --gpus)
-    minibatch: int = None            # fixed global minibatch at every resolution (overrides the preset)
-    lrate: float = None              # fixed learning rate at every resolution (overrides the lr dict)
-    lod_initial_resolution: int = 8
-    lod_training_kimg: float = 600.0
-    lod_transition_kimg: float = 600.0
-    tick_kimg: float = None          # fixed tick length (overrides the per-resolution dict)
-    minibatch_repeats: int = 4
-    g_smoothing_kimg: float = 10.0
-    snap_ticks: int = 10
-    image_snap_ticks: int = 1
-    snap_minutes: float = None
-    keep_snapshots: int = None
-    metrics: list = dataclasses.field(default_factory=list)
-    resume: str = None               # None, "auto", a .keras snapshot, or an official .pkl
-    resume_kimg: float = None
-    seed: int = 1000
-    mixed_precision: bool = False
-    fmap_base: int = 8192
-    fmap_max: int = 512
-    fmap_decay: float = 1.0
-    latent_size: int = 512
-    dlatent_size: int = 512
-    mapping_layers: int = 8
-    mapping_fmaps: int = 512
-    grid: str = None                 # "WxH" of the fakes grid (default: from the resolution)
-    dry_run: bool = False
-    progress: bool = True
+    """Every option of a training run. The defaults here are the official StyleGAN (FFHQ) ones and the only
+    definition of them: train.py builds its flags and --help from these fields (`help`, and `unset` for what
+    None means); `DEMO_OPTIONS` lists what the built-in demo changes."""
+    data: str = _opt(None, "dataset folder made by dataset_tool.py", metavar="DIR",
+                     unset="build and train the demo dataset")
+    outdir: str = _opt("results", "where run directories NNNNN-desc are created", metavar="DIR")
+    config: str = _opt("stylegan", "stylegan (= configF), configB..configE (paper Table 1), progan", metavar="NAME")
+    resolution: int = _opt(None, "train at this resolution of the dataset", unset="the dataset's full resolution")
+    total_kimg: float = _opt(25000.0, "length of training in thousands of real images")
+    mirror: bool = _opt(False, "augment with random left-right mirroring")
+    loss: str = _opt("logistic", "logistic (StyleGAN + R1), wgan-gp, wgan, wgan-div, hinge", metavar="NAME")
+    gamma: float = _opt(10.0, "R1 weight for the logistic loss")
+    gpus: int = _opt(1, "number of GPUs (MirroredStrategy)")
+    batch_preset: str = _opt(None, "official minibatch table: 1gpu, 2gpu, 4gpu or 8gpu", metavar="PRESET",
+                             unset="from --gpus")
+    minibatch: int = _opt(None, "one global minibatch for every resolution (overrides the preset)",
+                          unset="the preset's per-resolution minibatch")
+    lrate: float = _opt(None, "one learning rate for every resolution (overrides the official dict)",
+                        unset="official per-resolution")
+    lod_initial_resolution: int = _opt(8, "resolution training starts at")
+    lod_training_kimg: float = _opt(600.0, "kimg per level before fading in the next")
+    lod_transition_kimg: float = _opt(600.0, "kimg of each fade-in")
+    tick_kimg: float = _opt(None, "one tick length for every resolution", unset="official per-resolution")
+    minibatch_repeats: int = _opt(4)
+    g_smoothing_kimg: float = _opt(10.0, "half-life of Gs, the running average of G, in kimg")
+    snap_ticks: int = _opt(10, "network snapshot every N ticks")
+    image_snap_ticks: int = _opt(1, "fakes grid every N ticks")
+    snap_minutes: float = _opt(None, "also snapshot at least every M minutes (for Colab)", unset="off")
+    keep_snapshots: int = _opt(None, "keep only the N newest snapshots", unset="keep all")
+    metrics: list = _opt([], "comma-separated metrics run on every snapshot, e.g. fid50k", metavar="NAMES",
+                         unset="none")
+    resume: str = _opt(None, "'auto' (newest run with the same data and options), a .keras snapshot or an "
+                       "official .pkl", unset="start from scratch", metavar="auto|FILE")
+    resume_kimg: float = _opt(None, "where the schedule starts when fine-tuning an official .pkl", unset="0")
+    seed: int = _opt(1000, "random seed")
+    mixed_precision: bool = _opt(False, "fp16 with loss scaling on GPU, bf16 on CPU, instead of fp32")
+    fmap_base: int = _opt(8192, "feature maps: nf(stage) = min(fmap_base / 2**stage, fmap_max)")
+    fmap_max: int = _opt(512, "largest number of feature maps")
+    fmap_decay: float = _opt(1.0)
+    latent_size: int = _opt(512, "size of z")
+    dlatent_size: int = _opt(512, "size of w")
+    mapping_layers: int = _opt(8, "layers of the mapping network")
+    mapping_fmaps: int = _opt(512, "width of the mapping network")
+    grid: str = _opt(None, "fakes grid size as COLSxROWS, e.g. 8x4", metavar="COLSxROWS",
+                     unset="from the resolution, at most 12x8")
+    dry_run: bool = _opt(False, "print the resolved options and the schedule table, then exit")
+    progress: bool = _opt(True)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -96,49 +144,58 @@ def _pow2(n):
     return isinstance(n, int) and n >= 4 and n & (n - 1) == 0
 
 
+def flag_name(field):
+    return "--" + field.replace("_", "-")
+
+
+def _fmt(x):
+    return str(x) if isinstance(x, numbers.Integral) else f"{x:g}"
+
+
+def _number_error(name, value, kind):
+    """The one-line complaint about numeric option `name`, or None when `value` is fine."""
+    lo, hi, lo_open = LIMITS[name]
+    lo, hi = (_fmt(v) for v in (lo, hi)) if kind is int else (f"{lo:g}", f"{hi:g}")
+    flag = flag_name(name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return f"{flag} must be a number, got {value!r}"
+    if kind is int and not isinstance(value, numbers.Integral):
+        return f"{flag} must be a whole number, got {value!r}"
+    if not math.isfinite(value):
+        return f"{flag} {value} is not a finite number: give one between {lo} and {hi}"
+    low, high, low_open = LIMITS[name]
+    if value < low or (low_open and value == low) or value > high:
+        return f"{flag} {_fmt(value)} is out of range: give one {'above' if low_open else 'from'} {lo} up to {hi}"
+    return None
+
+
 def validate(opts):
     """All problems with the options, one line each (empty list = fine). Dataset checks come later."""
     errs = []
+    kinds = {f.name: f.type for f in dataclasses.fields(TrainingOptions)}
+    bad = set()
+    for name in LIMITS:
+        value = getattr(opts, name)
+        if value is None and TrainingOptions.__dataclass_fields__[name].default is None:
+            continue
+        err = _number_error(name, value, kinds[name])
+        if err:
+            errs.append(err)
+            bad.add(name)
     if opts.data is not None and not os.path.isdir(opts.data):
         errs.append(f"--data {opts.data}: no such folder (make one with dataset_tool.py, or omit --data for the demo)")
     if opts.config not in CONFIGS:
         errs.append(f"--config {opts.config!r} is unknown: choose one of {', '.join(CONFIGS)}")
     if opts.loss not in LOSSES:
         errs.append(f"--loss {opts.loss!r} is unknown: choose one of {', '.join(LOSSES)}")
-    if opts.resolution is not None and not _pow2(opts.resolution):
-        errs.append(f"--resolution {opts.resolution} must be a power of two >= 4")
-    if not _pow2(opts.lod_initial_resolution):
-        errs.append(f"--lod-initial-resolution {opts.lod_initial_resolution} must be a power of two >= 4")
-    if not opts.total_kimg > 0:
-        errs.append(f"--total-kimg must be > 0, got {opts.total_kimg}")
-    if opts.gamma < 0:
-        errs.append(f"--gamma must be >= 0, got {opts.gamma}")
-    if opts.gpus < 1:
-        errs.append(f"--gpus must be >= 1, got {opts.gpus}")
+    for name in ("resolution", "lod_initial_resolution"):
+        value = getattr(opts, name)
+        if name not in bad and value is not None and not _pow2(value):
+            errs.append(f"{flag_name(name)} {value} must be a power of two >= 4")
     if opts.batch_preset is not None and opts.batch_preset not in BATCH_PRESETS:
         errs.append(f"--batch-preset {opts.batch_preset!r} is unknown: choose one of {', '.join(BATCH_PRESETS)}")
-    if opts.minibatch is not None and (opts.minibatch < 1 or opts.minibatch % opts.gpus):
-        errs.append(f"--minibatch {opts.minibatch} must be >= 1 and divisible by --gpus {opts.gpus}")
-    if opts.lrate is not None and not opts.lrate > 0:
-        errs.append(f"--lrate must be > 0, got {opts.lrate}")
-    for name in ("lod_training_kimg", "lod_transition_kimg"):
-        if getattr(opts, name) < 0:
-            errs.append(f"--{name.replace('_', '-')} must be >= 0, got {getattr(opts, name)}")
-    if opts.tick_kimg is not None and not opts.tick_kimg > 0:
-        errs.append(f"--tick-kimg must be > 0, got {opts.tick_kimg}")
-    if opts.g_smoothing_kimg < 0:
-        errs.append(f"--g-smoothing-kimg must be >= 0, got {opts.g_smoothing_kimg}")
-    if opts.minibatch_repeats < 1:
-        errs.append(f"--minibatch-repeats must be >= 1, got {opts.minibatch_repeats}")
-    for name in ("snap_ticks", "image_snap_ticks"):
-        if getattr(opts, name) < 1:
-            errs.append(f"--{name.replace('_', '-')} must be >= 1, got {getattr(opts, name)}")
-    if opts.snap_minutes is not None and not opts.snap_minutes > 0:
-        errs.append(f"--snap-minutes must be > 0, got {opts.snap_minutes}")
-    if opts.keep_snapshots is not None and opts.keep_snapshots < 1:
-        errs.append(f"--keep-snapshots must be >= 1, got {opts.keep_snapshots}")
-    if opts.resume_kimg is not None and opts.resume_kimg < 0:
-        errs.append(f"--resume-kimg must be >= 0, got {opts.resume_kimg}")
+    if opts.minibatch is not None and not bad & {"minibatch", "gpus"} and opts.minibatch % opts.gpus:
+        errs.append(f"--minibatch {opts.minibatch} must be divisible by --gpus {opts.gpus}")
     if opts.resume not in (None, "auto"):
         if not os.path.isfile(opts.resume):
             errs.append(f"--resume {opts.resume}: no such file (give a .keras snapshot, an official .pkl or 'auto')")
@@ -146,13 +203,12 @@ def validate(opts):
             errs.append(f"--resume {opts.resume}: expected a .keras snapshot or an official .pkl")
     if opts.resume_kimg is not None and opts.resume is not None and str(opts.resume).endswith(".keras"):
         errs.append("--resume-kimg only applies to an official .pkl: a .keras snapshot knows its own kimg")
-    for name in ("fmap_base", "fmap_max", "latent_size", "dlatent_size", "mapping_fmaps"):
-        if getattr(opts, name) < 1:
-            errs.append(f"--{name.replace('_', '-')} must be >= 1, got {getattr(opts, name)}")
-    if opts.mapping_layers < 0:
-        errs.append(f"--mapping-layers must be >= 0, got {opts.mapping_layers}")
-    if opts.grid is not None and not re.fullmatch(r"\d+x\d+", opts.grid):
-        errs.append(f"--grid {opts.grid!r} must look like 8x6 (columns x rows)")
+    if opts.grid is not None:
+        m = re.fullmatch(r"(\d+)x(\d+)", str(opts.grid))
+        if not m:
+            errs.append(f"--grid {opts.grid!r} must look like 8x6 (columns x rows)")
+        elif not all(1 <= int(v) <= MAX_GRID for v in m.groups()):
+            errs.append(f"--grid {opts.grid}: columns and rows must each be 1 to {MAX_GRID}")
     if opts.metrics:
         try:
             from stylegan_tf.metrics import metric_base

@@ -91,17 +91,19 @@ class TrainingSchedule:
 
     def table(self, total_kimg, start_kimg=0.0):
         """Rows (kimg, lod, resolution, minibatch, G_lrate, D_lrate) at every change of the schedule's shape:
-        each phase start and end, for `--dry-run`."""
+        each phase start and end, for `--dry-run`. Once at full resolution nothing changes any more, so the
+        table has at most two rows per level whatever `total_kimg` is."""
         phase_dur = self.lod_training_kimg + self.lod_transition_kimg
         points = {float(start_kimg), float(total_kimg)}
         if phase_dur > 0:
-            k = 0.0
-            while k < total_kimg:
-                points.add(k)
-                points.add(k + self.lod_training_kimg)
-                k += phase_dur
+            growing_phases = self.resolution_log2 - math.floor(math.log2(self.lod_initial_resolution)) + 1
+            for i in range(max(growing_phases, 0) + 1):
+                k = i * phase_dur
+                if k >= total_kimg:
+                    break
+                points.update((k, k + self.lod_training_kimg))
         rows = [self.at(k) for k in sorted(p for p in points if start_kimg <= p <= total_kimg)]
-        # Once at full resolution nothing changes any more: keep the first such row and the last.
+        # At full resolution: keep the first such row and the last.
         full = [i for i, r in enumerate(rows) if r.lod == 0.0]
         drop = set(full[1:-1])
         return [r for i, r in enumerate(rows) if i not in drop]
@@ -142,13 +144,17 @@ def plan_phase(schedule, nimg, total_kimg, minibatch_repeats=4, phase_index=0):
     if nimg >= total:
         return None
     s = schedule.at(nimg / 1000.0)
-    steps, n = 0, nimg
-    while n < total:
-        t = schedule.at(n / 1000.0)
-        if t.phase_key != s.phase_key:
-            break
-        steps += minibatch_repeats
-        n += minibatch_repeats * s.minibatch
+    group = minibatch_repeats * s.minibatch
+    # lod never increases with kimg, so once a group start has another (floor, ceil) every later one has too:
+    # bisect for the first such group instead of walking millions of groups of a long run.
+    lo, hi = 1, -(-(total - nimg) // group)       # groups [0, lo) are in the phase; the phase has <= hi groups
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if schedule.at((nimg + mid * group) / 1000.0).phase_key == s.phase_key:
+            lo = mid + 1
+        else:
+            hi = mid
+    steps = lo * minibatch_repeats
     return Phase(index=phase_index, key=s.phase_key, level=s.level, resolution=s.resolution,
                  minibatch=s.minibatch, G_lrate=s.G_lrate, D_lrate=s.D_lrate, tick_kimg=s.tick_kimg,
                  start_nimg=nimg, num_steps=steps)

@@ -1,27 +1,94 @@
-"""Network snapshots: atomic writes, retention, and the `--resume auto` lookup."""
+"""Network snapshots: atomic writes that never replace another snapshot, damage checks, retention, and the
+`--resume auto` lookup."""
 import json
 import os
 import re
+import zipfile
+import zlib
 
 from stylegan_tf.atomic import atomic_path
 
-SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d{6,})\.keras$")
+# network-snapshot-KKKKKK.keras, or, when that name is taken by another snapshot of the same whole kimg,
+# network-snapshot-KKKKKK.III.keras (III = the images past KKKKKK thousand), then -2, -3, ... for repeats.
+SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d{6,})(?:\.(\d{3}))?(?:-(\d+))?\.keras$")
 OPTIONS_FILE = "training_options.json"
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be resumed from; the message is one line naming the file and the damage."""
 
 
 def snapshot_name(kimg):
     return f"network-snapshot-{int(kimg):06d}.keras"
 
 
+def new_snapshot_path(run_dir, nimg):
+    """A path in `run_dir` for a snapshot at `nimg` images that no existing file has: a resumed run with a
+    longer --total-kimg reaches a whole kimg that an earlier snapshot is already named after."""
+    names = [snapshot_name(nimg // 1000), f"network-snapshot-{nimg // 1000:06d}.{nimg % 1000:03d}.keras"]
+    n = 2
+    while True:
+        for name in names:
+            path = os.path.join(run_dir, name)
+            if not os.path.lexists(path):
+                return path
+        names = [f"network-snapshot-{nimg // 1000:06d}.{nimg % 1000:03d}-{n}.keras"]
+        n += 1
+
+
 def save_snapshot(model, path):
-    """Write `model` as a .keras file at `path`; a crash at any point leaves the previous file intact."""
+    """Write `model` as a .keras file at `path`; a crash at any point leaves no partial file at `path`. An
+    existing `path` is refused, never replaced (the run-dir lock keeps other writers out between the check
+    and the rename)."""
+    if os.path.lexists(path):
+        raise FileExistsError(f"{path}: a snapshot of that name exists; snapshots are never replaced")
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
     return path
 
 
+def snapshot_damage(path):
+    """What is wrong with the .keras file at `path` as a zip archive (one phrase), or None if it reads back
+    whole. Every member is read, so a flipped byte anywhere is found by its CRC."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return ("truncated or not a .keras file (no complete zip archive; a copy or download cut short?)"
+                    if os.path.getsize(path) else "empty file")
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                return "a zip archive without config.json, not a Keras snapshot"
+            bad = archive.testzip()
+            if bad is not None:
+                return f"corrupted: {bad} fails its CRC check"
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as e:
+        return f"corrupted zip archive ({str(e).strip() or type(e).__name__})"
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    return None
+
+
+def load_snapshot(path):
+    """The `StyleGAN` training model of snapshot `path`. Raises SnapshotError (one line naming the file and
+    what is wrong) for a damaged file, or a file that is not a training snapshot."""
+    import keras
+    from stylegan_tf.training.model import StyleGAN
+
+    damage = snapshot_damage(path)
+    if damage:
+        raise SnapshotError(f"{path}: {damage}")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as e:      # Keras raises many types for a bad file; any of them means "cannot resume"
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SnapshotError(f"{path}: cannot be loaded ({msg[:200]})") from None
+    if not isinstance(model, StyleGAN):
+        raise SnapshotError(f"{path}: holds a {type(model).__name__}, not a training snapshot (no optimizer "
+                            "state); give a network-snapshot-*.keras from a run directory")
+    return model
+
+
 def list_snapshots(run_dir):
-    """[(kimg, path)] of the complete snapshots in `run_dir`, oldest first (by kimg, then by mtime)."""
+    """[(kimg, path)] of the snapshots in `run_dir`, oldest first (by kimg, then by mtime)."""
     if not os.path.isdir(run_dir):
         return []
     out = []
@@ -29,9 +96,9 @@ def list_snapshots(run_dir):
         m = SNAPSHOT_RE.match(name)
         if m:
             path = os.path.join(run_dir, name)
-            out.append((int(m.group(1)), os.path.getmtime(path), path))
+            out.append((int(m.group(1)), os.path.getmtime(path), name, path))
     out.sort()
-    return [(k, p) for k, _, p in out]
+    return [(k, p) for k, _, _, p in out]
 
 
 def apply_retention(run_dir, keep):
@@ -53,22 +120,31 @@ def read_run_options(run_dir):
         return None
 
 
-def find_resume(outdir, fingerprint):
-    """The newest run under `outdir` with this options fingerprint that has a snapshot:
-    (run_dir, latest snapshot path), or (None, None)."""
+def resume_candidates(outdir, fingerprint):
+    """[(run_dir, [snapshot paths, newest first])] of the runs under `outdir` with this options fingerprint
+    (as given on the command line or as really trained), newest run first; runs without snapshots left out."""
     if not os.path.isdir(outdir):
-        return None, None
+        return []
     runs = []
     for name in os.listdir(outdir):
         m = re.match(r"^(\d+)-", name)
         path = os.path.join(outdir, name)
         if m and os.path.isdir(path):
             runs.append((int(m.group(1)), path))
+    out = []
     for _, run_dir in sorted(runs, reverse=True):
         opts = read_run_options(run_dir)
-        if not opts or opts.get("fingerprint") != fingerprint:
+        if not isinstance(opts, dict) or fingerprint not in (opts.get("fingerprint"),
+                                                             opts.get("requested_fingerprint")):
             continue
-        snaps = list_snapshots(run_dir)
+        snaps = [p for _, p in reversed(list_snapshots(run_dir))]
         if snaps:
-            return run_dir, snaps[-1][1]
-    return None, None
+            out.append((run_dir, snaps))
+    return out
+
+
+def find_resume(outdir, fingerprint):
+    """The newest run under `outdir` with this options fingerprint that has a snapshot:
+    (run_dir, latest snapshot path), or (None, None). Whether that snapshot loads is not checked."""
+    runs = resume_candidates(outdir, fingerprint)
+    return (runs[0][0], runs[0][1][0]) if runs else (None, None)

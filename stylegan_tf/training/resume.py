@@ -1,0 +1,187 @@
+"""Where a run starts from: fresh networks, a training snapshot (`--resume FILE.keras` or `--resume auto`), or an
+official `.pkl` to fine-tune; and which run directory it writes, locked for this process.
+
+A network file fixes its own architecture, so after loading one the options are corrected to what the file
+holds (feature maps, latent sizes, mapping network, Table-1 config; for a snapshot also seed, mirroring and
+Gs half-life) and the run records those: `training_options.json` and the run-dir name say what is really
+trained, `requested_fingerprint` what was asked for (so `--resume auto` with the same flags finds the run)."""
+import dataclasses
+import os
+import pickle
+
+import numpy as np
+
+from stylegan_tf.training import options as options_lib
+from stylegan_tf.training import snapshot as snap
+from stylegan_tf.training.options import OptionsError
+from stylegan_tf.training.prepare import new_optimizer
+from stylegan_tf.training.rundir import RunDirLock, continue_stats, sweep_stale_temps
+
+ARCH_KEYS = ("latent_size", "dlatent_size", "mapping_layers", "mapping_fmaps", "fmap_base", "fmap_max",
+             "fmap_decay")
+SNAPSHOT_KEYS = ("seed", "mirror", "g_smoothing_kimg")       # stored in a .keras snapshot's training model
+
+
+@dataclasses.dataclass
+class Start:
+    model: object
+    run_dir: str
+    lock: RunDirLock
+    opts: object                  # the options corrected to what the resumed network holds
+    fingerprint: str
+    loop: dict                    # the snapshot's loop state (empty: start at resume_kimg or 0)
+    resumed_from: str = None
+    notes: list = dataclasses.field(default_factory=list)     # lines for the log
+
+
+def _config_name(g_config, asked):
+    """The Table-1 config whose generator options `g_config` has: `asked` if it fits, else the first that does."""
+    import inspect
+    from stylegan_tf.networks import Generator
+
+    # What each config sets, over the Generator's own defaults (config F sets nothing).
+    keys = {k for c in options_lib.CONFIGS.values() for k in c if k not in ARCH_KEYS}
+    params = inspect.signature(Generator.__init__).parameters
+    defaults = {k: params[k].default for k in keys}
+
+    def fits(name):
+        implied = dict(defaults, **{k: v for k, v in options_lib.CONFIGS[name].items() if k in keys})
+        return all(g_config.get(k, v) == v for k, v in implied.items())
+    return asked if fits(asked) else next((n for n in options_lib.CONFIGS if fits(n)), asked)
+
+
+def actual_options(opts, nets, from_snapshot):
+    """`opts` with every value the loaded networks fix replaced by theirs, and {field: asked value} of those
+    that differed."""
+    g = nets.G.get_config()
+    config = _config_name(g, opts.config)
+    # A config that sets an architecture value itself (config B: no mapping network) overrides the flag anyway.
+    used = {k: type(getattr(opts, k))(g[k]) for k in ARCH_KEYS if k in g and k not in options_lib.CONFIGS[config]}
+    used["config"] = config
+    if from_snapshot:
+        used.update({k: type(getattr(opts, k))(getattr(nets, k)) for k in SNAPSHOT_KEYS})
+    changed = {k: getattr(opts, k) for k, v in used.items() if getattr(opts, k) != v}
+    return dataclasses.replace(opts, **used), changed
+
+
+def _new_model(opts, plan):
+    import keras
+    from stylegan_tf.networks import Discriminator, Generator
+    from stylegan_tf.training.model import StyleGAN
+
+    info = plan.info
+    g_kw, d_kw = options_lib.network_kwargs(opts, plan.resolution, info.num_channels, info.label_size)
+    keras.utils.set_random_seed(opts.seed)
+    G, D, Gs = Generator(**g_kw), Discriminator(**d_kw), Generator(**g_kw)
+    z = np.zeros([1, G.latent_size], np.float32)
+    lab = np.zeros([1, G.label_size], np.float32) if G.label_size else None
+    for net in (G, Gs):
+        net(z, labels=lab, training=False)
+    D(np.zeros([1, plan.resolution, plan.resolution, info.num_channels], np.float32), labels=lab, training=False)
+    model = StyleGAN(G, D, Gs, seed=opts.seed, mirror=opts.mirror, g_smoothing_kimg=opts.g_smoothing_kimg)
+    model.ema_update_now(0.0)
+    return model
+
+
+def _load_pickle(path, opts):
+    import stylegan_tf
+    from stylegan_tf.training.model import StyleGAN
+    try:
+        nets = stylegan_tf.load_network(path)
+    except (pickle.UnpicklingError, ValueError, OSError, EOFError) as e:
+        # The loaders' messages name the file already (hostile pickles included): one line, no traceback.
+        msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise OptionsError(msg if path in msg else f"--resume {path}: {msg}") from None
+    return StyleGAN(nets.G, nets.D, nets.Gs, seed=opts.seed, mirror=opts.mirror,
+                    g_smoothing_kimg=opts.g_smoothing_kimg)
+
+
+def _check_compatible(nets, path, plan):
+    G, info = nets.G, plan.info
+    if G.resolution != plan.resolution or G.num_channels != info.num_channels or G.label_size != info.label_size:
+        raise OptionsError(
+            f"--resume {path}: network is {G.resolution}x{G.resolution}x{G.num_channels} with "
+            f"{G.label_size} labels but the data is {plan.resolution}x{plan.resolution}x"
+            f"{info.num_channels} with {info.label_size}: pick a matching --resolution/dataset")
+
+
+def _auto(opts, plan, notes):
+    """(run_dir, lock, model, snapshot path) of the newest snapshot that loads among the runs with these options,
+    or Nones when there is no such run. Damaged snapshots are skipped with a line each in `notes`."""
+    runs = snap.resume_candidates(opts.outdir, plan.fingerprint)
+    if not runs:
+        notes.append("--resume auto: no earlier run with these options; starting a new one")
+        return None, None, None, None
+    skipped = []
+    for run_dir, paths in runs:
+        lock = RunDirLock(run_dir).acquire()
+        for path in paths:
+            try:
+                model = snap.load_snapshot(path)
+            except snap.SnapshotError as e:
+                skipped.append(str(e))
+                notes.append(f"--resume auto: skipping {e}")
+                continue
+            return run_dir, lock, model, path
+        lock.release()
+    raise OptionsError(f"--resume auto: no snapshot of the runs with these options loads ({len(skipped)} damaged, "
+                       f"newest: {skipped[0]}); resume from a file with --resume or move them away")
+
+
+def start(opts, plan, strategy):
+    """The model, run directory (locked) and loop state this run starts from."""
+    from stylegan_tf.training.model import StyleGAN  # noqa: F401  (registers the class for load_model)
+
+    run_dir = lock = path = None
+    loop, notes = {}, []
+    with strategy.scope():
+        if opts.resume == "auto":
+            run_dir, lock, model, path = _auto(opts, plan, notes)
+        elif opts.resume and opts.resume.lower().endswith(".keras"):
+            path, model = opts.resume, snap.load_snapshot(opts.resume)
+        elif opts.resume:
+            path, model = opts.resume, _load_pickle(opts.resume, opts)
+        if path is None:
+            model = _new_model(opts, plan)
+        try:
+            if path is not None:
+                _check_compatible(model, path, plan)
+            if model.g_optimizer is None or model.d_optimizer is None:
+                model.g_optimizer, model.d_optimizer = new_optimizer(0.001), new_optimizer(0.001)
+            loss_name, loss_kwargs = options_lib.loss_settings(opts)
+            model.label_pool = plan.info.labels if plan.info.label_size else None
+            model.compile(loss=loss_name, loss_kwargs=loss_kwargs)
+        except BaseException:
+            if lock:
+                lock.release()
+            raise
+    used, fingerprint = opts, plan.fingerprint
+    if path is not None:
+        is_snapshot = path.lower().endswith(".keras")
+        used, changed = actual_options(opts, model, is_snapshot)
+        if changed:
+            fingerprint = options_lib.fingerprint(used, plan.data_path)
+            notes.append(f"--resume {path}: the network fixes " + ", ".join(
+                f"{options_lib.flag_name(k)} {getattr(used, k)} (not {v})" for k, v in changed.items()) +
+                "; recorded as such")
+        if is_snapshot:
+            loop = dict(model.training_state.get("loop", {}))
+        else:
+            nimg = int(round((opts.resume_kimg or 0.0) * 1000))
+            loop = dict(nimg=nimg, phase_start_nimg=nimg, tick_start_nimg=nimg)
+    if run_dir is None:
+        run_dir = options_lib.new_run_dir(opts.outdir, options_lib.run_description(used, plan.dataset_name,
+                                                                                    plan.resolution))
+        lock = RunDirLock(run_dir).acquire()
+    else:
+        try:
+            dropped = continue_stats(run_dir, int(loop.get("tick", 0)))
+        except BaseException:
+            lock.release()
+            raise
+        if dropped:
+            notes.append(f"{os.path.basename(run_dir)}: dropped {dropped} stats.jsonl row(s) after tick "
+                         f"{loop.get('tick', 0)}: the resumed run trains those ticks again")
+    notes += [f"removed {p}, left by a killed snapshot write" for p in sweep_stale_temps(opts.outdir)]
+    return Start(model=model, run_dir=run_dir, lock=lock, opts=used, fingerprint=fingerprint, loop=loop,
+                 resumed_from=path, notes=notes)

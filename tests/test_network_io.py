@@ -1,0 +1,96 @@
+"""load_network on our .keras files: the classes a file holds are found through the modules it records (never
+by network_io importing the training package), only modules of this package are imported, and damaged files
+give one line naming the file."""
+import json
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+import stylegan_tf
+from stylegan_tf.network_io import NetworkFileError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def training_snapshot(tmp_path_factory):
+    """A tiny training model (G, D, Gs and its training state) written as train.py writes its snapshots."""
+    import keras
+    from stylegan_tf.networks import Discriminator, Generator
+    from stylegan_tf.training import StyleGAN
+    from stylegan_tf.training.snapshot import save_snapshot
+    keras.utils.set_random_seed(0)
+    g_kw = dict(resolution=8, num_channels=3, fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16,
+                mapping_layers=2, mapping_fmaps=16)
+    model = StyleGAN(Generator(**g_kw), Discriminator(resolution=8, num_channels=3, fmap_base=64, fmap_max=16),
+                     Generator(**g_kw), seed=5, training_state={"kimg": 1.5})
+    model.ema_update_now(0.0)
+    return save_snapshot(model, str(tmp_path_factory.mktemp("run") / "network-snapshot-000001.keras"))
+
+
+def test_training_snapshot_loads_without_importing_training_first(training_snapshot):
+    """A fresh process that has only imported `stylegan_tf` opens a training snapshot: the file names the
+    training model's module, and load_network imports it (the class registers itself there)."""
+    code = ("import sys, stylegan_tf\n"
+            "assert 'stylegan_tf.training' not in sys.modules\n"
+            "nets = stylegan_tf.load_network(sys.argv[1])\n"
+            "print(type(nets).__module__, type(nets).__name__, nets.training_state['kimg'], nets.G.resolution)\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    proc = subprocess.run([sys.executable, "-c", code, training_snapshot], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["stylegan_tf.training.model", "StyleGAN", "1.5", "8"]
+
+
+def _keras_file(path, config):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.0.0"}))
+        archive.writestr("config.json", json.dumps(config))
+    return str(path)
+
+
+def test_only_modules_of_this_package_are_imported(tmp_path):
+    """A crafted file naming other modules (here `this`, which prints on import, and one of our entry points)
+    gets them not imported, and a one-line refusal."""
+    assert "this" not in sys.modules
+    config = {"module": "this", "class_name": "Zen", "registered_name": "Zen",
+              "config": {"inner": {"module": "stylegan_tf.metrics.__main__", "class_name": "Main", "config": {}},
+                         "gone": {"module": "stylegan_tf.no_such_module", "class_name": "X", "config": {}}}}
+    path = _keras_file(tmp_path / "crafted.keras", config)
+    main_loaded = "stylegan_tf.metrics.__main__" in sys.modules
+    with pytest.raises(NetworkFileError, match="crafted.keras: could not load the network") as e:
+        stylegan_tf.load_network(path)
+    assert "\n" not in str(e.value)
+    assert "this" not in sys.modules
+    assert ("stylegan_tf.metrics.__main__" in sys.modules) == main_loaded
+
+
+def test_damaged_keras_files_are_one_line(training_snapshot, tmp_path):
+    data = open(training_snapshot, "rb").read()
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(NetworkFileError, match=r"cut.keras: damaged network file \(an incomplete zip") as e:
+        stylegan_tf.load_network(str(cut))
+    assert "\n" not in str(e.value)
+
+    # Bytes overwritten inside the compressed config.json: the zip's checksum (or inflate) catches it.
+    with zipfile.ZipFile(training_snapshot) as archive:
+        info = archive.getinfo("config.json")
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len  # the entry's data, after its local header
+    garbled = bytearray(data)
+    garbled[start + 10:start + 14] = b"\xff\xff\xff\xff"
+    bad = tmp_path / "garbled.keras"
+    bad.write_bytes(bytes(garbled))
+    with pytest.raises(NetworkFileError, match="garbled.keras: damaged network file") as e:
+        stylegan_tf.load_network(str(bad))
+    assert "\n" not in str(e.value)
+
+    text = tmp_path / "notes.keras"
+    text.write_text("my notes")
+    with pytest.raises(NetworkFileError, match="notes.keras: not a network file"):
+        stylegan_tf.load_network(str(text))
