@@ -20,7 +20,13 @@ setup(
         # TensorBoard: tf.summary's scalar writer lives in it, and TF >= 2.21 no longer installs it.
         "cpu": ["tensorflow-cpu>=2.16", "tensorboard"],
         "gpu": ["tensorflow[and-cuda]>=2.16", "tensorboard"],
-        # jax: CI checks that the layers and networks give the same numbers on Keras' JAX backend.
-        "test": ["pytest>=7", "jax"],
+        # matplotlib: only `generate.py curves` draws plots, so it is an extra rather than a requirement.
+        "plot": ["matplotlib>=3.6"],
+        # jax: CI checks that the layers and networks give the same numbers on Keras' JAX backend;
+        # matplotlib: so CI runs the `generate.py curves` tests.
+        "test": ["pytest>=7", "jax", "matplotlib>=3.6"],
+        # Keras' JAX backend: training, generation and metrics run on it without TensorFlow (GPU: install
+        # jax[cuda12] or jax[cuda13] as JAX's documentation says).
+        "jax": ["jax>=0.4.30"],
     },
 )

@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""Train StyleGAN (NVIDIA's schedule, losses and loop) with Keras `fit`.
+"""Train StyleGAN (NVIDIA's schedule, losses and loop), or DCGAN / MSG-GAN / MSG-StyleGAN, with Keras `fit`.
 
     python train.py                                   # the built-in demo: small faces in <= 10 min on a CPU
     python train.py --data datasets/ffhq --outdir results --mirror
     python train.py --data datasets/mine --resume auto # continue after a Colab disconnect
     python train.py --data datasets/ffhq --dry-run    # print the resolved options and the schedule table
+    python train.py --arch dcgan --data datasets/wikiart --resolution 64 --minibatch 128 --latent-size 128 \
+        --lrate 0.001                                 # the WikiArt seed's plain-Keras DCGAN recipe
 """
 import dataclasses
 import os
@@ -52,7 +54,7 @@ def make_parser():
     from stylegan_tf.training.options import DEMO_OPTIONS, TrainingOptions
 
     p = cli.Parser(
-        description="Train StyleGAN with the official schedule through Keras fit.",
+        description="Train StyleGAN with the official schedule (or another --arch) through Keras fit.",
         epilog="Defaults are the official StyleGAN (FFHQ) ones. Without --data, train.py trains the built-in demo "
                "(small faces in about ten minutes on a CPU), which changes the defaults marked 'demo:' above; "
                "flags you give still win.")
@@ -77,14 +79,12 @@ def parse_args(argv=None):
 
 def build_options(args):
     from stylegan_tf.training import TrainingOptions
-    from stylegan_tf.training.options import DEMO_OPTIONS
 
     given = {k: v for k, v in vars(args).items() if v is not None}
-    kw = dict(DEMO_OPTIONS) if args.data is None else {}
-    kw.update(given)
-    if "metrics" in kw:
-        kw["metrics"] = [m.strip() for m in kw["metrics"].split(",") if m.strip()]
-    return TrainingOptions(**kw)
+    if "metrics" in given:
+        given["metrics"] = [m.strip() for m in given["metrics"].split(",") if m.strip()]
+    # The architecture's defaults (and the demo's, without --data) under the flags given.
+    return TrainingOptions.for_arch(given.pop("arch", "stylegan"), demo=args.data is None, **given)
 
 
 def main(argv=None):

@@ -23,7 +23,10 @@ import urllib.request
 
 import numpy as np
 import keras
-import tensorflow as tf
+
+_BACKEND = keras.backend.backend()
+if _BACKEND == "tensorflow":
+    import tensorflow as tf
 
 from stylegan_tf.atomic import atomic_path
 from stylegan_tf.metrics import torch_pth
@@ -193,7 +196,13 @@ def _float32_policy():
 
 @contextlib.contextmanager
 def _full_float32():
-    """Run convolutions in true float32: TF uses TensorFloat-32 (10-bit mantissa) on Ampere+ GPUs by default."""
+    """Run convolutions in true float32: TF uses TensorFloat-32 (10-bit mantissa) on Ampere+ GPUs by default, and
+    XLA (JAX) does too unless asked for the highest matmul precision."""
+    if _BACKEND == "jax":
+        import jax
+        with jax.default_matmul_precision("highest"):
+            yield
+        return
     old = tf.config.experimental.tensor_float_32_execution_enabled()
     tf.config.experimental.enable_tensor_float_32_execution(False)
     try:
@@ -232,6 +241,8 @@ def _build():
 
 def preprocess(images, mode="tf1"):
     """uint8 / float [0, 255] NHWC RGB images of any size -> the network's [N, 299, 299, 3] float32 input."""
+    if _BACKEND != "tensorflow":
+        return _preprocess_ops(images, mode)
     x = tf.cast(images, tf.float32)
     if mode == "tf1":
         # TF1's resize_bilinear (no half-pixel centres: source = dst * in / out), then the graph's own
@@ -244,6 +255,51 @@ def preprocess(images, mode="tf1"):
         x = tf.raw_ops.ResizeBilinear(images=x, size=[299, 299], align_corners=False, half_pixel_centers=True)
         return 2.0 * x - 1.0
     raise ValueError(f"mode={mode!r}: choose one of {', '.join(MODES)}")
+
+
+def _resize_bilinear(x, size, half_pixel_centers):
+    """TF's ResizeBilinear kernel (align_corners=False) in keras.ops, for backends without TensorFlow: source
+    coordinate `dst * in/out` (legacy, TF1) or `(dst + 0.5) * in/out - 0.5` clamped at 0 (half-pixel), the two
+    neighbours, then TF's order of interpolation (along x, then y)."""
+    from keras import ops
+
+    def axis(n_in, n_out):
+        scale = np.float32(n_in / n_out)
+        dst = np.arange(n_out, dtype=np.float32)
+        src = (dst + np.float32(0.5)) * scale - np.float32(0.5) if half_pixel_centers else dst * scale
+        src = np.maximum(src, np.float32(0.0)) if half_pixel_centers else src
+        lo = np.floor(src).astype(np.int32)
+        hi = np.minimum(np.ceil(src).astype(np.int32), n_in - 1)
+        return np.minimum(lo, n_in - 1), hi, (src - np.floor(src)).astype(np.float32)
+
+    h, w = x.shape[1], x.shape[2]
+    y0, y1, fy = axis(h, size[0])
+    x0, x1, fx = axis(w, size[1])
+    top, bottom = ops.take(x, y0, axis=1), ops.take(x, y1, axis=1)
+    fx = ops.reshape(ops.convert_to_tensor(fx), [1, 1, -1, 1])
+    fy = ops.reshape(ops.convert_to_tensor(fy), [1, -1, 1, 1])
+    top = ops.take(top, x0, axis=2) + (ops.take(top, x1, axis=2) - ops.take(top, x0, axis=2)) * fx
+    bottom = ops.take(bottom, x0, axis=2) + (ops.take(bottom, x1, axis=2) - ops.take(bottom, x0, axis=2)) * fx
+    return top + (bottom - top) * fy
+
+
+def _preprocess_ops(images, mode):
+    from keras import ops
+    x = ops.cast(images, "float32")
+    if mode == "tf1":
+        return (_resize_bilinear(x, (299, 299), False) - 128.0) / 128.0
+    if mode == "pytorch":
+        return 2.0 * _resize_bilinear(x / 255.0, (299, 299), True) - 1.0
+    raise ValueError(f"mode={mode!r}: choose one of {', '.join(MODES)}")
+
+
+def _compiled(fn, variables):
+    """`fn` compiled for the backend: a tf.function with one signature (one trace for every batch and image
+    size) under TensorFlow; otherwise the networks' compiled helper (jax.jit, weights passed as arguments)."""
+    if _BACKEND == "tensorflow":
+        return tf.function(fn, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    from stylegan_tf.networks.inference import compiled
+    return compiled(fn, variables)
 
 
 def quantize_images(images):
@@ -378,8 +434,7 @@ class FIDInception:
         self.feature_model = keras.Model(model.input, model.get_layer("pool_3").output)
         # One fixed signature: one trace for every batch size and image size (and no XLA detour that
         # Keras takes for convolutions whose channel count is unknown at trace time).
-        self._run = tf.function(self._features_graph,
-                                input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        self._run = _compiled(self._features_graph, self.feature_model.variables)
 
     @property
     def cache_key(self):
@@ -466,14 +521,17 @@ class KerasApplicationsInception:
             self.model = keras.applications.InceptionV3(include_top=False, weights="imagenet", pooling="avg",
                                                         input_shape=(299, 299, 3))
         self.weights_id = "keras-applications-imagenet"
-        self._run = tf.function(self._graph, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        self._run = _compiled(self._graph, self.model.variables)
 
     @property
     def cache_key(self):
         return "keras_applications_inception_v3"
 
     def _graph(self, images):
-        x = tf.image.resize(images, [299, 299], method="bilinear")
+        if _BACKEND == "tensorflow":
+            x = tf.image.resize(images, [299, 299], method="bilinear")
+        else:
+            x = _resize_bilinear(images, (299, 299), True)    # tf.image.resize: half-pixel centres, no antialias
         return self.model(x / 127.5 - 1.0, training=False)
 
     def features(self, images, batch_size=50):
@@ -482,8 +540,7 @@ class KerasApplicationsInception:
 
 def _batched_features(run, images, batch_size):
     """Feed NHWC images (numpy or tensor, uint8 or float, 1 or 3 channels) to `run` in float32 batches."""
-    if tf.is_tensor(images):
-        images = images.numpy()
+    images = keras.ops.convert_to_numpy(images) if not isinstance(images, np.ndarray) else images
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"images must be NHWC with 1 or 3 channels, got shape {images.shape}")
@@ -493,5 +550,5 @@ def _batched_features(run, images, batch_size):
             batch = images[i:i + batch_size].astype(np.float32)
             if batch.shape[-1] == 1:  # grayscale datasets: the network wants RGB
                 batch = np.repeat(batch, 3, axis=-1)
-            out.append(run(tf.constant(batch)).numpy())
+            out.append(keras.ops.convert_to_numpy(run(batch)))
     return np.concatenate(out, axis=0) if out else np.zeros((0, FEATURE_DIM), np.float32)

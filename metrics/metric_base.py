@@ -145,13 +145,14 @@ def file_digest(path):
     return _FILE_DIGESTS[key]
 
 
-def dataset_fingerprint(info):
-    """Hash of the dataset's content, never its path: size and sha256 of the full-resolution TFRecords,
-    the only file the metrics read (a change to any of its images changes the hash)."""
+def dataset_fingerprint(info, resolution=None):
+    """Hash of the dataset's content, never its path: size and sha256 of the TFRecords of the level the metrics
+    read (full resolution unless `resolution` names another), so a change to any of its images changes it."""
+    resolution = int(info.resolution if resolution is None else resolution)
     levels = getattr(info, "levels", None) or {}
-    path = levels.get(info.resolution) if levels else None
+    path = levels.get(resolution) if levels else None
     if path is None or not os.path.isfile(path):
-        raise MetricError(f"{info.path}: no full-resolution TFRecords to read")
+        raise MetricError(f"{info.path}: no {resolution}x{resolution} TFRecords to read")
     return hashlib.sha256(f"{os.path.getsize(path)}:{file_digest(path)}".encode()).hexdigest()[:24]
 
 
@@ -189,14 +190,26 @@ class MetricContext:
             self._dataset = open_dataset(self.data_dir)
             g_res, g_ch = getattr(self.Gs, "resolution", None), getattr(self.Gs, "num_channels", None)
             d = self._dataset
-            if g_res is not None and (int(g_res) != int(d.resolution) or int(g_ch) != int(d.num_channels)):
-                raise MetricError(f"{self.data_dir}: dataset is {d.resolution}x{d.resolution}x{d.num_channels} but the "
-                                  f"network generates {g_res}x{g_res}x{g_ch}; use the dataset it was trained on")
+            self._resolution = int(d.resolution)
+            levels = getattr(d, "levels", None) or {}
+            if g_res is not None and int(g_ch) == int(d.num_channels) and int(g_res) in levels \
+                    and int(g_res) != int(d.resolution):
+                # A network trained below the dataset's resolution (the demo: 32x32 on 64x64 faces) is compared with
+                # the level the dataset stores for it, which is what it was trained on.
+                self._resolution = int(g_res)
+                self.notes.append(f"reals: the dataset's {g_res}x{g_res} level (the network generates {g_res}x{g_res}; "
+                                  f"the dataset's full resolution is {d.resolution}x{d.resolution})")
+            elif g_res is not None and (int(g_res) != int(d.resolution) or int(g_ch) != int(d.num_channels)):
+                raise MetricError(f"{self.data_dir}: dataset is {d.resolution}x{d.resolution}x{d.num_channels} and has no "
+                                  f"{g_res}x{g_res}x{g_ch} level for a network that generates that; use the dataset it "
+                                  "was trained on")
         return self._dataset
 
     @property
     def resolution(self):
-        return int(self.dataset.resolution)
+        """The resolution the metrics compare at: the network's, read from the dataset's matching level."""
+        self.dataset  # noqa: B018  (opening it decides the level)
+        return self._resolution
 
     @property
     def num_channels(self):
@@ -224,7 +237,8 @@ class MetricContext:
         done = 0
         with self._bar(total, f"{what}: reals") as bar:
             while done < total:
-                for batch in info.iterate_uint8(max_images=total - done, batch_size=self.batch_size):
+                for batch in info.iterate_uint8(resolution=self.resolution, max_images=total - done,
+                                                 batch_size=self.batch_size):
                     batch = np.asarray(batch)[:total - done]
                     if self.mirror:
                         flip = rng.rand(batch.shape[0]) < 0.5
@@ -300,7 +314,7 @@ class MetricContext:
 
     # -- disk cache of real statistics ----------------------------------------------------------
     def cache_key(self, kind, options):
-        parts = dict(version=CACHE_VERSION, kind=kind, dataset=dataset_fingerprint(self.dataset),
+        parts = dict(version=CACHE_VERSION, kind=kind, dataset=dataset_fingerprint(self.dataset, self.resolution),
                      mirror=self.mirror, seed=self.seed if self.mirror else None,
                      inception=self.inception().cache_key, **options)
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]

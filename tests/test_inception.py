@@ -213,16 +213,16 @@ def _np_resize_bilinear(img, out, half_pixel):
 def test_preprocess_modes_follow_their_definitions():
     rs = np.random.RandomState(1)
     img = rs.randint(0, 256, size=(1, 37, 53, 3)).astype(np.uint8)
-    tf1 = inception.preprocess(img, "tf1").numpy()[0]
+    tf1 = np.asarray(inception.preprocess(img, "tf1"))[0]
     ref = (_np_resize_bilinear(img[0].astype(np.float64), 299, half_pixel=False) - 128) / 128
     np.testing.assert_allclose(tf1, ref, atol=2e-5)
-    pt = inception.preprocess(img, "pytorch").numpy()[0]
+    pt = np.asarray(inception.preprocess(img, "pytorch"))[0]
     ref = 2 * _np_resize_bilinear(img[0].astype(np.float64) / 255, 299, half_pixel=True) - 1
     np.testing.assert_allclose(pt, ref, atol=5e-5)
     # Downscaling too (no antialias in either reference): 600 -> 299. TF computes source coordinates in
     # float32 (~4e-5 px off at the far edge), hence the looser bound; a half-pixel slip would be ~0.5.
     big = rs.randint(0, 256, size=(1, 600, 600, 3)).astype(np.uint8)
-    got = inception.preprocess(big, "pytorch").numpy()[0]
+    got = np.asarray(inception.preprocess(big, "pytorch"))[0]
     np.testing.assert_allclose(got, 2 * _np_resize_bilinear(big[0] / 255.0, 299, True) - 1, atol=5e-4)
     with pytest.raises(ValueError, match="mode"):
         inception.preprocess(img, "keras")

@@ -124,8 +124,67 @@ def test_hinge(data):
     assert np.any(1 + sf < 0) or np.any(1 - sr < 0)
 
 
+def test_ra_hinge_by_hand():
+    # The scores themselves go in (D = identity): real [1, -0.5, 2], fake [0.5, -1, 0];
+    # mean fake = -1/6, mean real = 5/6.
+    ident = lambda x: x  # noqa: E731
+    real = tf.constant([[1.0], [-0.5], [2.0]])
+    fake = tf.constant([[0.5], [-1.0], [0.0]])
+    loss, stats = L.d_ra_hinge(ident, real, fake)
+    # D: max(0, 1 - (r - mean f)) + max(0, 1 + (f - mean r))
+    #   0: max(0, -1/6) + max(0, 2/3) = 2/3;  1: 4/3 + max(0, -5/6) = 4/3;  2: max(0, -7/6) + 1/6 = 1/6
+    np.testing.assert_allclose(loss, [2 / 3, 4 / 3, 1 / 6], rtol=1e-6)
+    np.testing.assert_allclose(np.mean(loss), 13 / 18, rtol=1e-6)
+    np.testing.assert_allclose(stats["real_score"], [1.0, -0.5, 2.0])
+    # G: max(0, 1 + (r - mean f)) + max(0, 1 - (f - mean r))
+    #   0: 13/6 + 4/3 = 3.5;  1: 2/3 + 17/6 = 3.5;  2: 19/6 + 11/6 = 5
+    np.testing.assert_allclose(L.g_ra_hinge(fake, real), [3.5, 3.5, 5.0], rtol=1e-6)
+    g, d = L.get_loss("ra-hinge")
+    assert (g, d) == (L.g_ra_hinge, L.d_ra_hinge)
+    assert L.g_loss_needs_reals(g) and not L.g_loss_needs_reals(L.g_wgan)
+
+
+def _pyramid(rng, n=3, channels=2):
+    return [tf.constant(rng.randn(n, r, r, channels).astype(np.float32)) for r in (4, 8)]
+
+
+def test_penalties_on_a_pyramid_sum_over_levels():
+    # MSG-GAN's D takes a list of levels: D(x4, x8) = <w4, x4> + <w8, x8> (+ b) has the input gradient (w4, w8)
+    # everywhere, so R1 = |w4|^2 + |w8|^2 and the WGAN-GP norm is sqrt of that: the sum over levels.
+    rng = np.random.RandomState(3)
+    w4, w8 = (rng.randn(r * r * 2).astype(np.float32) * 0.1 for r in (4, 8))
+
+    def d(levels):
+        x4, x8 = (tf.reshape(x, [tf.shape(x)[0], -1]) for x in levels)
+        return (tf.linalg.matvec(x4, w4) + tf.linalg.matvec(x8, w8) + 0.5)[:, None]
+
+    reals, fakes = _pyramid(rng), _pyramid(rng)
+    loss, stats = L.d_logistic_r1(d, reals, fakes, gamma=10.0)
+    r1 = np.sum(w4 ** 2) + np.sum(w8 ** 2)
+    np.testing.assert_allclose(stats["r1"], [r1] * 3, rtol=1e-5)
+    sr = reals[0].numpy().reshape(3, -1) @ w4 + reals[1].numpy().reshape(3, -1) @ w8 + 0.5
+    sf = fakes[0].numpy().reshape(3, -1) @ w4 + fakes[1].numpy().reshape(3, -1) @ w8 + 0.5
+    np.testing.assert_allclose(loss, softplus(sf) + softplus(-sr) + 5.0 * r1, rtol=1e-5)
+    _, stats = L.d_wgan_gp(d, reals, fakes, seed=tf.constant([1, 2], tf.int64))
+    np.testing.assert_allclose(stats["gp"], [(np.sqrt(r1) - 1.0) ** 2] * 3, rtol=1e-5)
+    _, stats = L.d_wgan_div(d, reals, fakes)
+    np.testing.assert_allclose(stats["div"], [r1 ** 3] * 3, rtol=1e-4)
+
+
+def test_wgan_gp_interpolates_every_level_at_the_same_point():
+    # Reals all 0 and fakes all 1 at both levels: the interpolate's value is the sample's factor t, which must be
+    # the same at every level (one point between the two pyramids) and differ between samples.
+    zeros = [tf.zeros([4, r, r, 1]) for r in (4, 8)]
+    ones = [tf.ones([4, r, r, 1]) for r in (4, 8)]
+    mixed = L._interpolate_levels(zeros, ones, tf.constant([5, 6], tf.int64))
+    t4, t8 = (m.numpy().reshape(4, -1) for m in mixed)
+    assert np.all(t4 == t4[:, :1]) and np.all(t8 == t8[:, :1])
+    np.testing.assert_array_equal(t4[:, 0], t8[:, 0])
+    assert len(set(t4[:, 0].tolist())) == 4 and np.all((t4 >= 0) & (t4 <= 1))
+
+
 def test_losses_by_name():
-    assert set(L.LOSSES) == {"logistic", "wgan-gp", "wgan", "wgan-div", "hinge"}
+    assert set(L.LOSSES) == {"logistic", "wgan-gp", "wgan", "wgan-div", "hinge", "ra-hinge"}
     assert L.get_loss("hinge") == (L.g_wgan, L.d_hinge)
     with pytest.raises(ValueError, match="unknown loss 'lsgan'"):
         L.get_loss("lsgan")

@@ -492,3 +492,17 @@ def test_offline_inception_message_names_the_cache_and_only_real_flags(tiny_gen,
     out, err = capsys.readouterr()
     assert out == "" and "--inception PATH" in err and str(tmp_path / "my-cache") in err and err.count("\n") == 1
 
+
+
+def test_network_below_the_dataset_resolution_uses_the_matching_level(tiny_gen, demo_dataset, tmp_path, capsys):
+    # The demo trains a 32x32 network on the 64x64 faces: the metrics read the 32x32 level the dataset stores,
+    # and say so, instead of refusing the dataset it was trained on.
+    from stylegan_tf.data import open_dataset
+    big = demo_dataset(resolution=64, count=64)
+    level32 = np.concatenate(list(open_dataset(big).iterate_uint8(resolution=32)))
+    same = write_dataset(tmp_path / "level32", level32)
+    kw = dict(progress=False, num_images=64, batch_size=16)
+    got = metric_base.calc_metrics(tiny_gen, "swd1k", big, **kw)[0]["results"]
+    want = metric_base.calc_metrics(tiny_gen, "swd1k", same, **kw)[0]["results"]
+    assert got == pytest.approx(want, rel=1e-6)
+    assert "the dataset's 32x32 level" in capsys.readouterr().err

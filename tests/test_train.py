@@ -216,6 +216,24 @@ def test_growing_through_fit_with_user_callbacks(dataset, tmp_path):
     assert img.shape == (2, 16, 16, 3) and np.all(np.isfinite(img))
 
 
+@pytest.mark.parametrize("mixed_precision", [False, True])
+def test_gs_run_after_training_equals_the_reloaded_snapshot(dataset, tmp_path, mixed_precision):
+    # The fakes grid compiles Gs.run at tick 0 with the grid's batch size. Every later call, of any batch size,
+    # must run the graph a fresh process would build for the same weights: a graph specialised to the first
+    # batch size rounded differently (a few float32 ulps; ~0.1 once bfloat16 amplified it).
+    import stylegan_tf
+    old_policy = keras.mixed_precision.global_policy()
+    try:
+        res = training_loop(small_opts(dataset, tmp_path / "results", resolution=16, total_kimg=0.016,
+                                       mixed_precision=mixed_precision))
+        z = np.random.RandomState(1).randn(5, 16).astype(np.float32)
+        here = res.model.Gs.run(z, noise_mode="const")
+        reloaded = stylegan_tf.load_network(res.snapshots[-1]).Gs.run(z, noise_mode="const")
+    finally:
+        keras.mixed_precision.set_global_policy(old_policy)     # training_loop sets the process-wide policy
+    np.testing.assert_allclose(here, reloaded, rtol=0, atol=1e-5)
+
+
 def test_metrics_run_on_every_snapshot(dataset, tmp_path):
     # SWD needs no downloaded weights, so --metrics is exercised end to end here.
     opts = small_opts(dataset, tmp_path / "results", resolution=16, lod_initial_resolution=16, total_kimg=0.016,

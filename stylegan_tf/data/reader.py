@@ -138,7 +138,7 @@ class DatasetInfo:
         return tf.transpose(images, [0, 2, 3, 1])
 
     def make_tf_dataset(self, resolution=None, batch_size=32, mirror=False, shuffle=True, repeat=True,
-                        seed=None, shuffle_mb=1024, num_parallel_calls=None, drop_remainder=None):
+                        seed=None, shuffle_mb=1024, num_parallel_calls=None, drop_remainder=None, pyramid=False):
         """tf.data pipeline of (images float32 [-1, 1] NHWC [B, r, r, C], labels float32 [B, L]).
 
         Reads the level file for `resolution` (default: full). uint8 -> float as the original,
@@ -146,19 +146,33 @@ class DatasetInfo:
         window of `shuffle_mb` megabytes of records (the original uses 4096 MB) reshuffled every epoch.
         With a `seed`, the order and the mirroring are reproducible. Batches are full when repeating
         (static shapes for training); `drop_remainder` overrides that.
+
+        With `pyramid` (MSG-GAN), the images are a tuple of every stored level from 4x4 up to `resolution`,
+        lowest first, read from the level files side by side: every level file holds the same images in the
+        same record order (one `DatasetWriter.add` writes one image's pyramid to all of them), so record i of
+        each file is the same image, which shuffling and mirroring keep together. A tuple, not a list: tf.data
+        would try to stack a list into one tensor.
+
+        Example:
+            >>> ds = open_dataset("datasets/mine").make_tf_dataset(32, batch_size=8, pyramid=True, mirror=True)
+            >>> [x.shape[1] for x in next(iter(ds))[0]]
+            [4, 8, 16, 32]
         """
         import tensorflow as tf
         resolution = self.resolution if resolution is None else int(resolution)
-        path = self.level_path(resolution)
+        self.level_path(resolution)  # one line naming the levels the dataset has, if not one of them
+        resolutions = [r for r in sorted(self.levels) if r <= resolution] if pyramid else [resolution]
+        paths = [self.level_path(r) for r in resolutions]
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
         parallel = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
-        records = tf.data.TFRecordDataset(path, compression_type="", buffer_size=8 << 20)
-        ds = tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(self.labels)))
+        records = tuple(tf.data.TFRecordDataset(p, compression_type="", buffer_size=8 << 20) for p in paths)
+        ds = tf.data.Dataset.zip((records if pyramid else records[0],
+                                  tf.data.Dataset.from_tensor_slices(self.labels)))
         if shuffle:
-            item_bytes = self.num_channels * resolution * resolution + 32
+            item_bytes = sum(self.num_channels * r * r + 32 for r in resolutions)
             window = int(min(self.num_images, max(1, (shuffle_mb << 20) // item_bytes)))
             ds = ds.shuffle(window, seed=seed, reshuffle_each_iteration=True)
         if repeat:
@@ -169,13 +183,15 @@ class DatasetInfo:
 
         def convert(index, batch):
             serialized, labels = batch
-            images = tf.cast(self._parse_batch(serialized, resolution), tf.float32) * scale + bias
+            levels = [tf.cast(self._parse_batch(ser, r), tf.float32) * scale + bias
+                      for ser, r in zip(serialized if pyramid else (serialized,), resolutions)]
             if mirror:
-                # Stateless draws keyed by (seed, batch index): reproducible under parallel map.
-                flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed=tf.stack(
+                # Stateless draws keyed by (seed, batch index): reproducible under parallel map. One draw per
+                # image, applied to every level of it.
+                flip = tf.random.stateless_uniform([tf.shape(levels[0])[0]], seed=tf.stack(
                     [tf.constant(seed, tf.int64), index])) < 0.5
-                images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
-            return images, labels
+                levels = [tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x) for x in levels]
+            return (tuple(levels) if pyramid else levels[0]), labels
 
         ds = ds.map(convert, num_parallel_calls=parallel, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)
@@ -183,9 +199,15 @@ class DatasetInfo:
     def iterate_uint8(self, resolution=None, max_images=None, batch_size=64, with_labels=False):
         """uint8 NHWC numpy batches in TFRecord order (no shuffle, no mirror); what metrics read.
 
-        With `with_labels`, yields (images, labels) pairs instead.
+        With `with_labels`, yields (images, labels) pairs instead. Without TensorFlow installed, the records are
+        read by data/numpy_reader.py (the same batches).
         """
-        import tensorflow as tf
+        try:
+            import tensorflow as tf
+        except ImportError:
+            from stylegan_tf.data import numpy_reader
+            yield from numpy_reader.iterate_uint8(self, resolution, max_images, batch_size, with_labels)
+            return
         resolution = self.resolution if resolution is None else int(resolution)
         path = self.level_path(resolution)
         n = self.num_images if max_images is None else min(int(max_images), self.num_images)

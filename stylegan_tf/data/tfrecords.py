@@ -131,8 +131,13 @@ def _read_record(f):
 
 
 def parse_example(serialized):
-    """One serialized record -> uint8 array [C, H, W] (numpy, through the protobuf class TF ships)."""
-    import tensorflow as tf
+    """One serialized record -> uint8 array [C, H, W] (numpy, through the protobuf class TF ships, or parsed by
+    hand in numpy_reader where TensorFlow is not installed)."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        from stylegan_tf.data.numpy_reader import parse_example as parse_without_tf
+        return parse_without_tf(serialized)
     ex = tf.train.Example.FromString(serialized)
     shape = list(ex.features.feature["shape"].int64_list.value)
     data = ex.features.feature["data"].bytes_list.value

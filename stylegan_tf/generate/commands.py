@@ -18,12 +18,19 @@ from stylegan_tf.generate.seeds import parse_layers, seeds_to_z
 from stylegan_tf.image_grid import grid_shape, make_grid
 
 
-def _prepare(network, out, overwrite, class_idx=None, noise_mode="const"):
+def _prepare(network, out, overwrite, class_idx=None, noise_mode="const", figure=None):
     check_noise_mode(noise_mode)
     if out is not None:
         check_image_path(out)
         check_writable([out], overwrite)
     Gs = load_generator(network)
+    if figure is not None:
+        # A StyleGAN-only figure (styles, noise inputs, W) on another architecture: one line, before any work.
+        from stylegan_tf.networks.archs import ArchError, check_figure
+        try:
+            check_figure(Gs, figure)
+        except ArchError as e:
+            raise GenerateError(str(e)) from None
     class_labels(Gs, class_idx, 1)  # validates --class against the network before any work
     return Gs
 
@@ -40,7 +47,7 @@ def images(network, seeds, outdir="out", truncation_psi=0.7, truncation_cutoff=8
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise GenerateError(f"--outdir: {outdir} is a file, not a folder")
     check_writable(paths + ([grid_path] if grid_path else []), overwrite, "--outdir")
-    Gs = _prepare(network, None, overwrite, class_idx, noise_mode)
+    Gs = _prepare(network, None, overwrite, class_idx, noise_mode, figure="images")
     labels = class_labels(Gs, class_idx, len(seeds))
     kept = []
     # PNG encoding of large images is as slow as generating them on a GPU: a few writer threads overlap it
@@ -93,7 +100,7 @@ def style_mixing(network, row_seeds, col_seeds, styles=("coarse",), out="out/sty
                  progress=True):
     """Paper Fig. 3. `styles`: one layer spec per row (cycled), each a preset (coarse|middle|fine) or
     indices like '0-3'; the single spec 'paper' means the paper's rows: 3 coarse, 2 middle, 1 fine."""
-    Gs = _prepare(network, out, overwrite, class_idx, noise_mode)
+    Gs = _prepare(network, out, overwrite, class_idx, noise_mode, figure="style-mixing")
     specs = list(styles)
     if specs == ["paper"]:
         specs = ["coarse"] * 3 + ["middle"] * 2 + ["fine"]
@@ -106,7 +113,7 @@ def style_mixing(network, row_seeds, col_seeds, styles=("coarse",), out="out/sty
 def truncation(network, seeds, psis=(1, 0.7, 0.5, 0, -0.5, -1), out="out/truncation.png", class_idx=None,
                noise_mode="const", batch_size=8, overwrite=False, progress=True):
     """Paper Fig. 8."""
-    Gs = _prepare(network, out, overwrite, class_idx, noise_mode)
+    Gs = _prepare(network, out, overwrite, class_idx, noise_mode, figure="truncation")
     return [write_image(figures.truncation_figure(Gs, seeds, list(psis), class_idx, noise_mode, batch_size,
                                                   progress), out)]
 
@@ -114,7 +121,7 @@ def truncation(network, seeds, psis=(1, 0.7, 0.5, 0, -0.5, -1), out="out/truncat
 def noise_detail(network, seeds, samples=100, out="out/noise-detail.png", class_idx=None, batch_size=8,
                  overwrite=False, progress=True):
     """Paper Fig. 4."""
-    Gs = _prepare(network, out, overwrite, class_idx)
+    Gs = _prepare(network, out, overwrite, class_idx, figure="noise-detail")
     return [write_image(figures.noise_detail_figure(Gs, seeds, samples, class_idx, batch_size=batch_size,
                                                     progress=progress), out)]
 
@@ -122,7 +129,7 @@ def noise_detail(network, seeds, samples=100, out="out/noise-detail.png", class_
 def noise_components(network, seeds, flips=(), out="out/noise-components.png", class_idx=None, batch_size=8,
                      overwrite=False, progress=True):
     """Paper Fig. 5."""
-    Gs = _prepare(network, out, overwrite, class_idx)
+    Gs = _prepare(network, out, overwrite, class_idx, figure="noise-components")
     return [write_image(figures.noise_components_figure(Gs, seeds, flips, class_idx, batch_size, progress), out)]
 
 
@@ -130,7 +137,7 @@ def uncurated(network, seed, rows=3, lods=None, crop=None, out="out/uncurated.pn
               truncation_psi=0.7, truncation_cutoff=8, noise_mode="const", batch_size=8, overwrite=False,
               progress=True):
     """Paper Fig. 2."""
-    Gs = _prepare(network, out, overwrite, class_idx, noise_mode)
+    Gs = _prepare(network, out, overwrite, class_idx, noise_mode, figure="uncurated")
     return [write_image(figures.uncurated_figure(Gs, seed, rows, lods, crop, class_idx, truncation_psi,
                                                  truncation_cutoff, noise_mode, batch_size, progress), out)]
 
@@ -148,7 +155,10 @@ def interpolate(network, seeds, out="out/interpolate.gif", space="z", frames_per
         raise GenerateError("--size must be a positive number of pixels")
     if len(seeds) < 2:
         raise GenerateError("--seeds: interpolation needs at least two seeds")
-    Gs = _prepare(network, None, overwrite, class_idx, noise_mode)
+    Gs = _prepare(network, None, overwrite, class_idx, noise_mode, figure="interpolate")
+    if space == "w" and not hasattr(Gs, "mapping"):
+        raise GenerateError("--space w needs a StyleGAN generator (a mapping network); this network has no W "
+                            "space: use --space z")
     frames = video.interpolation_frames(Gs, seeds, space, frames_per_transition, loop, class_idx, truncation_psi,
                                         truncation_cutoff, noise_mode, batch_size, progress)
     return [video.write_video(frames, out, fps, size)]
@@ -156,7 +166,7 @@ def interpolate(network, seeds, out="out/interpolate.gif", space="z", frames_per
 
 def z_walk(network, seed, dims, values, mode="set", out="out/z-walk.png", class_idx=None, truncation_psi=1.0,
            truncation_cutoff=None, noise_mode="const", batch_size=8, overwrite=False, progress=True):
-    Gs = _prepare(network, out, overwrite, class_idx, noise_mode)
+    Gs = _prepare(network, out, overwrite, class_idx, noise_mode, figure="z-walk")
     return [write_image(walks.z_walk_figure(Gs, seed, dims, list(values), mode, class_idx, truncation_psi,
                                             truncation_cutoff, noise_mode, batch_size, progress), out)]
 
@@ -164,7 +174,7 @@ def z_walk(network, seed, dims, values, mode="set", out="out/z-walk.png", class_
 def w_walk(network, seed, components, values, layers="all", samples=10000, out="out/w-walk.png", class_idx=None,
            truncation_psi=1.0, truncation_cutoff=None, noise_mode="const", batch_size=8, overwrite=False,
            progress=True):
-    Gs = _prepare(network, out, overwrite, class_idx, noise_mode)
+    Gs = _prepare(network, out, overwrite, class_idx, noise_mode, figure="w-walk")
     layer_list = parse_layers(layers, int(Gs.num_layers), "--layers")
     return [write_image(walks.w_walk_figure(Gs, seed, components, list(values), layer_list, samples, class_idx,
                                             truncation_psi, truncation_cutoff, noise_mode, batch_size, progress),

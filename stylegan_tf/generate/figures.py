@@ -103,7 +103,7 @@ def style_mixing_figure(Gs, row_seeds, col_seeds, row_styles, class_idx=None, tr
     res, _, channels = _shape(Gs)
     w_rows = _w_of(Gs, row_seeds, class_idx, truncation_psi, truncation_cutoff)
     w_cols = _w_of(Gs, col_seeds, class_idx, truncation_psi, truncation_cutoff)
-    mixed = mix_styles(w_rows, w_cols, row_styles)
+    mixed = mix_styles(w_rows, w_cols, row_styles, getattr(Gs, "style_levels", None))
     images = synthesize_w(Gs, np.concatenate([w_cols, w_rows, mixed.reshape((-1,) + w_rows.shape[1:])]),
                           noise_mode, batch_size, "style mixing", progress,
                           noise_rng=noise_ctl.noise_source(noise_mode, row_seeds[0], Gs.latent_size))
@@ -118,12 +118,19 @@ def style_mixing_figure(Gs, row_seeds, col_seeds, row_styles, class_idx=None, tr
     return canvas
 
 
-def mix_styles(w_rows, w_cols, row_styles):
-    """[rows, cols, layers, dlatent]: w_rows[r] with layers row_styles[r % len] replaced by w_cols[c]."""
+def mix_styles(w_rows, w_cols, row_styles, style_levels=None):
+    """[rows, cols, layers, dlatent]: w_rows[r] with layers row_styles[r % len] replaced by w_cols[c].
+
+    `style_levels` (`Gs.style_levels`, [layers]) mixes at level boundaries: a chosen layer brings every
+    layer of its style level with it, so a per-level mapping's (v1..v4) level is never split between two
+    latents. The official mapping's levels are single layers, so its chosen layers are copied as given."""
     w_rows, w_cols = np.asarray(w_rows), np.asarray(w_cols)
     out = np.repeat(w_rows[:, None], len(w_cols), axis=1)
     for r in range(len(w_rows)):
         layers = list(row_styles[r % len(row_styles)])
+        if style_levels is not None and layers:
+            levels = np.asarray(style_levels)
+            layers = [int(i) for i in np.flatnonzero(np.isin(levels, levels[layers]))]
         out[r][:, layers] = w_cols[:, layers]
     return out
 

@@ -10,7 +10,7 @@ from stylegan_tf.layers.serialization import register
 from stylegan_tf.networks import draws
 from stylegan_tf.networks.channels import resolution_log2
 from stylegan_tf.networks.inference import batched, compiled, level_for_lod
-from stylegan_tf.networks.mapping import MappingNetwork
+from stylegan_tf.networks.mapping import get_mapping, make_mapping
 from stylegan_tf.networks.style_mixing import mix_styles, mixing_cutoff
 from stylegan_tf.networks.synthesis import SynthesisNetwork
 from stylegan_tf.networks.truncation import truncate
@@ -37,7 +37,7 @@ class Generator(keras.Model):
                  const_input_layer=True, use_noise=True, nonlinearity="lrelu", use_wscale=True,
                  use_pixel_norm=False, use_instance_norm=True, fused_scale="auto", blur_filter=(1, 2, 1),
                  truncation_psi=0.7, truncation_cutoff=8, dlatent_avg_beta=0.995, style_mixing_prob=0.9,
-                 **kwargs):
+                 mapping="fc", **kwargs):
         super().__init__(**kwargs)
         resolution_log2(resolution)
         self._args = dict(
@@ -53,14 +53,22 @@ class Generator(keras.Model):
             truncation_psi=None if truncation_psi is None else float(truncation_psi),
             truncation_cutoff=None if truncation_cutoff is None else int(truncation_cutoff),
             dlatent_avg_beta=None if dlatent_avg_beta is None else float(dlatent_avg_beta),
-            style_mixing_prob=None if style_mixing_prob is None else float(style_mixing_prob))
+            style_mixing_prob=None if style_mixing_prob is None else float(style_mixing_prob),
+            mapping=str(mapping))
         a = self._args
         self.synthesis = SynthesisNetwork(**{k: a[k] for k in _SYNTHESIS_ARGS}, name="G_synthesis")
-        self.mapping = MappingNetwork(**{k: a[k] for k in _MAPPING_ARGS},
-                                      dlatent_broadcast=self.synthesis.num_styles, name="G_mapping")
+        # `mapping` names the mapping network (networks/mapping.py registry): "fc" is the official one; the
+        # per-level variants v1..v4 give each resolution level its own style (networks/mapping_variants.py).
+        if get_mapping(a["mapping"]).per_level and not a["use_styles"]:
+            raise ValueError(f"--mapping {a['mapping']} gives each level a style: it needs use_styles "
+                             "(config B has one input, no styles)")
+        self.mapping = make_mapping(a["mapping"], **{k: a[k] for k in _MAPPING_ARGS},
+                                    dlatent_broadcast=self.synthesis.num_styles, name="G_mapping")
         self.lod = self.add_weight(name="lod", shape=(), initializer="zeros", trainable=False)
         # Updated inside replicas during training: averaged across them under a distribution strategy.
-        self.dlatent_avg = self.add_weight(name="dlatent_avg", shape=(a["dlatent_size"],), initializer="zeros",
+        # [dlatent_size] for the official mapping (one w); one row per style row for a per-level mapping.
+        avg_shape = ((self.num_styles, a["dlatent_size"]) if self.per_level_styles else (a["dlatent_size"],))
+        self.dlatent_avg = self.add_weight(name="dlatent_avg", shape=avg_shape, initializer="zeros",
                                            trainable=False, aggregation="mean")
         self._fns = {}
         self.built = True
@@ -79,6 +87,23 @@ class Generator(keras.Model):
     truncation_cutoff = property(lambda self: self._args["truncation_cutoff"])
     dlatent_avg_beta = property(lambda self: self._args["dlatent_avg_beta"])
     style_mixing_prob = property(lambda self: self._args["style_mixing_prob"])
+    mapping_kind = property(lambda self: self._args["mapping"])
+    per_level_styles = property(lambda self: bool(getattr(self.mapping, "per_level", False)))
+
+    @property
+    def style_levels(self):
+        """int32 [num_styles]: the style level of each style row. Rows of one level always hold the same style:
+        for the official mapping every row is its own level (one w, mixable anywhere); for v1..v4 the levels
+        are the mapping's per-resolution styles."""
+        if self.per_level_styles:
+            return np.asarray(self.mapping.style_of_row(), np.int32)
+        return np.arange(self.num_styles, dtype=np.int32)
+
+    @property
+    def mixing_boundaries(self):
+        """The rows where style mixing may start the second latent's styles (level boundaries)."""
+        lv = self.style_levels
+        return [r for r in range(1, len(lv)) if lv[r] != lv[r - 1]]
 
     def noise_buffers(self):
         return list(self.synthesis.noise_buffers)
@@ -90,19 +115,30 @@ class Generator(keras.Model):
         Otherwise: no mixing, truncation only if `truncation_psi` is given, noise `noise_mode` (default random).
         `seed` ([2] int tensor): draw mixing latents/cutoffs and noise statelessly from it (see `draws`)."""
         lod = self.lod if lod is None else ops.cast(lod, "float32")
+        w, noise_mode = self.call_dlatents(z, labels, training, noise_mode, truncation_psi, truncation_cutoff,
+                                           lod, seed)
+        # seed salts: 0 the mixing latents, 1 the cutoff, 2 the noise maps
+        return self.synthesis(w, lod=lod, level=level, noise_mode=noise_mode, seed=draws.child(seed, 2))
+
+    def call_dlatents(self, z, labels, training, noise_mode, truncation_psi, truncation_cutoff, lod, seed):
+        """The dlatents `call` synthesizes from, and its noise mode: mapping, then (training) the dlatent_avg
+        update and style mixing, or (inference) truncation if asked. Shared with generators that synthesize
+        differently (MSG-StyleGAN's multi-scale outputs, networks/msg.py)."""
         w = self.mapping(z, labels)
         if training:
             if self.dlatent_avg_beta is not None and self.dlatent_avg_beta != 1.0:
-                batch_avg = ops.mean(w[:, 0], axis=0)
+                batch_avg = ops.mean(w, axis=0) if self.per_level_styles else ops.mean(w[:, 0], axis=0)
                 self.dlatent_avg.assign(batch_avg + (self.dlatent_avg - batch_avg) * self.dlatent_avg_beta)
             if self.style_mixing_prob and self.num_styles > 1:
                 w2 = self.mapping(draws.normal(ops.shape(z), seed, salt=0), labels)
-                w = mix_styles(w, w2, mixing_cutoff(self.num_styles, lod, self.style_mixing_prob, draws.child(seed, 1)))
+                # A per-level mapping mixes only at a level boundary (the official one: at any layer).
+                bounds = self.mixing_boundaries if self.per_level_styles else None
+                w = mix_styles(w, w2, mixing_cutoff(self.num_styles, lod, self.style_mixing_prob, draws.child(seed, 1),
+                                                    boundaries=bounds))
             noise_mode = "random" if noise_mode is None else noise_mode
         elif truncation_psi is not None:
             w = truncate(w, self.dlatent_avg, truncation_psi, truncation_cutoff)
-        # seed salts: 0 the mixing latents, 1 the cutoff, 2 the noise maps
-        return self.synthesis(w, lod=lod, level=level, noise_mode=noise_mode or "random", seed=draws.child(seed, 2))
+        return w, noise_mode or "random"
 
     # -- numpy inference API --------------------------------------------------------------------------------------
     def _fn(self, key, build):
@@ -130,7 +166,8 @@ class Generator(keras.Model):
         return z, labels
 
     def map_latents(self, z, labels=None, batch_size=256):
-        """z [N, latent_size] -> w [N, num_layers, dlatent_size] (numpy), no truncation."""
+        """z [N, latent_size] -> w [N, num_layers, dlatent_size] (numpy), no truncation. With a per-level mapping
+        (v1..v4) each level's rows hold that level's own style (`style_levels`)."""
         z, labels = self._check_z(z, labels)
 
         def build():

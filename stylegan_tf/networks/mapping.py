@@ -1,11 +1,134 @@
-"""Mapping network: z (+ embedded labels) -> PixelNorm -> `mapping_layers` dense layers -> w, broadcast."""
+"""Mapping network: z (+ embedded labels) -> PixelNorm -> `mapping_layers` dense layers -> w, broadcast.
+
+Also the mapping registry: `fc` is this module's official network; the per-level variants v1..v4
+(networks/mapping_variants.py) register themselves by name, and every generator builds its mapping through
+`make_mapping(kind, ...)`, so a new variant touches its own module and this registry only.
+"""
+import importlib
+
 import keras
+import numpy as np
 from keras import ops
 
 from stylegan_tf.layers import Bias, EqualizedDense, LabelConcat, activation_gain, apply_activation, pixel_norm
 from stylegan_tf.layers.serialization import register
 
 
+# name -> mapping class; each class has `kind` (its name) and `per_level` (True: its styles differ per level)
+MAPPINGS = {}
+# Modules that register mapping variants when imported (imported on first use of the registry).
+MAPPING_MODULES = ("stylegan_tf.networks.mapping_variants",)
+
+
+def register_mapping(name, per_level=False):
+    """Class decorator: make a mapping layer buildable as `make_mapping(name, ...)`.
+
+    Args:
+        name: the `--mapping` value.
+        per_level: True if the mapping gives each synthesis level its own style (dlatent_avg is then kept per
+            level and style mixing cuts only at level boundaries; see the class's `style_of_row`).
+
+    Example:
+        >>> @register_mapping("mine", per_level=True)
+        ... class MyMapping(keras.layers.Layer): ...
+    """
+    def wrap(cls):
+        cls.kind, cls.per_level = name, bool(per_level)
+        MAPPINGS[name] = cls
+        return cls
+    return wrap
+
+
+def _load_variants():
+    for module in MAPPING_MODULES:
+        importlib.import_module(module)
+
+
+def mapping_names():
+    """The registered mapping names, `fc` first."""
+    _load_variants()
+    return list(MAPPINGS)
+
+
+def get_mapping(name):
+    """The mapping class registered as `name`; ValueError (one line naming --mapping and the choices) otherwise."""
+    _load_variants()
+    try:
+        return MAPPINGS[name]
+    except KeyError:
+        raise ValueError(f"--mapping {name!r} is unknown: choose one of {', '.join(MAPPINGS)}") from None
+
+
+def make_mapping(kind="fc", **kwargs):
+    """Build the mapping network `kind` with MappingNetwork's arguments.
+
+    Args:
+        kind: a registered name (`mapping_names()`): "fc" (official) or "v1".."v4".
+        **kwargs: latent_size, label_size, dlatent_size, dlatent_broadcast (the synthesis' number of style
+            rows), mapping_layers, mapping_fmaps, mapping_lrmul, mapping_nonlinearity, use_wscale,
+            normalize_latents, name.
+
+    Returns:
+        A Keras layer `mapping(z, labels=None) -> [N, dlatent_broadcast, dlatent_size]`.
+
+    Example:
+        >>> m = make_mapping("v4", latent_size=32, dlatent_size=16, mapping_fmaps=16, mapping_layers=3,
+        ...                  dlatent_broadcast=6)
+        >>> m(np.zeros([2, 32], "float32")).shape
+        (2, 6, 16)
+    """
+    return get_mapping(kind)(**kwargs)
+
+
+def mapping_generator_kwargs(opts):
+    """The Generator arguments that training options `opts` (anything with `mapping`, `latent_size`,
+    `dlatent_size`, `mapping_layers`, `mapping_fmaps`) set for the mapping network. For a per-level variant the
+    styles are `mapping_fmaps` wide, so that is the dlatent size the synthesis' style affines take.
+
+    Example:
+        >>> mapping_generator_kwargs(TrainingOptions(mapping="v4", mapping_fmaps=128, mapping_layers=5))
+        {'mapping': 'v4', 'latent_size': 512, 'dlatent_size': 128, 'mapping_layers': 5, 'mapping_fmaps': 128}
+    """
+    kind = getattr(opts, "mapping", "fc") or "fc"
+    per_level = get_mapping(kind).per_level
+    return {"mapping": kind, "latent_size": opts.latent_size,
+            "dlatent_size": opts.mapping_fmaps if per_level else opts.dlatent_size,
+            "mapping_layers": opts.mapping_layers, "mapping_fmaps": opts.mapping_fmaps}
+
+
+def mapping_summary(mapping="fc", latent_size=512, label_size=0, dlatent_size=512, mapping_layers=8,
+                    mapping_fmaps=512):
+    """One line for `train.py --dry-run`: the mapping network and its weight-matrix / full parameter counts
+    (the mapping alone is built for it: the counts are the real network's).
+
+    Example:
+        >>> mapping_summary("fc", 512, 0, 512, 8, 512)
+        'Mapping network fc: 8 layers, width 512 -> 2,097,152 weight-matrix parameters (2,101,248 with biases)'
+    """
+    net = make_mapping(mapping, latent_size=latent_size, label_size=label_size, dlatent_size=dlatent_size,
+                       mapping_layers=mapping_layers, mapping_fmaps=mapping_fmaps)
+    weights, total = count_parameters(net)
+    what = (f"{mapping_layers} style levels, style width {mapping_fmaps}" if get_mapping(mapping).per_level
+            else f"{mapping_layers} layers, width {mapping_fmaps}")
+    return (f"Mapping network {mapping}: {what} -> {weights:,} weight-matrix parameters ({total:,} with biases)")
+
+
+def count_parameters(layer):
+    """(weight-matrix parameters, all parameters) of a built layer: the first counts only dense weight
+    matrices (variables named `weight`: the layers' `W`, the label embedding), as the mapping-variant
+    comparison's table does; the second adds biases and learned vectors.
+
+    Example:
+        >>> count_parameters(make_mapping("fc", latent_size=512, dlatent_size=512))
+        (2097152, 2101248)
+    """
+    # `weights`, not `trainable_weights`: Gs (frozen, trainable=False) counts the same as G.
+    weights = sum(int(np.prod(v.shape)) for v in layer.weights if v.path.split("/")[-1] == "weight")
+    total = sum(int(np.prod(v.shape)) for v in layer.weights)
+    return weights, total
+
+
+@register_mapping("fc")
 @register
 class MappingNetwork(keras.layers.Layer):
     def __init__(self, latent_size=512, label_size=0, dlatent_size=512, dlatent_broadcast=None,

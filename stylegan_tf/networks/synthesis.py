@@ -147,6 +147,34 @@ class SynthesisNetwork(keras.layers.Layer):
             img = lerp(img, low, ops.clip(lod - float(level), 0.0, 1.0))
         return img
 
+    def multi_scale(self, w, noise_mode="random", seed=None):
+        """Every level's ToRGB output, lowest first: [4x4, 8x8, ..., RxR] (MSG-GAN's multi-scale outputs).
+
+        The same blocks and ToRGB layers as `call`, without progressive growing: the last entry equals
+        `call(w, lod=0, level=0)` (and `level=None` at lod 0). `call` itself is unchanged by this method.
+
+        Args:
+            w: [N, num_styles, dlatent_size] dlatents.
+            noise_mode: "random", "const" or "none".
+            seed: [2] int tensor making random noise stateless (see `draws`), or None.
+
+        Returns:
+            A list of `resolution_log2 - 1` NHWC images.
+
+        Example:
+            >>> s = SynthesisNetwork(dlatent_size=16, resolution=16, fmap_max=16)
+            >>> [x.shape[1] for x in s.multi_scale(ops.zeros([2, s.num_styles, 16]))]
+            [4, 8, 16]
+        """
+        check_noise_mode(noise_mode)
+        w = ops.convert_to_tensor(w, "float32")
+        x = self._base(w, noise_mode, seed)
+        images = [self.torgbs[0](x)]
+        for res in range(3, self.resolution_log2 + 1):
+            x = self._block(res, x, w, noise_mode, seed)
+            images.append(self.torgbs[res - 2](x))
+        return images
+
     def get_config(self):
         return {**super().get_config(), "dlatent_size": self.dlatent_size, "num_channels": self.num_channels,
                 "resolution": self.resolution, "fmap_base": self.fmap_base, "fmap_decay": self.fmap_decay,

@@ -5,7 +5,9 @@ from keras import ops
 
 def truncate(w, dlatent_avg, psi, cutoff=None):
     """w [N, num_layers, D]. Layers at or above `cutoff` are returned untouched (exactly w), and so is every
-    layer when `psi` is the Python number 1 (avg + (w - avg) * 1 can differ from w in the last bit)."""
+    layer when `psi` is the Python number 1 (avg + (w - avg) * 1 can differ from w in the last bit).
+    `dlatent_avg` is [D] (the official mapping's one average w) or [num_layers, D] (a per-level mapping,
+    v1..v4: each level is pulled towards its own average; psi = 0 gives exactly that average)."""
     if isinstance(psi, (int, float)) and psi == 1:
         return w
     w = ops.convert_to_tensor(w)

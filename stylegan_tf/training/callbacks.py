@@ -32,6 +32,11 @@ class ProgressiveGrowing(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         lod = lod_at_step(self.schedule, self.phase, self.state.phase_step, self.repeats)
         if lod != self.lod:
+            # Under JAX, `fit` holds the variables' values in its own state between steps: write them back
+            # first, so that the assignment is seen by (and not overwritten with) that state.
+            sync = getattr(self.model, "jax_state_sync", None)
+            if sync is not None:
+                sync()
             for net in self.networks:
                 net.lod.assign(float(lod))
             self.lod = lod

@@ -4,16 +4,42 @@ Every D loss takes `d_fn(images) -> scores [N, 1]` (a closure over D, labels and
 tiny Keras model) and returns `(per_sample_loss [N], stats)`; every G loss takes the fake scores. Losses are
 per sample; the caller averages them (over the global batch under a distribution strategy).
 """
-import tensorflow as tf
+import itertools
+import math
+
+import keras
+from keras import ops
+
+_BACKEND = keras.backend.backend()
+if _BACKEND == "tensorflow":
+    import tensorflow as tf
+elif _BACKEND == "jax":
+    import jax
 
 
 def _scores(x):
     # Scores are reduced in float32 even under mixed precision, as the original's `fp32()`.
-    return tf.reshape(tf.cast(x, tf.float32), [-1])
+    return ops.reshape(ops.cast(x, "float32"), [-1])
 
 
 def _input_gradients(d_fn, images, grad_scale=1.0):
-    """d(sum D(images))/d(images) and the scores; `grad_scale` is the fp16 loss scale (undone on return)."""
+    """d(sum D(images))/d(images) and the scores; `grad_scale` is the fp16 loss scale (undone on return).
+
+    Differentiable again (R1 and the gradient penalties are minimised through it: a double backprop). On JAX the
+    inner gradient is `jax.grad` of a pure function of the images; D's weights reach it through the Keras
+    StatelessScope the caller runs in. With `REMAT_INPUT_GRADIENTS` it is wrapped in `jax.checkpoint`, so the
+    outer backward pass recomputes D's forward and first backward instead of keeping their activations: the
+    memory of the R1 step at high resolution, for about one more D pass."""
+    if _BACKEND == "jax":
+        def total(x):
+            scores = _scores(d_fn(x))
+            return ops.sum(scores) * grad_scale, scores
+
+        inner = jax.grad(total, has_aux=True)
+        if REMAT_INPUT_GRADIENTS:
+            inner = jax.checkpoint(inner)
+        grads, scores = inner(images)
+        return ops.cast(grads, "float32") / grad_scale, scores
     with tf.GradientTape() as tape:
         tape.watch(images)
         scores = _scores(d_fn(images))
@@ -22,13 +48,49 @@ def _input_gradients(d_fn, images, grad_scale=1.0):
     return grads, scores
 
 
+# Rematerialise the input-gradient pass under JAX (see `_input_gradients`); the JAX train step sets it per phase.
+REMAT_INPUT_GRADIENTS = False
+
+
 def _sum_sq(g):
-    return tf.reduce_sum(tf.square(g), axis=list(range(1, len(g.shape))))
+    return ops.sum(ops.square(g), axis=list(range(1, len(g.shape))))
+
+
+# ------------------------------------------------------------------ pyramids (MSG-GAN: D takes a list of levels)
+def _packed(d_fn, images):
+    """(d_fn', x'): `images` as one tensor for the input-gradient penalties.
+
+    A single tensor passes through. A pyramid (MSG-GAN's list of per-level images [N, r, r, C]) becomes one
+    [N, sum r*r*C] tensor, every level flattened side by side, and d_fn' splits it back into the list D takes. The
+    gradient w.r.t. x' is then every level's gradient side by side, so R1, the WGAN-GP norm and WGAN-div's norms
+    are taken over the whole pyramid: the squared norm is the SUM over levels of the per-level squared norms.
+    (The official MSG-StyleGAN code averages its R1 over the levels instead, i.e. gamma / num_levels.)"""
+    if not isinstance(images, (list, tuple)):
+        return d_fn, images
+    shapes = [tuple(int(d) for d in x.shape[1:]) for x in images]
+    sizes = [math.prod(shape) for shape in shapes]
+    flat = ops.concatenate([ops.reshape(x, [-1, n]) for x, n in zip(images, sizes)], axis=1)
+    splits = list(itertools.accumulate(sizes))[:-1]
+
+    def unpacked(x):
+        return d_fn([ops.reshape(part, (-1,) + shape) for part, shape in zip(ops.split(x, splits, axis=1), shapes)])
+
+    return unpacked, flat
+
+
+def _interpolate_levels(reals, fakes, seed):
+    """`_interpolate` for a tensor or a pyramid; a pyramid's levels share each sample's factor t, so the
+    interpolate of two pyramids is taken at one point between them."""
+    if not isinstance(reals, (list, tuple)):
+        return _interpolate(reals, fakes, seed)
+    zeros = ops.zeros_like(ops.cast(fakes[0][:, :1, :1, :1], "float32"))
+    t = _interpolate(zeros, zeros + 1.0, seed)   # exactly the [N, 1, 1, 1] factors of a single-tensor call
+    return [ops.cast(r, f.dtype) + (f - ops.cast(r, f.dtype)) * ops.cast(t, f.dtype) for r, f in zip(reals, fakes)]
 
 
 # ------------------------------------------------------------------ logistic (StyleGAN default)
 def g_logistic_nonsaturating(fake_scores):
-    return tf.nn.softplus(-_scores(fake_scores))
+    return ops.softplus(-_scores(fake_scores))
 
 
 def d_logistic_r1(d_fn, reals, fakes, gamma=10.0, r1_scale=1.0, grad_scale=1.0, seed=None, **_):
@@ -42,12 +104,12 @@ def d_logistic_r1(d_fn, reals, fakes, gamma=10.0, r1_scale=1.0, grad_scale=1.0, 
     mean (what is minimised) equals the mean of this [N] loss, whose sample i is the matrix's entry (i, i)."""
     fake_scores = _scores(d_fn(fakes))
     if gamma:
-        grads, real_scores = _input_gradients(d_fn, reals, grad_scale)
+        grads, real_scores = _input_gradients(*_packed(d_fn, reals), grad_scale)
         r1 = _sum_sq(grads)
     else:
         real_scores = _scores(d_fn(reals))
-        r1 = tf.zeros_like(real_scores)
-    loss = tf.nn.softplus(fake_scores) + tf.nn.softplus(-real_scores) + r1 * (0.5 * gamma * r1_scale)
+        r1 = ops.zeros_like(real_scores)
+    loss = ops.softplus(fake_scores) + ops.softplus(-real_scores) + r1 * (0.5 * gamma * r1_scale)
     return loss, {"real_score": real_scores, "fake_score": fake_scores, "r1": r1}
 
 
@@ -60,11 +122,18 @@ def d_wgan(d_fn, reals, fakes, wgan_epsilon=0.001, seed=None, **_):
     """Official `D_wgan`: D(fake) - D(real) + epsilon * D(real)^2 (the drift term keeps scores near 0)."""
     real_scores = _scores(d_fn(reals))
     fake_scores = _scores(d_fn(fakes))
-    loss = fake_scores - real_scores + wgan_epsilon * tf.square(real_scores)
+    loss = fake_scores - real_scores + wgan_epsilon * ops.square(real_scores)
     return loss, {"real_score": real_scores, "fake_score": fake_scores}
 
 
 def _interpolate(reals, fakes, seed):
+    if _BACKEND == "jax":
+        # `seed`: the step's raw [2] uint32 key (see networks/draws.py).
+        shape = (reals.shape[0], 1, 1, 1)
+        t = keras.random.uniform(shape) if seed is None else jax.random.uniform(
+            jax.numpy.asarray(seed).astype("uint32"), shape)
+        t = ops.cast(t, fakes.dtype)
+        return ops.cast(reals, fakes.dtype) + (fakes - ops.cast(reals, fakes.dtype)) * t
     n = tf.shape(reals)[0]
     shape = tf.stack([n, 1, 1, 1])
     if seed is None:
@@ -80,21 +149,21 @@ def d_wgan_gp(d_fn, reals, fakes, wgan_lambda=10.0, wgan_epsilon=0.001, wgan_tar
     """Official `D_wgan_gp`: WGAN + lambda/target^2 * (||grad at random interpolates|| - target)^2 + drift."""
     real_scores = _scores(d_fn(reals))
     fake_scores = _scores(d_fn(fakes))
-    mixed = _interpolate(reals, fakes, seed)
-    grads, _ = _input_gradients(d_fn, mixed, grad_scale)
-    norms = tf.sqrt(_sum_sq(grads))
-    gp = tf.square(norms - wgan_target)
+    mixed = _interpolate_levels(reals, fakes, seed)
+    grads, _ = _input_gradients(*_packed(d_fn, mixed), grad_scale)
+    norms = ops.sqrt(_sum_sq(grads))
+    gp = ops.square(norms - wgan_target)
     loss = (fake_scores - real_scores + gp * (wgan_lambda / wgan_target ** 2)
-            + wgan_epsilon * tf.square(real_scores))
+            + wgan_epsilon * ops.square(real_scores))
     return loss, {"real_score": real_scores, "fake_score": fake_scores, "gp": gp}
 
 
 def d_wgan_div(d_fn, reals, fakes, div_k=2.0, div_p=6.0, grad_scale=1.0, seed=None, **_):
     """WGAN-div (Wu et al. 2018): D(fake) - D(real) + k/2 * (||dD(real)||^p + ||dD(fake)||^p), k=2, p=6."""
-    real_grads, real_scores = _input_gradients(d_fn, reals, grad_scale)
-    fake_grads, fake_scores = _input_gradients(d_fn, fakes, grad_scale)
+    real_grads, real_scores = _input_gradients(*_packed(d_fn, reals), grad_scale)
+    fake_grads, fake_scores = _input_gradients(*_packed(d_fn, fakes), grad_scale)
     # ||g||^p = (sum g^2)^(p/2)
-    div = 0.5 * (tf.pow(_sum_sq(real_grads), div_p / 2) + tf.pow(_sum_sq(fake_grads), div_p / 2))
+    div = 0.5 * (ops.power(_sum_sq(real_grads), div_p / 2) + ops.power(_sum_sq(fake_grads), div_p / 2))
     loss = fake_scores - real_scores + div_k * div
     return loss, {"real_score": real_scores, "fake_score": fake_scores, "div": div}
 
@@ -104,8 +173,37 @@ def d_hinge(d_fn, reals, fakes, seed=None, **_):
     """Official `D_hinge`: max(0, 1 + D(fake)) + max(0, 1 - D(real)); G uses the WGAN loss."""
     real_scores = _scores(d_fn(reals))
     fake_scores = _scores(d_fn(fakes))
-    loss = tf.nn.relu(1.0 + fake_scores) + tf.nn.relu(1.0 - real_scores)
+    loss = ops.relu(1.0 + fake_scores) + ops.relu(1.0 - real_scores)
     return loss, {"real_score": real_scores, "fake_score": fake_scores}
+
+
+# ------------------------------------------------------------------ relativistic average hinge (MSG-GAN)
+def d_ra_hinge(d_fn, reals, fakes, seed=None, **_):
+    """Relativistic average hinge (Jolicoeur-Martineau 2018), the MSG-GAN paper's loss, per sample:
+    max(0, 1 - (D(real) - mean D(fake))) + max(0, 1 + (D(fake) - mean D(real))).
+
+    Its mean over the minibatch is the paper's loss. The means are over the batch this call sees (one replica's
+    under a distribution strategy)."""
+    real_scores = _scores(d_fn(reals))
+    fake_scores = _scores(d_fn(fakes))
+    loss = ops.relu(1.0 - (real_scores - ops.mean(fake_scores))) + ops.relu(1.0 + (fake_scores - ops.mean(real_scores)))
+    return loss, {"real_score": real_scores, "fake_score": fake_scores}
+
+
+def g_ra_hinge(fake_scores, real_scores):
+    """The generator's side, which needs the real scores too (see `g_loss_needs_reals`), per sample:
+    max(0, 1 + (D(real) - mean D(fake))) + max(0, 1 - (D(fake) - mean D(real)))."""
+    fake_scores, real_scores = _scores(fake_scores), _scores(real_scores)
+    return ops.relu(1.0 + (real_scores - ops.mean(fake_scores))) + ops.relu(1.0 - (fake_scores - ops.mean(real_scores)))
+
+
+g_ra_hinge.needs_real_scores = True
+
+
+def g_loss_needs_reals(g_loss_fn):
+    """Whether a G loss is called `g_loss_fn(fake_scores, real_scores)` (D's scores of the minibatch's reals)
+    instead of `g_loss_fn(fake_scores)`: the relativistic losses."""
+    return bool(getattr(g_loss_fn, "needs_real_scores", False))
 
 
 # name -> (G loss, D loss); every D loss ignores the options it does not use (e.g. gamma for hinge)
@@ -115,6 +213,7 @@ LOSSES = {
     "wgan": (g_wgan, d_wgan),
     "wgan-div": (g_wgan, d_wgan_div),
     "hinge": (g_wgan, d_hinge),
+    "ra-hinge": (g_ra_hinge, d_ra_hinge),
 }
 
 

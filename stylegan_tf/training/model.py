@@ -9,7 +9,9 @@ uninterrupted run would. `deterministic_step` runs the same iteration on given l
 """
 import keras
 import numpy as np
-import tensorflow as tf
+
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
 
 import stylegan_tf.networks  # noqa: F401  (registers G and D for loading snapshots)
 from stylegan_tf.networks import draws
@@ -91,13 +93,60 @@ def fade_reals(x, alpha):
     return x + (y - x) * tf.cast(alpha, x.dtype)
 
 
+def downscale_reals(x, resolution):
+    """Box-filter reals larger than `resolution` down to it (the mean of each block, as dataset_tool makes its
+    lower levels): a user's full-resolution dataset then trains every level of a progressive run in one `fit`."""
+    size = x.shape[1]
+    if size is None or size <= resolution:
+        return x
+    factor = size // resolution
+    return tf.nn.avg_pool2d(x, factor, factor, "VALID")
+
+
+def _dataset_batch(x):
+    """The static batch size of a tf.data dataset's elements (None when unknown)."""
+    spec = getattr(x, "element_spec", None)
+    while isinstance(spec, (list, tuple)) and spec:
+        spec = spec[0]
+    shape = getattr(spec, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) and shape[0] is not None else None
+
+
+def _batch_size(reals):
+    """The batch size of reals (a tensor, or a list of per-level tensors), static where it is known."""
+    x = reals[0] if isinstance(reals, (list, tuple)) else reals
+    return x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+
+
 @keras.saving.register_keras_serializable(package="stylegan_tf")
 class StyleGAN(keras.Model):
-    """G, D and Gs (the EMA of G) trained with the official StyleGAN iteration.
+    """G, D and Gs (the EMA of G) trained with the official StyleGAN iteration: a Keras model for your own `fit`.
 
-    compile(g_optimizer, d_optimizer, loss="logistic", loss_kwargs={"gamma": 10}) then fit a dataset of
-    (reals [B,r,r,C] at the level's native resolution, labels [B,L], step [B] int64).
-    `training_state` is a dict (kimg, tick, options, ...) stored in the snapshot's config.
+    `compile(g_optimizer, d_optimizer, loss="logistic", loss_kwargs={"gamma": 10})`, then `fit` a dataset of
+    `(reals [B, r, r, C] in [-1, 1], labels [B, L], step [B] int64)`: `stylegan_tf.training.fit_dataset` makes one
+    from a dataset folder. Reals larger than the current level's resolution are box-filtered down to it, so
+    `stylegan_tf.callbacks.ProgressiveGrowing` grows the networks inside one `fit`. Saved and loaded as `.keras`
+    (optimizers included). `training_state` is a dict (kimg, tick, options, ...) stored in the config.
+
+    Args:
+        G: the generator (`stylegan_tf.networks.Generator`, or another registered architecture's).
+        D: the discriminator.
+        Gs: the running average of G; None: a copy of G's structure, started from G's weights at the first `fit`.
+        seed: keys every random draw of a step together with the step number.
+        mirror: flip each real left-right with p = 0.5 (train.py's `--mirror`).
+        g_smoothing_kimg: half-life of Gs in thousands of images (10, train.py's default).
+        label_pool: the dataset's labels, which the G step draws its conditioning from (conditional models).
+        training_state: progress stored with the model.
+        g_optimizer, d_optimizer, loss, loss_kwargs: as given to `compile`.
+
+    Example:
+        >>> G = Generator(resolution=32, fmap_base=256, fmap_max=64, latent_size=64, dlatent_size=64)
+        >>> model = StyleGAN(G, Discriminator(resolution=32, fmap_base=256, fmap_max=64), mirror=True)
+        >>> adam = lambda: keras.optimizers.Adam(0.002, beta_1=0.0, beta_2=0.99, epsilon=1e-8)
+        >>> model.compile(g_optimizer=adam(), d_optimizer=adam(), loss="logistic", loss_kwargs={"gamma": 10.0})
+        >>> model.fit(fit_dataset("datasets/mine", batch_size=16), epochs=10, steps_per_epoch=100,
+        ...           callbacks=[stylegan_tf.callbacks.ProgressiveGrowing(), keras.callbacks.CSVLogger("log.csv")])
+        >>> model.save("stylegan.keras")
     """
 
     def __init__(self, G, D, Gs=None, seed=1000, mirror=False, g_smoothing_kimg=10.0, label_pool=None,
@@ -106,6 +155,8 @@ class StyleGAN(keras.Model):
         super().__init__(**kwargs)
         self.G = G
         self.D = D
+        # A user's own `fit` starts such a Gs as a copy of G (see `_build_networks`).
+        self._gs_is_clone = Gs is None
         if Gs is None:
             # A structural clone; the caller copies G's weights once both are built (ema_update_now(0)).
             Gs = G.__class__.from_config(G.get_config())
@@ -130,7 +181,8 @@ class StyleGAN(keras.Model):
 
     # ------------------------------------------------------------------ configuration
     def compile(self, g_optimizer=None, d_optimizer=None, loss=None, loss_kwargs=None, **kwargs):
-        kwargs.setdefault("jit_compile", False)
+        # JAX: the iteration is one jitted pure function (training/jax_step.py); TF: a tf.function, not XLA.
+        kwargs.setdefault("jit_compile", keras.backend.backend() == "jax")
         # No Keras-level optimizer: G and D each own one, and `fit` must not build a third over both nets.
         kwargs["optimizer"] = None
         super().compile(**kwargs)
@@ -146,6 +198,9 @@ class StyleGAN(keras.Model):
             self.loss_kwargs = dict(loss_kwargs)
         self.g_loss_fn, self.d_loss_fn = loss_lib.get_loss(self.loss_name)
         self.build_optimizers()
+        if keras.backend.backend() == "jax":
+            from stylegan_tf.training import jax_step
+            self.optimizer = jax_step.OptimizerPair(self.g_optimizer, self.d_optimizer)
         names = ["G_loss", "D_loss", "real_score", "fake_score", "nonfinite_skips"]
         names += {"logistic": ["r1"], "wgan-gp": ["gp"], "wgan-div": ["div"]}.get(self.loss_name, [])
         self._trackers = {n: keras.metrics.Mean(name=n) if n != "nonfinite_skips" else keras.metrics.Sum(name=n)
@@ -177,6 +232,38 @@ class StyleGAN(keras.Model):
         self.train_function = None
         self.make_train_function(force=True)
 
+    def fit(self, x=None, *args, **kwargs):
+        """Keras `fit`. In a user's own `fit` (not train.py's loop, which configures every phase itself) an
+        unconfigured model trains the full network with the dataset's batch as the minibatch, so that Gs is the
+        EMA with `g_smoothing_kimg` half-life from the first step; `stylegan_tf.callbacks.ProgressiveGrowing`
+        changes the level as the schedule says."""
+        self._build_networks(x)
+        # The data is a shuffled stream keyed by step; Keras must not try to shuffle it again.
+        kwargs.setdefault("shuffle", False)
+        if self.global_batch is None and _dataset_batch(x):
+            self.configure_phase(0, _dataset_batch(x))
+        return super().fit(x, *args, **kwargs)
+
+    def _build_networks(self, x):
+        """Build G, D and Gs from a dataset's element shapes if a user made them unbuilt, and start Gs as a copy
+        of G (train.py's loop builds them itself): the EMA pairs G's and Gs's variables, which must exist."""
+        spec = getattr(x, "element_spec", None)
+        if not isinstance(spec, tuple) or not self._gs_is_clone or any(
+                int(opt.iterations.numpy()) for opt in (self.g_optimizer, self.d_optimizer)
+                if opt is not None and opt.built):
+            return
+        z = np.zeros([1, self.G.latent_size], np.float32)
+        lab = np.zeros([1, self.G.label_size], np.float32) if self.G.label_size else None
+        for net in (self.G, self.Gs):
+            net(z, labels=lab, training=False)
+        reals = spec[0]
+        reals = [np.zeros([1, *r.shape[1:]], np.float32) for r in reals] if isinstance(reals, tuple) \
+            else np.zeros([1, *reals.shape[1:]], np.float32)
+        self.D(reals, labels=lab, training=False)
+        self.__dict__.pop("_gs_pairs", None)
+        self.ema_update_now(0.0)
+        self._gs_is_clone = False
+
     def reset_optimizers(self, g_lrate=None, d_lrate=None):
         """Zero both Adam states and step counters (official `reset_optimizer_state`) and set the lrs."""
         for opt, lr in ((self.g_optimizer, g_lrate), (self.d_optimizer, d_lrate)):
@@ -184,7 +271,7 @@ class StyleGAN(keras.Model):
             lr_var = getattr(inner, "_learning_rate", None)
             for v in inner.variables:
                 if v is not lr_var:
-                    v.assign(tf.zeros(v.shape, v.dtype))
+                    v.assign(keras.ops.zeros(v.shape, v.dtype))
             if lr is not None:
                 inner.learning_rate = lr
 
@@ -212,21 +299,31 @@ class StyleGAN(keras.Model):
     def _call_D(self, x, labels):
         return self.D(x, labels=labels, training=True, level=self.level)
 
-    def train_step(self, data):
+    def train_step(self, *args):
         """One official iteration on a batch `(reals, labels, step)`; draws its randomness from (seed, step).
 
         The latents, mirror flips and G-step labels are drawn here; the iteration itself is `_iteration`, which
-        `deterministic_step` runs on given numbers instead."""
-        reals, labels, step = data
+        `deterministic_step` runs on given numbers instead. On JAX, Keras calls `train_step(state, data)` and
+        the stateless step of training/jax_step.py runs the same iteration."""
+        if keras.backend.backend() == "jax":
+            from stylegan_tf.training import jax_step
+            return jax_step.train_step(self, *args)
+        reals, labels, step = args[0]
         step = step[0]
-        n = reals.shape[0] if reals.shape[0] is not None else tf.shape(reals)[0]
+        # A pyramid architecture (MSG) gets its reals as a tuple of every level, lowest first.
+        reals = list(reals) if isinstance(reals, (list, tuple)) else reals
+        n = _batch_size(reals)
         has_labels = self.G.label_size > 0
         labels = tf.cast(labels, tf.float32) if has_labels else None
-        reals = tf.cast(reals, tf.float32)
+        reals = tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), reals)
+        if not isinstance(reals, list):
+            reals = downscale_reals(reals, self.G.resolution // 2 ** self.level)
         if self.mirror:
             flip = self._global_draw(lambda m, s: tf.random.stateless_uniform([m], seed=s), n,
                                      self._key(step, _SALT_MIRROR)) < 0.5
-            reals = tf.where(flip[:, None, None, None], tf.reverse(reals, axis=[2]), reals)
+            # One flip per sample, applied to every level of it.
+            reals = tf.nest.map_structure(
+                lambda x: tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x), reals)
         out = self._iteration(reals, labels, self._latents(n, self._key(step, _SALT_Z_D)),
                               self._latents(n, self._key(step, _SALT_Z_G)),
                               self._random_labels(n, step) if has_labels else None, step, noise_mode=None)
@@ -250,10 +347,12 @@ class StyleGAN(keras.Model):
         unconditional model, `step` keys the generator's own draws (noise maps, style mixing) and the penalty's,
         `noise_mode` None = the training default (random noise). Returns per-sample losses, the loss's stats,
         `nonfinite_skips` and both gradient lists (aligned with `D/G.trainable_variables`; unscaled)."""
-        n = reals.shape[0] if reals.shape[0] is not None else tf.shape(reals)[0]
+        n = _batch_size(reals)
         global_n = float(self.global_batch or n)
-        lod = tf.cast(tf.convert_to_tensor(_tf_var(self.G.lod)), tf.float32)
-        reals = fade_reals(reals, tf.clip_by_value(lod - float(self.level), 0.0, 1.0))
+        if getattr(self.G, "lod", None) is not None and not isinstance(reals, (list, tuple)):
+            # Only a progressively grown network fades; architectures without `lod` (DCGAN, MSG) never do.
+            lod = tf.cast(tf.convert_to_tensor(_tf_var(self.G.lod)), tf.float32)
+            reals = fade_reals(reals, tf.clip_by_value(lod - float(self.level), 0.0, 1.0))
 
         # ---- Gs = lerp(G, Gs, beta); non-trainables (lod, dlatent_avg, noise buffers) copied.
         # The original runs the Gs update in the same session.run as the D step, so it averages G as it was
@@ -264,12 +363,17 @@ class StyleGAN(keras.Model):
         self._update_gs()
 
         # ---- D step (fakes use style mixing and update dlatent_avg inside G's training call)
-        fakes = tf.stop_gradient(self._call_G(z_d, labels, self._key(step, _SALT_G_DRAWS_D), noise_mode))
+        fakes = tf.nest.map_structure(
+            tf.stop_gradient, self._call_G(z_d, labels, self._key(step, _SALT_G_DRAWS_D), noise_mode))
+        if isinstance(fakes, (list, tuple)):
+            fakes = [tf.cast(f, r.dtype) for f, r in zip(fakes, reals)]
+        else:
+            fakes = tf.cast(fakes, reals.dtype)
         d_vars = self.D.trainable_variables
         d_scale = self._loss_scale(self.d_optimizer)
         with tf.GradientTape() as tape:
             per_sample, stats = self.d_loss_fn(
-                lambda x: self._call_D(x, labels), reals, tf.cast(fakes, reals.dtype),
+                lambda x: self._call_D(x, labels), reals, fakes,
                 r1_scale=self.r1_scale, grad_scale=d_scale, seed=self._key(step, _SALT_PENALTY),
                 **self.loss_kwargs)
             d_loss = tf.reduce_sum(per_sample) / global_n
@@ -282,7 +386,12 @@ class StyleGAN(keras.Model):
         g_scale = self._loss_scale(self.g_optimizer)
         with tf.GradientTape() as tape:
             g_fakes = self._call_G(z_g, labels_g, self._key(step, _SALT_G_DRAWS_G), noise_mode)
-            g_per_sample = self.g_loss_fn(self._call_D(g_fakes, labels_g))
+            fake_scores = self._call_D(g_fakes, labels_g)
+            if loss_lib.g_loss_needs_reals(self.g_loss_fn):
+                # A relativistic G loss compares with D's scores of this iteration's reals.
+                g_per_sample = self.g_loss_fn(fake_scores, self._call_D(reals, labels))
+            else:
+                g_per_sample = self.g_loss_fn(fake_scores)
             g_loss = tf.reduce_sum(g_per_sample) / global_n
             scaled = self.g_optimizer.scale_loss(g_loss) if g_scale != 1.0 else g_loss
         g_grads = tape.gradient(scaled, g_vars)
@@ -342,6 +451,9 @@ class StyleGAN(keras.Model):
         has_labels = self.G.label_size > 0
         if has_labels and (labels is None or labels_g is None):
             raise ValueError("a conditional model needs labels and labels_g")
+        if keras.backend.backend() == "jax":
+            from stylegan_tf.training import jax_step
+            return jax_step.deterministic_step(self, reals, labels, z_d, z_g, labels_g, step, noise_mode)
 
         reals, z_d, z_g = (tf.convert_to_tensor(x, tf.float32) for x in (reals, z_d, z_g))
         labels, labels_g = (tf.convert_to_tensor(x, tf.float32) if has_labels else None for x in (labels, labels_g))

@@ -7,22 +7,11 @@ import numbers
 import os
 import re
 
+from stylegan_tf.networks.archs import ArchError, arch_names, get_arch
+# StyleGAN's Table-1 configurations live with the StyleGAN architecture; re-exported here for the option checks.
+from stylegan_tf.networks.stylegan_arch import CONFIGS, stylegan_kwargs
 from stylegan_tf.training.loss import LOSSES
 from stylegan_tf.training.schedule import BATCH_PRESETS, STYLEGAN_LRATE_DICT, TICK_KIMG_DICT, TrainingSchedule
-
-# Generator options of the paper's Table 1 configurations (F = the StyleGAN default).
-CONFIGS = {
-    "stylegan": {},
-    "configF": {},
-    "configE": {"style_mixing_prob": 0.0},
-    "configD": {"style_mixing_prob": 0.0, "use_noise": False},
-    "configC": {"const_input_layer": False, "style_mixing_prob": 0.0, "use_noise": False},
-    "configB": {"use_styles": False, "use_pixel_norm": True, "use_instance_norm": False, "mapping_layers": 0,
-                "const_input_layer": False, "style_mixing_prob": 0.0, "use_noise": False},
-}
-# "progan": config B's traditional generator trained with WGAN-GP, ProGAN's loss (lr capped at 0.002 as the
-# official "-wgangp" option does). Not NVIDIA's separate ProGAN network code.
-CONFIGS["progan"] = dict(CONFIGS["configB"])
 
 DEMO_DIRNAME = "demo-faces-{res}"
 
@@ -50,7 +39,8 @@ LIMITS = {
     "snap_minutes": (0, 1e6, True), "keep_snapshots": (1, 10 ** 6, False), "seed": (0, 2 ** 32 - 1, False),
     "fmap_base": (1, 2 ** 20, False), "fmap_max": (1, 2 ** 14, False), "fmap_decay": (0, 10.0, False),
     "latent_size": (1, 2 ** 14, False), "dlatent_size": (1, 2 ** 14, False), "mapping_layers": (0, 64, False),
-    "mapping_fmaps": (1, 2 ** 14, False),
+    "mapping_fmaps": (1, 2 ** 14, False), "width": (1, 2 ** 14, False), "adam_beta1": (0, 1.0, False),
+    "adam_beta2": (0, 1.0, False), "adam_epsilon": (0, 1.0, True),
 }
 MAX_GRID = 64    # columns and rows of the fakes grid
 
@@ -75,6 +65,8 @@ class TrainingOptions:
     data: str = _opt(None, "dataset folder made by dataset_tool.py", metavar="DIR",
                      unset="build and train the demo dataset")
     outdir: str = _opt("results", "where run directories NNNNN-desc are created", metavar="DIR")
+    arch: str = _opt("stylegan", "architecture: stylegan, dcgan, msggan, msg-stylegan (each brings its own "
+                     "defaults for the options you do not give; docs/architectures.md)", metavar="NAME")
     config: str = _opt("stylegan", "stylegan (= configF), configB..configE (paper Table 1), progan", metavar="NAME")
     resolution: int = _opt(None, "train at this resolution of the dataset", unset="the dataset's full resolution")
     total_kimg: float = _opt(25000.0, "length of training in thousands of real images")
@@ -107,18 +99,44 @@ class TrainingOptions:
     mixed_precision: bool = _opt(False, "fp16 with loss scaling on GPU, bf16 on CPU, instead of fp32")
     fmap_base: int = _opt(8192, "feature maps: nf(stage) = min(fmap_base / 2**stage, fmap_max)")
     fmap_max: int = _opt(512, "largest number of feature maps")
+    width: int = _opt(None, "DCGAN width: maps of G's last and D's first hidden layer (the tutorial's ngf/ndf), "
+                      "doubling per halving of resolution up to --fmap-max", unset="the arch's: 64")
+    adam_beta1: float = _opt(0.0, "Adam beta1 (DCGAN's default: 0.5)")
+    adam_beta2: float = _opt(0.99, "Adam beta2 (DCGAN's default: 0.999)")
+    adam_epsilon: float = _opt(1e-8, "Adam epsilon")
     fmap_decay: float = _opt(1.0)
     latent_size: int = _opt(512, "size of z")
     dlatent_size: int = _opt(512, "size of w")
-    mapping_layers: int = _opt(8, "layers of the mapping network")
-    mapping_fmaps: int = _opt(512, "width of the mapping network")
+    mapping: str = _opt("fc", "mapping network: fc (StyleGAN's), or v1, v2, v3, v4: one style per resolution "
+                        "level (docs/mapping_variants.md)", metavar="NAME")
+    mapping_layers: int = _opt(8, "layers of the mapping network (v1-v4: style levels, one dense layer each)")
+    mapping_fmaps: int = _opt(512, "width of the mapping network (v1-v4: also the style width, which replaces "
+                              "--dlatent-size)")
     grid: str = _opt(None, "fakes grid size as COLSxROWS, e.g. 8x4", metavar="COLSxROWS",
                      unset="from the resolution, at most 12x8")
+    subset_class: str = _opt(None, "train on one class of a labelled dataset (its name or index); the networks "
+                             "are then unconditional", metavar="NAME|INDEX", unset="every image")
     dry_run: bool = _opt(False, "print the resolved options and the schedule table, then exit")
     progress: bool = _opt(True)
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @classmethod
+    def for_arch(cls, arch="stylegan", demo=False, **given):
+        """Options for architecture `arch`: its registered defaults (and, with `demo`, what the built-in demo
+        sets for it), under the options in `given`.
+
+        Example:
+            >>> TrainingOptions.for_arch("dcgan", data="datasets/wikiart", minibatch=128, latent_size=128,
+            ...                          lrate=0.001).adam_beta1
+            0.5
+        """
+        kw = dict(get_arch(arch).defaults) if arch in arch_names() else {}
+        if demo:
+            kw.update(demo_options(arch))
+        kw.update(given)
+        return cls(arch=arch, **kw)
 
     @classmethod
     def from_dict(cls, d):
@@ -134,8 +152,22 @@ FINGERPRINT_KEYS = ("config", "resolution", "mirror", "loss", "gamma", "gpus", "
                     "fmap_decay", "latent_size", "dlatent_size", "mapping_layers", "mapping_fmaps")
 
 
+# Options added after runs existed: fingerprinted only when not at their default, so a StyleGAN run started before
+# they existed is still found by `--resume auto`.
+LATER_FINGERPRINT_KEYS = ("arch", "width", "adam_beta1", "adam_beta2", "adam_epsilon", "subset_class", "mapping")
+
+
+def demo_options(arch):
+    """What the built-in demo (no --data) sets for `arch`: DEMO_OPTIONS for StyleGAN, the arch's `demo` else."""
+    if arch == "stylegan":
+        return dict(DEMO_OPTIONS)
+    return dict(get_arch(arch).demo) if arch in arch_names() else {}
+
+
 def fingerprint(opts, dataset_path):
     d = {k: getattr(opts, k) for k in FINGERPRINT_KEYS}
+    defaults = TrainingOptions()
+    d.update({k: getattr(opts, k) for k in LATER_FINGERPRINT_KEYS if getattr(opts, k) != getattr(defaults, k)})
     d["data"] = os.path.abspath(dataset_path)
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -186,8 +218,24 @@ def validate(opts):
         errs.append(f"--data {opts.data}: no such folder (make one with dataset_tool.py, or omit --data for the demo)")
     if opts.config not in CONFIGS:
         errs.append(f"--config {opts.config!r} is unknown: choose one of {', '.join(CONFIGS)}")
+    if opts.arch not in arch_names():
+        errs.append(str(ArchError(f"--arch {opts.arch!r} is unknown: choose one of {', '.join(arch_names())}")))
+    else:
+        arch = get_arch(opts.arch)
+        if opts.config not in ("stylegan", "configF") and not opts.arch.endswith("stylegan"):
+            errs.append(f"--config {opts.config} is a StyleGAN generator configuration: it does not apply to "
+                        f"--arch {opts.arch}")
+        if opts.width is not None and "width" not in arch.defaults:
+            errs.append(f"--width applies to DCGAN-style networks; --arch {opts.arch} is sized by "
+                        "--fmap-base/--fmap-max")
+        if "width" in arch.defaults and opts.resolution is not None and "resolution" not in bad \
+                and opts.resolution < 8:
+            errs.append(f"--resolution {opts.resolution}: --arch {opts.arch} needs 8 or more")
+    if opts.subset_class is not None and not str(opts.subset_class).strip():
+        errs.append("--subset-class is empty: give a class name or index")
     if opts.loss not in LOSSES:
         errs.append(f"--loss {opts.loss!r} is unknown: choose one of {', '.join(LOSSES)}")
+    errs += _mapping_errors(opts)
     for name in ("resolution", "lod_initial_resolution"):
         value = getattr(opts, name)
         if name not in bad and value is not None and not _pow2(value):
@@ -220,6 +268,27 @@ def validate(opts):
     return errs
 
 
+def _mapping_errors(opts):
+    """--mapping: a registered name; a per-level variant needs styles and at least one level."""
+    from stylegan_tf.networks.mapping import MAPPINGS, mapping_names
+    names = mapping_names()
+    if opts.mapping not in names:
+        return [f"--mapping {opts.mapping!r} is unknown: choose one of {', '.join(names)}"]
+    if not MAPPINGS[opts.mapping].per_level:
+        return []
+    errs = []
+    arch = getattr(opts, "arch", "stylegan")
+    if not str(arch).endswith("stylegan"):
+        errs.append(f"--mapping {opts.mapping} needs a StyleGAN generator: --arch stylegan or msg-stylegan, "
+                    f"not {arch}")
+    if CONFIGS.get(opts.config, {}).get("use_styles", True) is False:
+        errs.append(f"--mapping {opts.mapping} gives each level a style: --config {opts.config} has no styles "
+                    "(use stylegan or configC..configE)")
+    if isinstance(opts.mapping_layers, int) and opts.mapping_layers < 1:
+        errs.append(f"--mapping-layers {opts.mapping_layers}: --mapping {opts.mapping} needs at least one level")
+    return errs
+
+
 def make_schedule(opts, resolution):
     """The official schedule for these options at dataset `resolution`."""
     preset = opts.batch_preset or (f"{opts.gpus}gpu" if f"{opts.gpus}gpu" in BATCH_PRESETS else "8gpu")
@@ -235,8 +304,11 @@ def make_schedule(opts, resolution):
     tick_base, tick_dict = 160.0, dict(TICK_KIMG_DICT)
     if opts.tick_kimg is not None:
         tick_base, tick_dict = float(opts.tick_kimg), {}
+    # An architecture that does not grow trains one phase at full resolution.
+    progressive = get_arch(opts.arch).progressive if opts.arch in arch_names() else True
+    initial = min(opts.lod_initial_resolution, resolution) if progressive else resolution
     return TrainingSchedule(
-        resolution=resolution, lod_initial_resolution=min(opts.lod_initial_resolution, resolution),
+        resolution=resolution, lod_initial_resolution=initial,
         lod_training_kimg=opts.lod_training_kimg, lod_transition_kimg=opts.lod_transition_kimg,
         minibatch_base=base, minibatch_dict=mb_dict, G_lrate_base=lr_base, G_lrate_dict=lr_dict,
         D_lrate_base=lr_base, D_lrate_dict=dict(lr_dict), tick_kimg_base=tick_base, tick_kimg_dict=tick_dict,
@@ -244,14 +316,8 @@ def make_schedule(opts, resolution):
 
 
 def network_kwargs(opts, resolution, num_channels, label_size):
-    g = dict(resolution=resolution, num_channels=num_channels, label_size=label_size,
-             latent_size=opts.latent_size, dlatent_size=opts.dlatent_size, mapping_layers=opts.mapping_layers,
-             mapping_fmaps=opts.mapping_fmaps, fmap_base=opts.fmap_base, fmap_max=opts.fmap_max,
-             fmap_decay=opts.fmap_decay)
-    g.update(CONFIGS[opts.config])
-    d = dict(resolution=resolution, num_channels=num_channels, label_size=label_size,
-             fmap_base=opts.fmap_base, fmap_max=opts.fmap_max, fmap_decay=opts.fmap_decay)
-    return g, d
+    """StyleGAN's (Generator kwargs, Discriminator kwargs) for `opts` (defined in networks/stylegan_arch.py)."""
+    return stylegan_kwargs(opts, resolution, num_channels, label_size)
 
 
 def loss_settings(opts):
@@ -262,8 +328,12 @@ def loss_settings(opts):
 
 def run_description(opts, dataset_name, resolution):
     """`sgan-<dataset>-<res>` plus the options that differ from the defaults, as the original's desc."""
-    defaults = TrainingOptions()
+    defaults = TrainingOptions.for_arch(opts.arch) if opts.arch in arch_names() else TrainingOptions()
     parts = ["sgan" if opts.config in ("stylegan", "configF") else opts.config, dataset_name, str(resolution)]
+    if opts.arch != "stylegan":
+        parts[0] = opts.arch
+    if opts.subset_class is not None:
+        parts.insert(2, f"class{opts.subset_class}")
     parts.append(opts.batch_preset or f"{opts.gpus}gpu")
     if opts.loss != defaults.loss:
         parts.append(opts.loss)

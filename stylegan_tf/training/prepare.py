@@ -49,12 +49,16 @@ def plan(opts):
         from stylegan_tf.data import open_dataset
         info = open_dataset(opts.data)
         data_path = opts.data
+    if opts.subset_class is not None and info is not None:
+        info = subset_class(info, opts.subset_class, data_path)
     full_res = info.resolution if info is not None else DEMO_DATA_RESOLUTION
     res = opts.resolution or full_res
     if res > full_res:
         raise OptionsError(f"--resolution {res} is larger than the dataset's {full_res}: lower it")
     if info is not None and res not in info.levels:
         raise OptionsError(f"--resolution {res}: the dataset has no {res}x{res} level file")
+    if opts.arch != "stylegan" and res < 8:
+        raise OptionsError(f"--resolution {res}: --arch {opts.arch} needs 8x8 or more")
     return Plan(info=info, data_path=data_path, dataset_name=os.path.basename(os.path.normpath(data_path)),
                 resolution=res, schedule=options_lib.make_schedule(opts, res),
                 fingerprint=options_lib.fingerprint(opts, data_path),
@@ -68,12 +72,37 @@ def prepare_metrics(opts):
         metric_base.prepare_metrics(list(opts.metrics), progress=opts.progress)
 
 
+class JaxDistribution:
+    """The JAX backend's counterpart of a tf.distribute strategy, for the loop's `strategy.scope()`: with several
+    devices, `keras.distribution.DataParallel` (variables replicated, each batch split over the devices; the
+    jitted step sees the global batch); with one, nothing."""
+
+    def __init__(self, distribution=None):
+        self.distribution = distribution
+        self.num_replicas_in_sync = len(distribution.device_mesh.devices.flatten()) if distribution else 1
+
+    def scope(self):
+        import contextlib
+        return self.distribution.scope() if self.distribution is not None else contextlib.nullcontext()
+
+
 def make_strategy(opts, strategy=None):
     """`strategy` if given, else MirroredStrategy over --gpus devices (GPUs, or CPUs for tests), else the
-    default strategy."""
-    import tensorflow as tf
+    default strategy. On Keras' JAX backend: a `JaxDistribution` (DataParallel over --gpus devices: GPUs, or
+    CPU devices made with XLA_FLAGS=--xla_force_host_platform_device_count=N for tests)."""
     if strategy is not None:
         return strategy
+    import keras
+    if keras.backend.backend() == "jax":
+        if opts.gpus <= 1:
+            return JaxDistribution()
+        import jax
+        devices = jax.devices()
+        if len(devices) < opts.gpus:
+            raise OptionsError(f"--gpus {opts.gpus}: only {len(devices)} JAX device(s) visible; lower --gpus")
+        names = [f"{d.platform}:{d.id}" for d in devices[:opts.gpus]]
+        return JaxDistribution(keras.distribution.DataParallel(devices=names))
+    import tensorflow as tf
     if opts.gpus > 1:
         gpus = tf.config.list_logical_devices("GPU")
         devices = gpus if len(gpus) >= opts.gpus else tf.config.list_logical_devices("CPU")
@@ -86,14 +115,101 @@ def make_strategy(opts, strategy=None):
 def set_precision(opts):
     if opts.mixed_precision:
         import keras
+        if keras.backend.backend() == "jax":
+            # bf16 needs no loss scaling; it is what JAX's GPUs and TPUs run fast.
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+            return
         import tensorflow as tf
         keras.mixed_precision.set_global_policy(
             "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
 
 
-def new_optimizer(lr):
+def new_optimizer(lr, beta_1=0.0, beta_2=0.99, epsilon=1e-8):
+    """Adam (the official StyleGAN settings by default; an architecture's own through the options), wrapped for
+    loss scaling under fp16."""
     import keras
-    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=0.0, beta_2=0.99, epsilon=1e-8)
+    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
     if keras.mixed_precision.global_policy().name == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
+
+
+class SubsetView:
+    """A labelled dataset seen through one class: its images only, and no labels (the networks trained on it are
+    unconditional: one class carries no information). Everything the training loop reads from a dataset info
+    (`make_tf_dataset`, `iterate_uint8`, counts, levels) is answered for the subset."""
+
+    def __init__(self, info, index, name):
+        import numpy as np
+        self._info = info
+        self.class_index, self.class_name = index, name
+        self._mask = np.argmax(info.labels, axis=1) == index
+        self.num_images = int(self._mask.sum())
+        self.labels = np.zeros([self.num_images, 0], np.float32)
+        self.label_size = 0
+        self.label_names = None
+
+    def __getattr__(self, name):          # path, resolution, levels, num_channels, level_path, ...
+        return getattr(self._info, name)
+
+    def _records(self, resolution):
+        import tensorflow as tf
+        keep = tf.constant(self._mask)
+        records = tf.data.TFRecordDataset(self._info.level_path(resolution), compression_type="",
+                                          buffer_size=8 << 20)
+        return tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(keep))).filter(
+            lambda r, k: k).map(lambda r, k: r)
+
+    def make_tf_dataset(self, resolution=None, batch_size=32, mirror=False, shuffle=True, repeat=True, seed=None,
+                        **kwargs):
+        """The dataset's pipeline restricted to the class, labels [B, 0]. A pyramid request (MSG) is the full
+        dataset's pipeline with the images of other classes dropped per level."""
+        import tensorflow as tf
+        full = self._info.make_tf_dataset(resolution, batch_size=1, mirror=mirror, shuffle=False, repeat=False,
+                                          seed=seed, drop_remainder=False, **kwargs)
+        keep = tf.data.Dataset.from_tensor_slices(tf.constant(self._mask))
+        ds = tf.data.Dataset.zip((full.unbatch(), keep)).filter(lambda item, k: k)
+        ds = ds.map(lambda item, k: (item[0], tf.zeros([0], tf.float32)))
+        ds = ds.cache() if self.num_images * (resolution or self.resolution) ** 2 * 4 * 3 < (1 << 30) else ds
+        if shuffle:
+            ds = ds.shuffle(min(self.num_images, 16384), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        return ds.batch(batch_size, drop_remainder=bool(repeat)).prefetch(tf.data.AUTOTUNE)
+
+    def iterate_uint8(self, resolution=None, max_images=None, batch_size=64, with_labels=False):
+        import numpy as np
+        n = self.num_images if max_images is None else min(int(max_images), self.num_images)
+        got, start = 0, 0
+        for images in self._info.iterate_uint8(resolution, batch_size=batch_size):
+            mask = self._mask[start:start + len(images)]
+            start += len(images)
+            images = images[mask][:n - got]
+            got += len(images)
+            if len(images):
+                yield (images, np.zeros([len(images), 0], np.float32)) if with_labels else images
+            if got >= n:
+                return
+
+
+def subset_class(info, value, data_path):
+    """`info` restricted to the class `value` (a name from the dataset's label_names, or an index); OptionsError
+    (one line) for an unlabelled dataset or an unknown class."""
+    if not info.label_size:
+        raise OptionsError(f"--subset-class {value}: {data_path} has no labels (make it with dataset_tool.py "
+                           "--labels-from-subdirs)")
+    names = list(info.label_names or [])
+    text = str(value).strip()
+    if text in names:
+        index = names.index(text)
+    elif text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < info.label_size:
+            raise OptionsError(f"--subset-class {text}: {data_path} has classes 0..{info.label_size - 1}")
+    else:
+        known = f"one of {', '.join(names)}" if names else f"an index 0..{info.label_size - 1}"
+        raise OptionsError(f"--subset-class {text!r} is not a class of {data_path}: give {known}")
+    view = SubsetView(info, index, names[index] if names else str(index))
+    if view.num_images == 0:
+        raise OptionsError(f"--subset-class {text}: {data_path} has no images of that class")
+    return view

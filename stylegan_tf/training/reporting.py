@@ -10,6 +10,7 @@ import numpy as np
 
 from stylegan_tf.image_grid import make_grid, save_image, to_uint8
 from stylegan_tf.training.rundir import STATS_FILE
+from stylegan_tf.training.snapshot import unused_path
 
 
 def format_time(seconds):
@@ -25,12 +26,29 @@ def format_time(seconds):
 
 def peak_memory_gb():
     try:
+        import keras
+        if keras.backend.backend() == "jax":
+            import jax
+            stats = jax.devices()[0].memory_stats()
+            if stats and "peak_bytes_in_use" in stats:
+                return stats["peak_bytes_in_use"] / 2 ** 30
+    except Exception:       # memory stats are best-effort reporting only
+        pass
+    try:
         import tensorflow as tf
         if tf.config.list_physical_devices("GPU"):
             return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 30
     except Exception:       # memory stats are best-effort reporting only
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def _tensorflow_importable():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class Reporter:
@@ -76,18 +94,22 @@ class Reporter:
     def _scalars(self, stats, step):
         """TensorBoard scalars in the run dir. `tf.summary.scalar` is TensorBoard's own op, which TensorFlow
         only has when the tensorboard package is installed; without it nobody could view the curves either,
-        so the run says once how to get them and writes none."""
-        import tensorflow as tf
-
+        so the run says once how to get them and writes none (likewise without TensorFlow, on JAX)."""
         if self._writer is None:
-            if importlib.util.find_spec("tensorboard") is None:
+            if not _tensorflow_importable():
+                self._writer = False
+                self.log("TensorFlow is not installed: no TensorBoard curves; "
+                         f"the same numbers are in {STATS_FILE}")
+            elif importlib.util.find_spec("tensorboard") is None:
                 self._writer = False
                 self.log("TensorBoard is not installed: no TensorBoard curves (pip install tensorboard); "
                          f"the same numbers are in {STATS_FILE}")
             else:
+                import tensorflow as tf
                 self._writer = tf.summary.create_file_writer(self.run_dir)
         if not self._writer:
             return
+        import tensorflow as tf
         with self._writer.as_default(step=step):
             for k, v in stats.items():
                 if k not in ("tick", "timestamp"):
@@ -133,7 +155,7 @@ class PictureGrids:
         # Constant noise, unlike the original's random noise: successive grids differ only by training.
         imgs = Gs.run(self.latents, labels=self.labels, truncation_psi=1.0, noise_mode="const")
         gw, gh = self.grid
-        path = os.path.join(self.run_dir, f"fakes{nimg // 1000:06d}.png")
+        path = unused_path(self.run_dir, "fakes", nimg, ".png")
         save_image(make_grid(to_uint8(imgs), (gh, gw)), path)
         self.last_fakes = path
         return path

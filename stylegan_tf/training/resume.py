@@ -18,8 +18,9 @@ from stylegan_tf.training.prepare import new_optimizer
 from stylegan_tf.training.rundir import RunDirLock, continue_stats, sweep_stale_temps
 
 ARCH_KEYS = ("latent_size", "dlatent_size", "mapping_layers", "mapping_fmaps", "fmap_base", "fmap_max",
-             "fmap_decay")
+             "fmap_decay", "mapping")
 SNAPSHOT_KEYS = ("seed", "mirror", "g_smoothing_kimg")       # stored in a .keras snapshot's training model
+TRAINING_DEFAULTS = options_lib.TrainingOptions()
 
 
 @dataclasses.dataclass
@@ -53,6 +54,19 @@ def _config_name(g_config, asked):
 def actual_options(opts, nets, from_snapshot):
     """`opts` with every value the loaded networks fix replaced by theirs, and {field: asked value} of those
     that differed."""
+    from stylegan_tf.networks.archs import arch_of
+    arch = arch_of(nets.G)
+    if arch != "stylegan":
+        # Another architecture's networks: their own constructor arguments that are options (sizes, width).
+        g = nets.G.get_config()
+        used = {k: type(getattr(TRAINING_DEFAULTS, k))(g[k]) for k in ARCH_KEYS if k in g}
+        if "width" in g:
+            used["width"] = int(g["width"])
+        used["arch"] = arch
+        if from_snapshot:
+            used.update({k: type(getattr(opts, k))(getattr(nets, k)) for k in SNAPSHOT_KEYS})
+        changed = {k: getattr(opts, k) for k, v in used.items() if getattr(opts, k) != v}
+        return dataclasses.replace(opts, **used), changed
     g = nets.G.get_config()
     config = _config_name(g, opts.config)
     # A config that sets an architecture value itself (config B: no mapping network) overrides the flag anyway.
@@ -66,18 +80,25 @@ def actual_options(opts, nets, from_snapshot):
 
 def _new_model(opts, plan):
     import keras
-    from stylegan_tf.networks import Discriminator, Generator
+    from stylegan_tf.networks.archs import get_arch
     from stylegan_tf.training.model import StyleGAN
 
     info = plan.info
-    g_kw, d_kw = options_lib.network_kwargs(opts, plan.resolution, info.num_channels, info.label_size)
+    arch = get_arch(opts.arch)
     keras.utils.set_random_seed(opts.seed)
-    G, D, Gs = Generator(**g_kw), Discriminator(**d_kw), Generator(**g_kw)
+    # G, D, then Gs (a clone of G's structure): StyleGAN's networks draw their initial weights in this order.
+    G, D = arch.build(opts, plan.resolution, info.num_channels, info.label_size)
+    Gs = G.__class__.from_config({k: v for k, v in G.get_config().items() if k != "name"})
     z = np.zeros([1, G.latent_size], np.float32)
     lab = np.zeros([1, G.label_size], np.float32) if G.label_size else None
     for net in (G, Gs):
         net(z, labels=lab, training=False)
-    D(np.zeros([1, plan.resolution, plan.resolution, info.num_channels], np.float32), labels=lab, training=False)
+    if arch.data == "pyramid":
+        reals = [np.zeros([1, r, r, info.num_channels], np.float32)
+                 for r in (2 ** k for k in range(2, int(np.log2(plan.resolution)) + 1))]
+    else:
+        reals = np.zeros([1, plan.resolution, plan.resolution, info.num_channels], np.float32)
+    D(reals, labels=lab, training=False)
     model = StyleGAN(G, D, Gs, seed=opts.seed, mirror=opts.mirror, g_smoothing_kimg=opts.g_smoothing_kimg)
     model.ema_update_now(0.0)
     return model
@@ -147,7 +168,8 @@ def start(opts, plan, strategy):
             if path is not None:
                 _check_compatible(model, path, plan)
             if model.g_optimizer is None or model.d_optimizer is None:
-                model.g_optimizer, model.d_optimizer = new_optimizer(0.001), new_optimizer(0.001)
+                betas = dict(beta_1=opts.adam_beta1, beta_2=opts.adam_beta2, epsilon=opts.adam_epsilon)
+                model.g_optimizer, model.d_optimizer = new_optimizer(0.001, **betas), new_optimizer(0.001, **betas)
             loss_name, loss_kwargs = options_lib.loss_settings(opts)
             model.label_pool = plan.info.labels if plan.info.label_size else None
             model.compile(loss=loss_name, loss_kwargs=loss_kwargs)

@@ -25,15 +25,20 @@ def snapshot_name(kimg):
 def new_snapshot_path(run_dir, nimg):
     """A path in `run_dir` for a snapshot at `nimg` images that no existing file has: a resumed run with a
     longer --total-kimg reaches a whole kimg that an earlier snapshot is already named after."""
-    names = [snapshot_name(nimg // 1000), f"network-snapshot-{nimg // 1000:06d}.{nimg % 1000:03d}.keras"]
+    return unused_path(run_dir, "network-snapshot-", nimg, ".keras")
+
+
+def unused_path(run_dir, prefix, nimg, ext):
+    """`<prefix>KKKKKK<ext>` (whole kimg), else `<prefix>KKKKKK.III<ext>` (the images past it), else `...-N`:
+    the first that does not exist, so a file written earlier (a snapshot, a fakes grid) is never replaced."""
+    base = f"{prefix}{nimg // 1000:06d}"
+    for name in (base + ext, f"{base}.{nimg % 1000:03d}{ext}"):
+        if not os.path.lexists(os.path.join(run_dir, name)):
+            return os.path.join(run_dir, name)
     n = 2
-    while True:
-        for name in names:
-            path = os.path.join(run_dir, name)
-            if not os.path.lexists(path):
-                return path
-        names = [f"network-snapshot-{nimg // 1000:06d}.{nimg % 1000:03d}-{n}.keras"]
+    while os.path.lexists(os.path.join(run_dir, f"{base}.{nimg % 1000:03d}-{n}{ext}")):
         n += 1
+    return os.path.join(run_dir, f"{base}.{nimg % 1000:03d}-{n}{ext}")
 
 
 def save_snapshot(model, path):

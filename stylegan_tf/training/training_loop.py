@@ -18,7 +18,10 @@ import sys
 import threading
 import time
 
+import numpy as np
+
 from stylegan_tf.atomic import atomic_path
+from stylegan_tf.networks.archs import get_arch
 from stylegan_tf.training import options as options_lib
 from stylegan_tf.training import prepare as prep
 from stylegan_tf.training import resume as resume_lib
@@ -119,8 +122,35 @@ class TrainingRun:
         d["resolved_resolution"] = self.plan.resolution
         d["fingerprint"] = self.plan.fingerprint
         rows = self.plan.schedule.table(self.opts.total_kimg, self.opts.resume_kimg or 0.0)
+        g_params, d_params = self.parameter_counts()
         return ("Training options:\n" + json.dumps(d, indent=2, sort_keys=True) +
+                f"\n\nNetworks ({self.opts.arch}): G {g_params:,} and D {d_params:,} trainable parameters" +
+                self.mapping_line() +
                 "\n\nSchedule (kimg -> lod, resolution, minibatch, lr):\n" + format_table(rows))
+
+    def mapping_line(self):
+        """The mapping network's weight-matrix and full parameter counts (architectures that have one)."""
+        if not self.opts.arch.endswith("stylegan"):
+            return ""
+        from stylegan_tf.networks.mapping import mapping_generator_kwargs, mapping_summary
+        kw = mapping_generator_kwargs(self.opts)
+        # A Table-1 config may set the mapping depth itself (config B: none).
+        kw["mapping_layers"] = options_lib.CONFIGS.get(self.opts.config, {}).get("mapping_layers",
+                                                                                kw["mapping_layers"])
+        if kw["mapping_layers"] == 0 and kw["mapping"] == "fc":
+            return "\nMapping network: none (z is the dlatent)"
+        labels = self.plan.info.label_size if self.plan.info is not None else 0
+        return "\n" + mapping_summary(label_size=labels, **kw)
+
+    def parameter_counts(self):
+        """(G, D) trainable parameter counts of the networks these options build (built here, then dropped)."""
+        import numpy as np
+
+        from stylegan_tf.networks.archs import get_arch
+        info = self.plan.info
+        channels, labels = (info.num_channels, info.label_size) if info is not None else (3, 0)
+        G, D = get_arch(self.opts.arch).build(self.opts, self.plan.resolution, channels, labels)
+        return tuple(int(sum(np.prod(v.shape) for v in net.trainable_weights)) for net in (G, D))
 
     def build(self):
         """Model, run directory (locked for this process) and progress: fresh, resumed, or fine-tuning a .pkl."""
@@ -152,7 +182,7 @@ class TrainingRun:
         d = self.opts.to_dict()
         d.update(fingerprint=self.fingerprint, requested_fingerprint=self.requested_fingerprint,
                  resolved_resolution=self.plan.resolution, dataset=os.path.abspath(self.plan.data_path),
-                 resumed_from=self.resumed_from)
+                 resumed_from=self.resumed_from, backend=_backend())
         with atomic_path(os.path.join(self.run_dir, snap.OPTIONS_FILE)) as tmp:
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(d, f, indent=2, sort_keys=True)
@@ -203,11 +233,15 @@ class TrainingRun:
 
     # ------------------------------------------------------------------ the loop
     def _phase_dataset(self, phase):
-        import tensorflow as tf
         st, mb = self.state, phase.minibatch
         seed = int((self.opts.seed * 1000003 + phase.index * 7919) % (2 ** 31 - 1))
+        if _backend() != "tensorflow" and get_arch(self.opts.arch).data != "pyramid":
+            return self._numpy_phase_dataset(phase, seed)
+        import tensorflow as tf
+        # A pyramid architecture (MSG) reads every level file: a tuple of images, lowest first.
+        pyramid = {"pyramid": True} if get_arch(self.opts.arch).data == "pyramid" else {}
         ds = self.plan.info.make_tf_dataset(phase.resolution, batch_size=mb, mirror=False, shuffle=True,
-                                            repeat=True, seed=seed)
+                                            repeat=True, seed=seed, **pyramid)
         if st.phase_step:
             ds = ds.skip(st.phase_step)
         steps = tf.data.Dataset.range(st.step, 2 ** 62)
@@ -229,7 +263,9 @@ class TrainingRun:
         st, R = self.state, self.opts.minibatch_repeats
         tick_steps = int(math.ceil(phase.tick_kimg * 1000.0 / (phase.minibatch * R))) * R
         remaining = phase.num_steps - st.phase_step
-        self._growing = ProgressiveGrowing(st, self.plan.schedule, phase, R, (self.model.G, self.model.D),
+        # Only progressively grown networks have a `lod` to follow the schedule.
+        faded = tuple(net for net in (self.model.G, self.model.D) if getattr(net, "lod", None) is not None)
+        self._growing = ProgressiveGrowing(st, self.plan.schedule, phase, R, faded,
                                            lambda: self.stop_requested() or self.snapshot_due())
         with self._data_errors(phase.resolution):
             self.model.fit(
@@ -238,12 +274,28 @@ class TrainingRun:
                 shuffle=False, callbacks=[self._growing, TickEnd(self.end_tick), self.user_callbacks])
         return self._growing
 
+    def _numpy_phase_dataset(self, phase, seed):
+        """The phase's batches without tf.data (JAX backend): data/numpy_reader.py, the same stream semantics,
+        positioned at the phase's step, each batch with its global step."""
+        import itertools
+
+        from stylegan_tf.data import numpy_reader
+        st, mb = self.state, phase.minibatch
+        batches = numpy_reader.iterate_batches(self.plan.info, phase.resolution, batch_size=mb, mirror=False,
+                                               shuffle=True, repeat=True, seed=seed)
+        batches = itertools.islice(batches, st.phase_step, None)
+        return ((images, labels, np.full([mb], step, np.int64))
+                for (images, labels), step in zip(batches, itertools.count(st.step)))
+
     @contextlib.contextmanager
     def _data_errors(self, resolution):
         """A damaged level file fails training with one line naming the file (and the record, found by reading
         every record of it); an InvalidArgumentError that the data does not explain is not ours to rename."""
-        import tensorflow as tf
         from stylegan_tf.data.tfrecords import DatasetError
+        if _backend() != "tensorflow":
+            yield       # the numpy reader names the file and record itself
+            return
+        import tensorflow as tf
 
         try:
             yield
@@ -326,11 +378,22 @@ class TrainingRun:
                               self.grids.last_fakes)
 
 
+def _backend():
+    import keras
+    return keras.backend.backend()
+
+
 def training_loop(opts=None, callbacks=None, strategy=None, **kwargs):
-    """Train StyleGAN with `opts` (a TrainingOptions, or keyword options). Returns a TrainingResult, or the
-    dry-run text when `dry_run` is set. `callbacks`: extra Keras callbacks, fed as if by one `fit`."""
+    """Train a GAN (`opts.arch`: StyleGAN by default) with `opts` (a TrainingOptions, or keyword options: then
+    the architecture's defaults apply to what is not given). Returns a TrainingResult, or the dry-run text when
+    `dry_run` is set. `callbacks`: extra Keras callbacks, fed as if by one `fit`.
+
+    Example:
+        >>> result = training_loop(arch="dcgan", data="datasets/wikiart", resolution=64, minibatch=128,
+        ...                        latent_size=128, lrate=0.001, total_kimg=1600)
+    """
     if opts is None:
-        opts = TrainingOptions(**kwargs)
+        opts = TrainingOptions.for_arch(**kwargs)
     elif kwargs:
         opts = dataclasses.replace(opts, **kwargs)
     run = TrainingRun(opts, callbacks=callbacks, strategy=strategy)

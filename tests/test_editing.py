@@ -1,0 +1,421 @@
+"""Attribute editing (stylegan_tf.editing): labeler, directions, edits, projection and their CLI errors, on the
+tiny random generator and a small demo dataset at its resolution (32x32)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from stylegan_tf import editing
+from stylegan_tf.editing.errors import EditError
+
+KEYS = ["smile", "yaw", "hair_color:blonde"]
+
+
+TINY = dict(resolution=32, fmap_base=64, fmap_max=32, latent_size=32, dlatent_size=32, mapping_fmaps=32)
+
+
+def _tiny_generator(seed):
+    """The tests' tiny 32x32 generator with seeded random weights (noise strength 0.3, as conftest's)."""
+    import keras
+
+    from stylegan_tf.networks import Generator
+    keras.utils.set_random_seed(seed)
+    G = Generator(**TINY)
+    G(np.zeros([1, TINY["latent_size"]], np.float32))
+    for var in G.trainable_variables:
+        if "noise" in var.path.lower():
+            var.assign(np.full(var.shape, 0.3, np.float32))
+    return G
+
+
+@pytest.fixture(scope="module")
+def tiny_net(tmp_path_factory):
+    """(Gs, path) of a seeded tiny network: the directions' numbers do not change from run to run."""
+    from stylegan_tf.network_io import save_network
+    from stylegan_tf.networks import Networks
+    G = _tiny_generator(1)
+    path = str(tmp_path_factory.mktemp("edit-net") / "tiny.keras")
+    save_network(Networks(G, None, G), path)
+    return G, path
+
+
+@pytest.fixture(scope="module")
+def tiny_network_path(tiny_net):
+    return tiny_net[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_generator(tiny_net):
+    return tiny_net[0]
+
+
+@pytest.fixture(scope="module")
+def faces(demo_dataset):
+    return demo_dataset(32, 300)
+
+
+@pytest.fixture(scope="module")
+def labeler_path(faces, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("labeler") / "labeler.keras")
+    editing.train_labeler(faces, "smile,yaw,hair_color", out=out, epochs=3, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def directions_path(tiny_network_path, labeler_path, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("directions") / "directions.npz")
+    editing.fit_directions(tiny_network_path, labeler_path, KEYS, samples=400, steps=600, out=out, progress=False)
+    return out
+
+
+def _generate(argv, capsys):
+    import generate
+    code = generate.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# --- labeler ---------------------------------------------------------------------------------------------
+
+def test_labeler_learns_and_round_trips(labeler_path, faces):
+    from stylegan_tf.data import open_dataset
+    lab = editing.load_labeler(labeler_path)
+    assert lab.names == ["smile", "yaw", "hair_color"] and lab.resolution == 32
+    with open(labeler_path[:-len(".keras")] + ".json") as f:
+        saved = json.load(f)
+    held = saved["heldout"]
+    assert set(held) == {"smile", "yaw", "hair_color"} and held["smile"]["count"] == 30
+    # Even after 3 epochs on 270 faces the hair colour is read far above the majority class.
+    assert held["hair_color"]["accuracy"] > held["hair_color"]["majority_baseline"] + 0.15
+    images = next(open_dataset(faces).iterate_uint8(resolution=32, max_images=8)).astype(np.float32) / 127.5 - 1
+    pred = lab.predict(images)
+    assert pred["smile"].shape == (8,) and pred["hair_color"].shape == (8, 9)
+    np.testing.assert_allclose(pred["hair_color"].sum(1), 1.0, rtol=1e-5)
+    scores = lab.scores(images, ["yaw", "hair_color:blonde"])
+    np.testing.assert_allclose(scores[:, 1], pred["hair_color"][:, 2], rtol=1e-6)
+    with pytest.raises(EditError, match="categorical"):
+        lab.parse_key("hair_color")
+    with pytest.raises(EditError, match="not a class"):
+        lab.parse_key("hair_color:plaid")
+
+
+def test_user_csv_labels_follow_record_order(faces, tmp_path):
+    from stylegan_tf.data import open_dataset
+    info = open_dataset(faces)
+    csv_path = tmp_path / "mine.csv"
+    csv_path.write_text("index,glasses,mood\n3,1.5,happy\n0,,sad\n299,0.25,happy\n")
+    values, specs = editing.read_user_labels(str(csv_path), info)
+    assert specs["glasses"]["type"] == "continuous" and specs["mood"]["categories"] == ["happy", "sad"]
+    assert values["glasses"][3] == 1.5 and values["glasses"][299] == 0.25
+    assert np.isnan(values["glasses"][0]) and np.isnan(values["glasses"][1])
+    assert values["mood"][0] == 1 and values["mood"][3] == 0 and np.isnan(values["mood"][5])
+    with pytest.raises(EditError, match="at least 20"):
+        editing.train_labeler(faces, "glasses", labels_csv=str(csv_path), epochs=1, progress=False)
+    rows = "".join(f"{i},{i % 3},{'happy' if i % 2 else 'sad'}\n" for i in range(0, 300, 3))
+    csv_path.write_text("index,glasses,mood\n" + rows)
+    lab = editing.train_labeler(faces, "glasses,mood,smile", labels_csv=str(csv_path), epochs=1, progress=False)
+    held = lab.metrics["heldout"]
+    assert held["glasses"]["count"] + held["mood"]["count"] < held["smile"]["count"] == 30
+    assert lab.spec("mood")["categories"] == ["happy", "sad"] and lab.metrics["labels"] == "csv"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("index,x\n300,1\n")
+    with pytest.raises(EditError, match="not a record number"):
+        editing.read_user_labels(str(bad), info)
+    bad.write_text("file,x\na.png,1\n")
+    with pytest.raises(EditError, match="files.json"):
+        editing.read_user_labels(str(bad), info)
+    bad.write_text("name,x\na.png,1\n")
+    with pytest.raises(EditError, match="header"):
+        editing.read_user_labels(str(bad), info)
+
+
+def test_user_csv_file_column_matches_files_json(tmp_path):
+    """dataset_tool's files.json lists the kept images in record order; a CSV names them by that path."""
+    from PIL import Image
+
+    from stylegan_tf.data import create_from_images, open_dataset
+    src = tmp_path / "src"
+    for cls, color in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (src / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (20, 16), color).save(src / cls / f"{i}.png")
+    create_from_images(str(tmp_path / "ds"), str(src), resolution=8, progress=False, workers=1)
+    info = open_dataset(str(tmp_path / "ds"))
+    with open(tmp_path / "ds" / "files.json") as f:
+        files = json.load(f)
+    rows = "".join(f"{p},{1.0 if p.startswith('red') else 0.0}\n" for p in files)
+    (tmp_path / "l.csv").write_text("file,redness\n" + rows)
+    values, _ = editing.read_user_labels(str(tmp_path / "l.csv"), info)
+    images = np.concatenate(list(info.iterate_uint8()))
+    red = images[:, :, :, 0].mean((1, 2)) > 128
+    np.testing.assert_array_equal(values["redness"] == 1.0, red)
+
+
+# --- directions ------------------------------------------------------------------------------------------
+
+def test_directions_predict_held_out_and_refuse_another_network(directions_path, tiny_network_path):
+    from stylegan_tf.generate.sampling import load_generator
+    Gs = load_generator(tiny_network_path)
+    d = editing.load_directions(directions_path, Gs)
+    assert d.keys == KEYS and d.normals.shape == (3, Gs.dlatent_size)
+    np.testing.assert_allclose(np.linalg.norm(d.normals, axis=1), 1.0, rtol=1e-6)
+    for k in KEYS:  # held out: better than chance by a wide margin, for both predictors
+        assert d.metrics[k]["mlp_accuracy"] > 0.6 and d.metrics[k]["linear_accuracy"] > 0.6, (k, d.metrics[k])
+    assert [row["labels"] for row in d.curve] == [10, 30, 100, 300]
+    with pytest.raises(EditError, match="another network"):
+        editing.load_directions(directions_path, _tiny_generator(2))
+
+
+def test_two_layer_gradient_is_exact():
+    from stylegan_tf.editing.directions import TwoLayer
+    rng = np.random.RandomState(0)
+    x, y = rng.randn(50, 6), rng.randn(50, 2)
+    f = TwoLayer.fit(x, y, hidden=8, steps=50)
+    g_out = rng.randn(3, 2)
+    x0 = rng.randn(3, 6)
+    grad = f.grad_input(x0, g_out)
+    eps = 1e-6
+    for j in range(6):
+        e = np.zeros(6)
+        e[j] = eps
+        numeric = ((f(x0 + e) - f(x0 - e)) * g_out).sum(1) / (2 * eps)
+        np.testing.assert_allclose(grad[:, j], numeric, rtol=1e-4, atol=1e-8)
+
+
+# --- edits -----------------------------------------------------------------------------------------------
+
+def _normalized_changes(result, d, attribute):
+    """Each measured key's end-to-end change over the rows' mean, in standard deviations of its score."""
+    s = result.summary(attribute)["measured"]
+    return {k: abs(v["change"]) / d.metrics[k]["score_std"] for k, v in s.items() if k in d.metrics}
+
+
+@pytest.mark.parametrize("mode", ["linear", "gradient"])
+def test_edit_moves_the_attribute_monotonically(mode, tiny_network_path, directions_path, labeler_path, tmp_path):
+    """The labeler's reading of the edited images rises with the amount. The others: the gradient mode holds
+    the two-layer predictor's other attributes, and the labeler sees them move less than the edited one; the
+    linear mode (InterFaceGAN's conditional direction) holds the linear predictions better than the plain
+    normal does."""
+    d = editing.load_directions(directions_path)
+    amounts = [-2, -1, 0, 1, 2]
+    out = str(tmp_path / "edit.png")
+    r = editing.edit(tiny_network_path, directions_path, "smile", amounts, seeds=list(range(8)), mode=mode,
+                     labeler=labeler_path, out=out)
+    assert r.grid.shape == (8 * 32, 5 * 32, 3) and os.path.isfile(out)
+    smile = r.measured[:, :, r.measured_keys.index("smile")].mean(0)
+    assert np.all(np.diff(smile) > 0), smile
+    with open(str(tmp_path / "edit.json")) as f:
+        assert json.load(f)["measured"]["smile"]["change"] == pytest.approx(smile[-1] - smile[0], abs=1e-3)
+    k = d.keys.index("smile")
+    if mode == "gradient":
+        changes = _normalized_changes(r, d, "smile")
+        assert changes["smile"] > 2 * changes["yaw"], changes
+        pred = r.predicted.mean(0)  # the predictor reaches its target and holds the other attributes
+        assert pred[-1, k] - pred[0, k] == pytest.approx(4 * d.metrics["smile"]["score_std"], rel=0.2)
+        for j in range(len(d.keys)):
+            if j != k:
+                assert abs(pred[-1, j] - pred[0, j]) < 0.2 * abs(pred[-1, k] - pred[0, k])
+    else:
+        from stylegan_tf.editing.edits import edit_w
+        w = r.w[:, 2]
+        lin = {hold: d.predict(edit_w(d, w, "smile", [-2, 2], hold_others=hold).reshape(-1, 8, 32), "linear")
+               .reshape(8, 2, -1).mean(0) for hold in (True, False)}
+        for hold, p in lin.items():
+            assert p[1, k] - p[0, k] > 0
+        others = [j for j in range(len(d.keys)) if j != k]
+        held = np.abs(lin[True][1, others] - lin[True][0, others])
+        assert np.all(held < 1e-3 * np.abs(lin[True][1, k] - lin[True][0, k]) + 1e-6), held
+
+
+def test_edit_layers_only_move_the_chosen_layers(directions_path):
+    from stylegan_tf.editing.edits import edit_w
+    from stylegan_tf.generate.seeds import preset_layers
+    d = editing.load_directions(directions_path)
+    w = np.random.RandomState(0).randn(2, 8, 32).astype(np.float32)
+    coarse = preset_layers("coarse", 8)
+    for mode in ("linear", "gradient"):
+        out = edit_w(d, w, "yaw", [-1, 1], mode=mode, layers=coarse, steps=20)
+        moved = np.abs(out - w[:, None]).max(axis=(0, 1, 3)) > 0
+        assert list(np.nonzero(moved)[0]) == coarse
+
+
+# --- projection ------------------------------------------------------------------------------------------
+
+def test_render_is_the_synthesis_network(tiny_generator):
+    from stylegan_tf.editing.projection import render
+    w = tiny_generator.map_latents(np.random.RandomState(1).randn(2, 32).astype(np.float32))
+    ours = np.asarray(render(tiny_generator.synthesis, w, tiny_generator.noise_buffers()))
+    np.testing.assert_allclose(ours, tiny_generator.synthesize(w, noise_mode="const"), atol=1e-5)
+
+
+def test_projection_lowers_the_loss_writes_everything_and_edits_end_to_end(tiny_network_path, tiny_generator,
+                                                                          directions_path, tmp_path, capsys):
+    from PIL import Image
+
+    from stylegan_tf.image_grid import to_uint8
+    w_true = tiny_generator.map_latents(np.random.RandomState(7).randn(1, 32).astype(np.float32))
+    target = to_uint8(tiny_generator.synthesize(w_true))[0]
+    # A photo of another size and with alpha: centre-cropped and resized as dataset_tool does.
+    big = Image.fromarray(target).resize((64, 64), Image.NEAREST).convert("RGBA")
+    canvas = Image.new("RGBA", (96, 64), (0, 0, 0, 0))
+    canvas.paste(big, (16, 0))
+    canvas.save(tmp_path / "photo.png")
+    out = tmp_path / "proj"
+    code, text, err = _generate(["project", "--network", tiny_network_path, "--image", str(tmp_path / "photo.png"),
+                                 "--steps", "40", "--out", str(out), "--no-progress"], capsys)
+    assert code == 0, err
+    for name in ("w.npy", "noise.npz", "target.png", "reconstruction.png", "progress.gif", "projection.json"):
+        assert (out / name).is_file(), name
+    meta = json.loads((out / "projection.json").read_text())
+    assert meta["final_loss"] < 0.5 * meta["first_loss"]
+    w = np.load(out / "w.npy")
+    assert w.shape == (8, 32) and np.all(w == w[0])  # W space: one w on every layer
+    code, _, err = _generate(["project", "--network", tiny_network_path, "--image", str(tmp_path / "photo.png"),
+                              "--out", str(out)], capsys)
+    assert code == 2 and "already exists" in err
+    code, text, err = _generate(["edit", "--network", tiny_network_path, "--directions", directions_path,
+                                 "--attribute", "smile", "--amount", "-1:1:3", "--w", str(out / "w.npy"),
+                                 "--out", str(tmp_path / "photo-smile.png")], capsys)
+    assert code == 0, err
+    grid = np.asarray(Image.open(tmp_path / "photo-smile.png"))
+    assert grid.shape == (32, 96, 3)
+    # The middle column (amount 0) is the projection itself, with its own noise maps.
+    recon = np.asarray(Image.open(out / "reconstruction.png"))
+    assert np.abs(grid[:, 32:64].astype(int) - recon.astype(int)).max() <= 1
+
+
+# --- CLI errors ------------------------------------------------------------------------------------------
+
+def test_cli_refuses_unknown_attributes(faces, tiny_network_path, labeler_path, directions_path, tmp_path, capsys):
+    code, _, err = _generate(["attributes", "train", "--data", faces, "--attributes", "smile,age",
+                              "--out", str(tmp_path / "l.keras")], capsys)
+    assert code == 2 and "unknown attribute 'age'" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _generate(["directions", "--network", tiny_network_path, "--labeler", labeler_path,
+                              "--attributes", "smile,age", "--out", str(tmp_path / "d.npz")], capsys)
+    assert code == 2 and "unknown attribute 'age'" in err
+    code, _, err = _generate(["edit", "--network", tiny_network_path, "--directions", directions_path,
+                              "--attribute", "age", "--seeds", "1", "--out", str(tmp_path / "e.png")], capsys)
+    assert code == 2 and "unknown attribute 'age'" in err and "smile, yaw" in err
+    assert not os.listdir(tmp_path)
+
+
+def test_cli_refuses_a_labeler_of_another_resolution(faces, tiny_network_path, tmp_path, capsys):
+    lab16 = str(tmp_path / "lab16.keras")
+    code, _, err = _generate(["attributes", "train", "--data", faces, "--attributes", "smile", "--resolution", "16",
+                              "--epochs", "1", "--out", lab16, "--no-progress"], capsys)
+    assert code == 0, err
+    code, _, err = _generate(["directions", "--network", tiny_network_path, "--labeler", lab16,
+                              "--attributes", "smile", "--out", str(tmp_path / "d.npz")], capsys)
+    assert code == 2 and "16x16x3" in err and "--resolution 32" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_cli_refuses_directions_of_another_network(directions_path, tmp_path, capsys):
+    from stylegan_tf.network_io import save_network
+    from stylegan_tf.networks import Networks
+    G = _tiny_generator(2)
+    other = str(tmp_path / "other.keras")
+    save_network(Networks(G, None, G), other)
+    code, _, err = _generate(["edit", "--network", other, "--directions", directions_path, "--attribute", "smile",
+                              "--seeds", "1", "--out", str(tmp_path / "e.png")], capsys)
+    assert code == 2 and "fitted on another network" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "e.png").exists()
+
+
+# --- LPIPS from user-supplied weights ---------------------------------------------------------------------
+
+def _tiny_vgg_state(seed=0):
+    """A VGG16-shaped state dict (torchvision's layer indices, OIHW) with few channels, plus LPIPS lin layers."""
+    from stylegan_tf.editing.lpips import STAGES
+    rng = np.random.RandomState(seed)
+    state, cin = {}, 3
+    for s, stage in enumerate(STAGES):
+        cout = (4, 6, 8, 8, 8)[s]
+        for idx in stage:
+            state[f"features.{idx}.weight"] = (rng.randn(cout, cin, 3, 3) / np.sqrt(9 * cin)).astype(np.float32)
+            state[f"features.{idx}.bias"] = (0.1 * rng.randn(cout)).astype(np.float32)
+            cin = cout
+        state[f"lin{s}.model.1.weight"] = rng.rand(1, cout, 1, 1).astype(np.float32)
+    return state
+
+
+def _lpips_reference(state, a, b):
+    """LPIPS in plain numpy, from its definition (torch layouts), for one pair of HWC images in [-1, 1]."""
+    from stylegan_tf.editing.lpips import SCALE, SHIFT, STAGES
+
+    def conv(x, w, bias):  # x HWC, w OIHW, zero padding 1
+        h, wd, _ = x.shape
+        p = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+        out = np.zeros((h, wd, w.shape[0]))
+        for dy in range(3):
+            for dx in range(3):
+                out += p[dy:dy + h, dx:dx + wd] @ w[:, :, dy, dx].T
+        return np.maximum(out + bias, 0)
+
+    def feats(x):
+        x, out = (x - SHIFT) / SCALE, []
+        for s, stage in enumerate(STAGES):
+            if s:
+                h, wd, c = x.shape
+                x = x[:h // 2 * 2, :wd // 2 * 2].reshape(h // 2, 2, wd // 2, 2, c).max(axis=(1, 3))
+            for idx in stage:
+                x = conv(x, state[f"features.{idx}.weight"], state[f"features.{idx}.bias"])
+            out.append(x / (np.sqrt((x ** 2).sum(-1, keepdims=True)) + 1e-10))
+        return out
+
+    return sum((((fa - fb) ** 2) * state[f"lin{s}.model.1.weight"].reshape(-1)).sum(-1).mean()
+               for s, (fa, fb) in enumerate(zip(feats(a), feats(b))))
+
+
+def test_lpips_from_pth_files_matches_its_definition(tmp_path):
+    from test_inception import write_pth
+
+    from stylegan_tf.editing.lpips import LPIPS
+    state = _tiny_vgg_state()
+    vgg = {k: v for k, v in state.items() if k.startswith("features.")}
+    lin = {k: v for k, v in state.items() if k.startswith("lin")}
+    write_pth(tmp_path / "vgg16.pth", vgg)
+    write_pth(tmp_path / "lin.pth", lin)
+    lp = LPIPS.from_files(f"{tmp_path / 'vgg16.pth'},{tmp_path / 'lin.pth'}")
+    assert lp.calibrated
+    rng = np.random.RandomState(1)
+    a, b = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32), rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    got = np.asarray(lp.distance(a, b))
+    want = [_lpips_reference(state, a[i], b[i]) for i in range(2)]
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(lp.distance(a, a)), 0.0, atol=1e-7)
+    # A whole lpips.LPIPS state dict (net.sliceK.N.*) is the same network.
+    def slice_name(key):
+        if not key.startswith("features."):
+            return key
+        return key.replace("features.", f"net.slice{1 + sum(int(key.split('.')[1]) >= s for s in (4, 9, 16, 23))}.")
+    sliced = {slice_name(k): v for k, v in state.items()}
+    write_pth(tmp_path / "lpips_full.pth", sliced)
+    np.testing.assert_allclose(np.asarray(LPIPS.from_files(tmp_path / "lpips_full.pth").distance(a, b)), got,
+                               rtol=1e-5)
+    with pytest.raises(EditError, match="features.0"):
+        LPIPS.from_files(tmp_path / "lin.pth")
+
+
+def test_projection_with_lpips_weights(tiny_network_path, tiny_generator, tmp_path):
+    from test_inception import write_pth
+
+    from stylegan_tf.image_grid import to_uint8
+    write_pth(tmp_path / "lpips.pth", _tiny_vgg_state())
+    target = to_uint8(tiny_generator.synthesize(tiny_generator.map_latents(
+        np.random.RandomState(3).randn(1, 32).astype(np.float32))))[0]
+    p = editing.project(tiny_network_path, target, out_dir=tmp_path / "p", steps=30, w_avg_samples=500,
+                        lpips=str(tmp_path / "lpips.pth"), frames=0, progress=False)
+    assert p.losses[-1] < p.losses[0]
+    meta = json.loads((tmp_path / "p" / "projection.json").read_text())
+    assert meta["loss"] == "lpips" and not (tmp_path / "p" / "progress.gif").exists()
+
+
+def test_cli_refuses_a_w_file_of_another_network(tiny_network_path, directions_path, tmp_path, capsys):
+    np.save(tmp_path / "w.npy", np.zeros([18, 512], np.float32))
+    code, _, err = _generate(["edit", "--network", tiny_network_path, "--directions", directions_path,
+                              "--attribute", "smile", "--w", str(tmp_path / "w.npy"), "--out",
+                              str(tmp_path / "e.png")], capsys)
+    assert code == 2 and "[18, 512]" in err and "[8, 32]" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "e.png").exists()
