@@ -18,6 +18,29 @@ from stylegan_tf.networks.channels import resolution_log2
 from stylegan_tf.networks.inference import batched, compiled, level_for_lod
 
 
+def project_labels(scores, labels, label_size):
+    """A conditional D's score: the output column of each sample's class (the original's label projection)."""
+    if not label_size:
+        return scores
+    if labels is None:
+        raise ValueError(f"this discriminator is conditional: pass labels of shape [N, {label_size}]")
+    return ops.sum(scores * ops.cast(labels, scores.dtype), axis=1, keepdims=True)
+
+
+def run_inputs(D, images, labels):
+    """`D.run`'s numpy inputs, checked: images NHWC at D's full resolution, labels iff D is conditional."""
+    images = np.asarray(images, dtype=np.float32)
+    shape = (D.resolution, D.resolution, D.num_channels)
+    if images.ndim != 4 or images.shape[1:] != shape:
+        raise ValueError(f"images must have shape [N, {', '.join(map(str, shape))}] (NHWC), "
+                         f"got {list(images.shape)}")
+    if not D.label_size:
+        return images, None
+    if labels is None:
+        raise ValueError(f"this discriminator is conditional: pass labels of shape [N, {D.label_size}]")
+    return images, np.asarray(labels, dtype=np.float32)
+
+
 @register
 class DiscriminatorBlock(keras.layers.Layer):
     """Resolution r >= 8: Conv0 (3x3, nf(res-1)) -> Conv1_down (blur, 3x3 conv + 2x down, nf(res-2))."""
@@ -157,26 +180,11 @@ class Discriminator(keras.Model):
                     x = lerp(x, low, ops.clip(lod - float(level), 0.0, 1.0))
                 for k in range(level + 1, L - 2):
                     x = self.blocks[k](x)
-        scores = self.final_block(x)
-        if self.label_size:
-            if labels is None:
-                raise ValueError(f"this discriminator is conditional: pass labels of shape [N, {self.label_size}]")
-            scores = ops.sum(scores * ops.cast(labels, scores.dtype), axis=1, keepdims=True)
-        return scores
+        return project_labels(self.final_block(x), labels, self.label_size)
 
     def run(self, images, labels=None, lod=None, batch_size=32):
         """images NHWC float32 at full resolution ([-1, 1] range) -> scores [N, 1] numpy."""
-        images = np.asarray(images, dtype=np.float32)
-        shape = (self.resolution, self.resolution, self.num_channels)
-        if images.ndim != 4 or images.shape[1:] != shape:
-            raise ValueError(f"images must have shape [N, {', '.join(map(str, shape))}] (NHWC), "
-                             f"got {list(images.shape)}")
-        if self.label_size:
-            if labels is None:
-                raise ValueError(f"this discriminator is conditional: pass labels of shape [N, {self.label_size}]")
-            labels = np.asarray(labels, dtype=np.float32)
-        else:
-            labels = None
+        images, labels = run_inputs(self, images, labels)
         lod = float(ops.convert_to_numpy(self.lod)) if lod is None else float(lod)
         level, fade = level_for_lod(lod, self.max_level)
         key = ("run", level, fade, labels is not None)

@@ -113,6 +113,17 @@ def mapping_summary(mapping="fc", latent_size=512, label_size=0, dlatent_size=51
     return (f"Mapping network {mapping}: {what} -> {weights:,} weight-matrix parameters ({total:,} with biases)")
 
 
+def mapping_input(mapping, z, labels):
+    """What every mapping's first layer sees: z, with the embedded labels concatenated for a conditional
+    network, pixel-normalised unless `normalize_latents` is off (the official order)."""
+    x = ops.convert_to_tensor(z, "float32")
+    if mapping.label_concat is not None:
+        if labels is None:
+            raise ValueError(f"this network is conditional: pass labels of shape [N, {mapping.label_size}]")
+        x = mapping.label_concat(x, ops.convert_to_tensor(labels, "float32"))
+    return pixel_norm(x) if mapping.normalize_latents else x
+
+
 def count_parameters(layer):
     """(weight-matrix parameters, all parameters) of a built layer: the first counts only dense weight
     matrices (variables named `weight`: the layers' `W`, the label embedding), as the mapping-variant
@@ -156,13 +167,7 @@ class MappingNetwork(keras.layers.Layer):
         self.built = True
 
     def call(self, z, labels=None):
-        x = ops.convert_to_tensor(z, "float32")
-        if self.label_concat is not None:
-            if labels is None:
-                raise ValueError(f"this network is conditional: pass labels of shape [N, {self.label_size}]")
-            x = self.label_concat(x, ops.convert_to_tensor(labels, "float32"))
-        if self.normalize_latents:
-            x = pixel_norm(x)
+        x = mapping_input(self, z, labels)
         for dense, bias in zip(self.dense_layers, self.biases):
             x = apply_activation(bias(dense(x)), self.mapping_nonlinearity)
         if self.dlatent_broadcast is not None:

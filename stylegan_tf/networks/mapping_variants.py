@@ -27,9 +27,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from stylegan_tf.layers import Bias, EqualizedDense, LabelConcat, activation_gain, apply_activation, pixel_norm
+from stylegan_tf.layers import Bias, EqualizedDense, LabelConcat, activation_gain, apply_activation
 from stylegan_tf.layers.serialization import register
-from stylegan_tf.networks.mapping import register_mapping
+from stylegan_tf.networks.mapping import mapping_input, register_mapping
 
 
 def style_of_row(num_rows, num_styles):
@@ -99,13 +99,7 @@ class LevelMapping(keras.layers.Layer):
         return self.rows
 
     def call(self, z, labels=None):
-        x = ops.convert_to_tensor(z, "float32")
-        if self.label_concat is not None:
-            if labels is None:
-                raise ValueError(f"this network is conditional: pass labels of shape [N, {self.label_size}]")
-            x = self.label_concat(x, ops.convert_to_tensor(labels, "float32"))
-        if self.normalize_latents:
-            x = pixel_norm(x)
+        x = mapping_input(self, z, labels)
         styles = ops.stack(self._styles(x), axis=1)         # [batch, N, W]
         if self.rows is None:
             return styles

@@ -29,7 +29,8 @@ from stylegan_tf.networks import draws
 from stylegan_tf.networks.archs import ALL_FIGURES, COMMON_FIGURES, register_arch
 from stylegan_tf.networks.channels import nf as _nf
 from stylegan_tf.networks.channels import resolution_log2
-from stylegan_tf.networks.discriminator import DiscriminatorBlock, DiscriminatorFinalBlock
+from stylegan_tf.networks.discriminator import (DiscriminatorBlock, DiscriminatorFinalBlock, project_labels,
+                                                 run_inputs)
 from stylegan_tf.networks.generator import Generator
 from stylegan_tf.networks.inference import batched, compiled
 
@@ -205,28 +206,13 @@ class MSGDiscriminator(keras.Model):
         for k, block in enumerate(self.blocks):
             # block k runs at R/2**k; its output (at R/2**(k+1)) meets the image at that resolution.
             x = self._combine(k, levels[-2 - k], block(x))
-        scores = self.final_block(x)
-        if self.label_size:
-            if labels is None:
-                raise ValueError(f"this discriminator is conditional: pass labels of shape [N, {self.label_size}]")
-            scores = ops.sum(scores * ops.cast(labels, scores.dtype), axis=1, keepdims=True)
-        return scores
+        return project_labels(self.final_block(x), labels, self.label_size)
 
     def run(self, images, labels=None, batch_size=32, **_):
         """images NHWC float32 at full resolution ([-1, 1] range; numpy) -> scores [N, 1] numpy.
 
         Batches must split into minibatch-stddev groups, as for StyleGAN's `Discriminator.run`."""
-        images = np.asarray(images, dtype=np.float32)
-        shape = (self.resolution, self.resolution, self.num_channels)
-        if images.ndim != 4 or images.shape[1:] != shape:
-            raise ValueError(f"images must have shape [N, {', '.join(map(str, shape))}] (NHWC), "
-                             f"got {list(images.shape)}")
-        if self.label_size:
-            if labels is None:
-                raise ValueError(f"this discriminator is conditional: pass labels of shape [N, {self.label_size}]")
-            labels = np.asarray(labels, dtype=np.float32)
-        else:
-            labels = None
+        images, labels = run_inputs(self, images, labels)
         key = ("run", labels is not None)
         fn = self._fns.get(key)
         if fn is None:
