@@ -222,15 +222,20 @@ def test_gs_run_after_training_equals_the_reloaded_snapshot(dataset, tmp_path, m
     # must run the graph a fresh process would build for the same weights: a graph specialised to the first
     # batch size rounded differently (a few float32 ulps; ~0.1 once bfloat16 amplified it).
     import stylegan_tf
-    old_policy = keras.mixed_precision.global_policy()
+    old_policy = keras.mixed_precision.global_policy().name
+    res = training_loop(small_opts(dataset, tmp_path / "results", resolution=16, total_kimg=0.016,
+                                   mixed_precision=mixed_precision))
+    # The process-wide precision policy is the caller's again: networks built later are not silently bfloat16.
+    assert keras.mixed_precision.global_policy().name == old_policy
+    z = np.random.RandomState(1).randn(5, 16).astype(np.float32)
+    here = res.model.Gs.run(z, noise_mode="const")
+    # Our layers take their compute dtype from the policy in force when they are built, so the snapshot is
+    # loaded under the policy it was trained with.
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if mixed_precision else old_policy)
     try:
-        res = training_loop(small_opts(dataset, tmp_path / "results", resolution=16, total_kimg=0.016,
-                                       mixed_precision=mixed_precision))
-        z = np.random.RandomState(1).randn(5, 16).astype(np.float32)
-        here = res.model.Gs.run(z, noise_mode="const")
         reloaded = stylegan_tf.load_network(res.snapshots[-1]).Gs.run(z, noise_mode="const")
     finally:
-        keras.mixed_precision.set_global_policy(old_policy)     # training_loop sets the process-wide policy
+        keras.mixed_precision.set_global_policy(old_policy)
     np.testing.assert_allclose(here, reloaded, rtol=0, atol=1e-5)
 
 

@@ -396,9 +396,16 @@ def training_loop(opts=None, callbacks=None, strategy=None, **kwargs):
         opts = TrainingOptions.for_arch(**kwargs)
     elif kwargs:
         opts = dataclasses.replace(opts, **kwargs)
-    run = TrainingRun(opts, callbacks=callbacks, strategy=strategy)
-    run.prepare()
-    if opts.dry_run:
-        return run.dry_run_text()
-    run.build()
-    return run.train()
+    import keras
+    # Mixed precision is Keras' process-wide policy: restored afterwards, so that networks a caller builds later
+    # in the same process (a notebook, a test) are not silently bfloat16.
+    policy = keras.mixed_precision.global_policy()
+    try:
+        run = TrainingRun(opts, callbacks=callbacks, strategy=strategy)
+        run.prepare()
+        if opts.dry_run:
+            return run.dry_run_text()
+        run.build()
+        return run.train()
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
