@@ -21,7 +21,7 @@ elif _BACKEND == "jax":
 
 def _seeded_backend():
     if _BACKEND not in ("tensorflow", "jax"):
-        raise NotImplementedError(f"seeded random draws need Keras' TensorFlow or JAX backend, not {_BACKEND!r}")
+        raise RuntimeError(f"seeded random draws need Keras' TensorFlow or JAX backend, not {_BACKEND!r}")
 
 
 def child(seed, salt):
