@@ -17,7 +17,7 @@ from keras import layers, ops
 
 from stylegan_tf.layers.serialization import register
 from stylegan_tf.networks.archs import COMMON_FIGURES, register_arch
-from stylegan_tf.networks.inference import batched, compiled
+from stylegan_tf.networks.inference import batched, check_latents, compiled
 
 # PyTorch's BatchNorm momentum 0.1 is Keras' 0.9 (Keras keeps `momentum` of the old value).
 _BN_MOMENTUM = 0.9
@@ -161,19 +161,7 @@ class DCGANGenerator(_Net):
         return np.zeros([0, self.resolution, self.resolution, self.num_channels], np.float32)
 
     def _check_z(self, z, labels):
-        z = np.asarray(z, np.float32)
-        if z.ndim != 2 or z.shape[1] != self.latent_size:
-            raise ValueError(f"z must have shape [N, {self.latent_size}], got {list(z.shape)}")
-        if self.label_size:
-            if labels is None:
-                raise ValueError(f"this generator is conditional: pass labels of shape [N, {self.label_size}]")
-            labels = np.asarray(labels, np.float32)
-            if labels.shape != (z.shape[0], self.label_size):
-                raise ValueError(f"labels must have shape [{z.shape[0]}, {self.label_size}], "
-                                 f"got {list(labels.shape)}")
-        else:
-            labels = None
-        return z, labels
+        return check_latents(self, z, labels)
 
     def run(self, z, labels=None, truncation_psi=None, truncation_cutoff=None, noise_mode=None, lod=None,
             batch_size=32):

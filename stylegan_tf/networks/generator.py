@@ -9,7 +9,7 @@ from stylegan_tf.layers.noise import check_noise_mode
 from stylegan_tf.layers.serialization import register
 from stylegan_tf.networks import draws
 from stylegan_tf.networks.channels import resolution_log2
-from stylegan_tf.networks.inference import batched, compiled, level_for_lod
+from stylegan_tf.networks.inference import batched, check_latents, compiled, level_for_lod
 from stylegan_tf.networks.mapping import get_mapping, make_mapping
 from stylegan_tf.networks.style_mixing import mix_styles, mixing_cutoff
 from stylegan_tf.networks.synthesis import SynthesisNetwork
@@ -151,19 +151,7 @@ class Generator(keras.Model):
         return float(ops.convert_to_numpy(self.lod)) if lod is None else float(lod)
 
     def _check_z(self, z, labels):
-        z = np.asarray(z, dtype=np.float32)
-        if z.ndim != 2 or z.shape[1] != self.latent_size:
-            raise ValueError(f"z must have shape [N, {self.latent_size}], got {list(z.shape)}")
-        if self.label_size:
-            if labels is None:
-                raise ValueError(f"this generator is conditional: pass labels of shape [N, {self.label_size}]")
-            labels = np.asarray(labels, dtype=np.float32)
-            if labels.shape != (z.shape[0], self.label_size):
-                raise ValueError(f"labels must have shape [{z.shape[0]}, {self.label_size}], "
-                                 f"got {list(labels.shape)}")
-        else:
-            labels = None
-        return z, labels
+        return check_latents(self, z, labels)
 
     def map_latents(self, z, labels=None, batch_size=256):
         """z [N, latent_size] -> w [N, num_layers, dlatent_size] (numpy), no truncation. With a per-level mapping

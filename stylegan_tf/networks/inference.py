@@ -78,3 +78,18 @@ def compiled(fn, variables):
 
         return lambda *args: pure([v.value for v in variables], *args)
     return fn
+
+
+def check_latents(G, z, labels):
+    """A generator's numpy inputs, checked: z [N, latent_size] float32, labels [N, label_size] iff conditional."""
+    z = np.asarray(z, dtype=np.float32)
+    if z.ndim != 2 or z.shape[1] != G.latent_size:
+        raise ValueError(f"z must have shape [N, {G.latent_size}], got {list(z.shape)}")
+    if not G.label_size:
+        return z, None
+    if labels is None:
+        raise ValueError(f"this generator is conditional: pass labels of shape [N, {G.label_size}]")
+    labels = np.asarray(labels, dtype=np.float32)
+    if labels.shape != (z.shape[0], G.label_size):
+        raise ValueError(f"labels must have shape [{z.shape[0]}, {G.label_size}], got {list(labels.shape)}")
+    return z, labels
