@@ -138,14 +138,16 @@ class DatasetInfo:
         return tf.transpose(images, [0, 2, 3, 1])
 
     def make_tf_dataset(self, resolution=None, batch_size=32, mirror=False, shuffle=True, repeat=True,
-                        seed=None, shuffle_mb=1024, num_parallel_calls=None, drop_remainder=None, pyramid=False):
+                        seed=None, shuffle_mb=None, num_parallel_calls=None, drop_remainder=None, pyramid=False,
+                        start=0, cache_mb=None):
         """tf.data pipeline of (images float32 [-1, 1] NHWC [B, r, r, C], labels float32 [B, L]).
 
         Reads the level file for `resolution` (default: full). uint8 -> float as the original,
-        `x * (2/255) - 1`; with `mirror`, each image is flipped left-right with p = 0.5. Shuffling uses a
-        window of `shuffle_mb` megabytes of records (the original uses 4096 MB) reshuffled every epoch.
-        With a `seed`, the order and the mirroring are reproducible. Batches are full when repeating
-        (static shapes for training); `drop_remainder` overrides that.
+        `x * (2/255) - 1`; with `mirror`, each image is flipped left-right with p = 0.5. Shuffling is a fresh
+        permutation of all images every epoch (the original: a 4096 MB window; docs/dataset.md); batch k is
+        computed from (seed, k) alone (data/batches.py), so `start=k` begins at batch k without reading the
+        batches before it, and `numpy_reader.iterate_batches` gives the same batches without TensorFlow.
+        Batches are full when repeating (static shapes for training); `drop_remainder` overrides that.
 
         With `pyramid` (MSG-GAN), the images are a tuple of every stored level from 4x4 up to `resolution`,
         lowest first, read from the level files side by side: every level file holds the same images in the
@@ -153,48 +155,30 @@ class DatasetInfo:
         each file is the same image, which shuffling and mirroring keep together. A tuple, not a list: tf.data
         would try to stack a list into one tensor.
 
+        Args:
+            resolution: the level to read (default: full).
+            batch_size: images per batch.
+            mirror: random left-right flips (p = 0.5, drawn from (seed, batch index)).
+            shuffle: a new permutation every epoch; else record order.
+            repeat: endless; else one epoch.
+            seed: order and flips (None: random).
+            shuffle_mb: accepted for compatibility and unused (the window of the earlier reader; a permutation
+                needs none).
+            num_parallel_calls: batches decoded in parallel (default: tf.data.AUTOTUNE).
+            drop_remainder: drop a last partial batch (default: when repeating).
+            pyramid: every level 4x4 .. `resolution`, lowest first.
+            start: the index of the first batch (a run resumed mid-phase starts at its step).
+            cache_mb: decoded levels up to this many MB stay in memory (default numpy_reader.CACHE_MB, 2048).
+
         Example:
             >>> ds = open_dataset("datasets/mine").make_tf_dataset(32, batch_size=8, pyramid=True, mirror=True)
             >>> [x.shape[1] for x in next(iter(ds))[0]]
             [4, 8, 16, 32]
         """
-        import tensorflow as tf
-        resolution = self.resolution if resolution is None else int(resolution)
-        self.level_path(resolution)  # one line naming the levels the dataset has, if not one of them
-        resolutions = [r for r in sorted(self.levels) if r <= resolution] if pyramid else [resolution]
-        paths = [self.level_path(r) for r in resolutions]
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
-        parallel = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
-        records = tuple(tf.data.TFRecordDataset(p, compression_type="", buffer_size=8 << 20) for p in paths)
-        ds = tf.data.Dataset.zip((records if pyramid else records[0],
-                                  tf.data.Dataset.from_tensor_slices(self.labels)))
-        if shuffle:
-            item_bytes = sum(self.num_channels * r * r + 32 for r in resolutions)
-            window = int(min(self.num_images, max(1, (shuffle_mb << 20) // item_bytes)))
-            ds = ds.shuffle(window, seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        ds = ds.batch(batch_size, drop_remainder=bool(repeat) if drop_remainder is None else drop_remainder)
-        ds = ds.enumerate()
-        scale, bias = np.float32(2.0 / 255.0), np.float32(-1.0)
-
-        def convert(index, batch):
-            serialized, labels = batch
-            levels = [tf.cast(self._parse_batch(ser, r), tf.float32) * scale + bias
-                      for ser, r in zip(serialized if pyramid else (serialized,), resolutions)]
-            if mirror:
-                # Stateless draws keyed by (seed, batch index): reproducible under parallel map. One draw per
-                # image, applied to every level of it.
-                flip = tf.random.stateless_uniform([tf.shape(levels[0])[0]], seed=tf.stack(
-                    [tf.constant(seed, tf.int64), index])) < 0.5
-                levels = [tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x) for x in levels]
-            return (tuple(levels) if pyramid else levels[0]), labels
-
-        ds = ds.map(convert, num_parallel_calls=parallel, deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        from stylegan_tf.data.batches import BatchStream
+        stream = BatchStream(self, resolution, batch_size=batch_size, mirror=mirror, shuffle=shuffle, repeat=repeat,
+                             seed=seed, drop_remainder=drop_remainder, pyramid=pyramid, cache_mb=cache_mb)
+        return stream.tf_dataset(start=start, num_parallel_calls=num_parallel_calls)
 
     def iterate_uint8(self, resolution=None, max_images=None, batch_size=64, with_labels=False):
         """uint8 NHWC numpy batches in TFRecord order (no shuffle, no mirror); what metrics read.

@@ -107,9 +107,11 @@ def fit_dataset(data, resolution=None, batch_size=32, seed=0, first_step=0, pyra
         resolution: the level to read (default: the dataset's full resolution).
         batch_size: images per batch: the minibatch.
         seed: shuffling seed.
-        first_step: the global step of the first batch (the number of steps already trained when continuing).
+        first_step: the global step of the first batch (the number of steps already trained when continuing);
+            the data starts at that batch of the stream too, so a continued fit sees what an uninterrupted one
+            would (without reading the batches before it).
         pyramid: every level 4x4 .. `resolution` as a tuple, lowest first (MSG-GAN architectures).
-        shuffle_mb: megabytes of records in the shuffle window.
+        shuffle_mb: accepted for compatibility, unused (each epoch is a full permutation: docs/dataset.md).
 
     Returns:
         A repeating `tf.data.Dataset`; give `fit` `steps_per_epoch`.
@@ -121,5 +123,5 @@ def fit_dataset(data, resolution=None, batch_size=32, seed=0, first_step=0, pyra
     from stylegan_tf.data import open_dataset
     info = open_dataset(data) if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__") else data
     ds = info.make_tf_dataset(resolution, batch_size=batch_size, mirror=False, shuffle=True, repeat=True,
-                              seed=seed, shuffle_mb=shuffle_mb, pyramid=pyramid)
+                              seed=seed, shuffle_mb=shuffle_mb, pyramid=pyramid, start=first_step)
     return add_steps(ds, first_step)

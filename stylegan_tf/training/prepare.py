@@ -152,30 +152,22 @@ class SubsetView:
     def __getattr__(self, name):          # path, resolution, levels, num_channels, level_path, ...
         return getattr(self._info, name)
 
-    def _records(self, resolution):
-        import tensorflow as tf
-        keep = tf.constant(self._mask)
-        records = tf.data.TFRecordDataset(self._info.level_path(resolution), compression_type="",
-                                          buffer_size=8 << 20)
-        return tf.data.Dataset.zip((records, tf.data.Dataset.from_tensor_slices(keep))).filter(
-            lambda r, k: k).map(lambda r, k: r)
+    @property
+    def record_indices(self):
+        """The dataset's record indices of the class's images, in record order (what data/batches.py reads)."""
+        import numpy as np
+        return np.flatnonzero(self._mask)
 
     def make_tf_dataset(self, resolution=None, batch_size=32, mirror=False, shuffle=True, repeat=True, seed=None,
-                        **kwargs):
-        """The dataset's pipeline restricted to the class, labels [B, 0]. A pyramid request (MSG) is the full
-        dataset's pipeline with the images of other classes dropped per level."""
-        import tensorflow as tf
-        full = self._info.make_tf_dataset(resolution, batch_size=1, mirror=mirror, shuffle=False, repeat=False,
-                                          seed=seed, drop_remainder=False, **kwargs)
-        keep = tf.data.Dataset.from_tensor_slices(tf.constant(self._mask))
-        ds = tf.data.Dataset.zip((full.unbatch(), keep)).filter(lambda item, k: k)
-        ds = ds.map(lambda item, k: (item[0], tf.zeros([0], tf.float32)))
-        ds = ds.cache() if self.num_images * (resolution or self.resolution) ** 2 * 4 * 3 < (1 << 30) else ds
-        if shuffle:
-            ds = ds.shuffle(min(self.num_images, 16384), seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        return ds.batch(batch_size, drop_remainder=bool(repeat)).prefetch(tf.data.AUTOTUNE)
+                        shuffle_mb=None, num_parallel_calls=None, drop_remainder=None, pyramid=False, start=0,
+                        cache_mb=None):
+        """`DatasetInfo.make_tf_dataset` (the same arguments) over the class's images only, labels [B, 0]: the
+        class's records in per-epoch permutations, read by index (numpy_reader.iterate_batches on this view gives
+        the same batches)."""
+        from stylegan_tf.data.batches import BatchStream
+        stream = BatchStream(self, resolution, batch_size=batch_size, mirror=mirror, shuffle=shuffle, repeat=repeat,
+                             seed=seed, drop_remainder=drop_remainder, pyramid=pyramid, cache_mb=cache_mb)
+        return stream.tf_dataset(start=start, num_parallel_calls=num_parallel_calls)
 
     def iterate_uint8(self, resolution=None, max_images=None, batch_size=64, with_labels=False):
         import numpy as np

@@ -235,15 +235,14 @@ class TrainingRun:
     def _phase_dataset(self, phase):
         st, mb = self.state, phase.minibatch
         seed = int((self.opts.seed * 1000003 + phase.index * 7919) % (2 ** 31 - 1))
-        if _backend() != "tensorflow" and get_arch(self.opts.arch).data != "pyramid":
+        if _backend() != "tensorflow":
             return self._numpy_phase_dataset(phase, seed)
         import tensorflow as tf
         # A pyramid architecture (MSG) reads every level file: a tuple of images, lowest first.
         pyramid = {"pyramid": True} if get_arch(self.opts.arch).data == "pyramid" else {}
+        # A run resumed mid-phase starts at batch `phase_step` directly: batch k depends on (seed, k) alone.
         ds = self.plan.info.make_tf_dataset(phase.resolution, batch_size=mb, mirror=False, shuffle=True,
-                                            repeat=True, seed=seed, **pyramid)
-        if st.phase_step:
-            ds = ds.skip(st.phase_step)
+                                            repeat=True, seed=seed, start=st.phase_step, **pyramid)
         steps = tf.data.Dataset.range(st.step, 2 ** 62)
         return tf.data.Dataset.zip((ds, steps)).map(
             lambda batch, s: (batch[0], batch[1], tf.fill([mb], s)))
@@ -275,15 +274,15 @@ class TrainingRun:
         return self._growing
 
     def _numpy_phase_dataset(self, phase, seed):
-        """The phase's batches without tf.data (JAX backend): data/numpy_reader.py, the same stream semantics,
-        positioned at the phase's step, each batch with its global step."""
+        """The phase's batches without tf.data (JAX backend): data/numpy_reader.py, the batches tf.data would give,
+        starting at the phase's step, each batch with its global step."""
         import itertools
 
         from stylegan_tf.data import numpy_reader
         st, mb = self.state, phase.minibatch
         batches = numpy_reader.iterate_batches(self.plan.info, phase.resolution, batch_size=mb, mirror=False,
-                                               shuffle=True, repeat=True, seed=seed)
-        batches = itertools.islice(batches, st.phase_step, None)
+                                               shuffle=True, repeat=True, seed=seed, start=st.phase_step,
+                                               pyramid=get_arch(self.opts.arch).data == "pyramid")
         return ((images, labels, np.full([mb], step, np.int64))
                 for (images, labels), step in zip(batches, itertools.count(st.step)))
 
