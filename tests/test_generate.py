@@ -269,6 +269,63 @@ def test_random_noise_is_reproducible_per_seed(tiny, tmp_path):
     _same_image(fig[:, :RES], _png(b[0]))
 
 
+def test_random_noise_batch_gives_each_seed_its_one_at_a_time_image(tiny):
+    from stylegan_tf.generate.noise import noise_stream
+    seeds = [5, 2, 8, 5]
+    z = seeds_to_z(seeds, tiny.latent_size)
+
+    def run(batch):
+        rngs = [noise_stream(s, tiny.latent_size) for s in seeds]
+        return run_z(tiny, z, truncation_psi=1.0, noise_mode="random", batch_size=batch, noise_rng=rngs,
+                     progress=False, as_uint8=False)
+    buffers = noise_buffers(tiny)
+    saved = [np.array(b.numpy()) for b in buffers]
+    one, three, four = run(1), run(3), run(4)
+    for b, v in zip(buffers, saved):          # the stored noise is not touched
+        np.testing.assert_array_equal(b.numpy(), v)
+    scale = np.abs(one).max()
+    # Seed 5 sits first and last: in batches of 3 it is in the first and the second batch, at positions 0 and 0;
+    # in the batch of 4 at positions 0 and 3. Each seed's image is the same wherever it runs.
+    for other in (three, four):
+        np.testing.assert_allclose(other, one, atol=1e-5 * scale)
+    np.testing.assert_allclose(four[3], four[0], atol=1e-5 * scale)
+    assert np.abs(one[0] - one[1]).max() > 1e-3
+    # The reference: the seed's normals written into the stored buffers, one image at a time (the way generate
+    # drew random noise before it batched).
+    w = map_z(tiny, z)
+    try:
+        for i, seed in enumerate(seeds[:3]):
+            rng = noise_stream(seed, tiny.latent_size)
+            for b in buffers:
+                b.assign(rng.standard_normal(tuple(b.shape)).astype(np.float32))
+            ref = tiny.synthesize(w[i:i + 1], noise_mode="const")[0]
+            np.testing.assert_allclose(four[i], ref, atol=1e-5 * scale)
+    finally:
+        for b, v in zip(buffers, saved):
+            b.assign(v)
+
+
+def test_images_in_bf16_are_opt_in_and_close(tiny, tmp_path):
+    fp32 = commands.images(tiny, [3, 4], outdir=str(tmp_path / "a"), truncation_psi=1.0, noise_mode="random",
+                           batch_size=2, progress=False)
+    bf16 = commands.images(tiny, [3, 4], outdir=str(tmp_path / "b"), truncation_psi=1.0, noise_mode="random",
+                           batch_size=2, progress=False, precision="bf16")
+    for a, b in zip(fp32, bf16):
+        diff = np.abs(_png(a).astype(int) - _png(b))
+        assert diff.mean() < 4 and diff.max() > 0          # bfloat16 ran, and the picture is the same one
+    with pytest.raises(GenerateError, match="--precision"):
+        commands.images(tiny, [3], outdir=str(tmp_path / "c"), precision="fp16", progress=False)
+
+
+def test_synthesize_refuses_noise_maps_of_the_wrong_shape(tiny):
+    w = map_z(tiny, seeds_to_z([1, 2], tiny.latent_size))
+    maps = [np.zeros((2,) + tuple(b.shape[1:]), np.float32) for b in noise_buffers(tiny)]
+    with pytest.raises(ValueError, match="one map per layer"):
+        tiny.synthesize(w, noise=maps[:-1])
+    with pytest.raises(ValueError, match="one map per layer"):
+        tiny.synthesize(w[:1], noise=maps)
+
+
 # Every subcommand with the flags it needs besides --network and its output flag.
 SUBCOMMANDS = {
     "images": ["--seeds", "1"],

@@ -281,6 +281,41 @@ def test_inference_does_not_depend_on_earlier_batch_sizes(z):
     np.testing.assert_array_equal(G.synthesize(w), fresh.synthesize(w))
 
 
+def _copy(G):
+    H = Generator.from_config(G.get_config())
+    H.set_weights(G.get_weights())
+    return H
+
+
+def test_bf16_inference_is_opt_in_and_close(nets, z):
+    G = _copy(nets[0])
+    fp32 = G.run(z, noise_mode="const")
+    bf16 = G.run(z, noise_mode="const", precision="bf16")
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape
+    err = np.abs(bf16 - fp32).mean() / np.abs(fp32).mean()
+    assert 0 < err < 0.05, err                      # computed in bfloat16 (not bit-equal), yet the same image
+    w = G.map_latents(z)
+    np.testing.assert_allclose(G.synthesize(w, precision="bf16"), bf16, atol=1e-6 * np.abs(fp32).max())
+    # The precision switch leaves the layers as they were: the default is still the faithful float32.
+    assert all(layer.autocast for layer in G.synthesis._flatten_layers())
+    np.testing.assert_array_equal(G.run(z, noise_mode="const"), fp32)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        G.run(z, precision="fp16")
+
+
+def test_xla_fused_epilogues_give_the_same_images(nets, z, monkeypatch):
+    from stylegan_tf.layers.epilogue import LayerEpilogue
+    G = _copy(nets[0])
+    plain = G.run(z, noise_mode="const")
+    monkeypatch.setattr(LayerEpilogue, "FUSE_MIN_ELEMENTS", 0)    # every epilogue fused, even at 4x4
+    H = _copy(nets[0])
+    fused = H.run(z, noise_mode="const")
+    assert all(getattr(e, "_fused_chain", None) is not None for e in H.synthesis.epilogues)
+    np.testing.assert_allclose(fused, plain, atol=1e-5 * np.abs(plain).max())
+    # Outside the inference API (training, G(z)) the chain is never fused.
+    assert not any(e.fuse_elementwise for e in H.synthesis.epilogues)
+
+
 def test_bad_inputs(nets, z, tmp_path):
     G, D = nets
     with pytest.raises(ValueError, match=r"z must have shape \[N, 16\]"):

@@ -13,7 +13,7 @@ from stylegan_tf.generate.errors import GenerateError
 from stylegan_tf.generate.noise import noise_stream
 from stylegan_tf.generate.output import check_image_path, check_writable, write_image
 from stylegan_tf.generate.sampling import (check_noise_mode, class_labels, for_each_batch, load_generator,
-                                          network_error_message, run_z)
+                                          network_error_message, precision_kwargs, run_z)
 from stylegan_tf.generate.seeds import parse_layers, seeds_to_z
 from stylegan_tf.image_grid import grid_shape, make_grid
 
@@ -36,8 +36,9 @@ def _prepare(network, out, overwrite, class_idx=None, noise_mode="const", figure
 
 
 def images(network, seeds, outdir="out", truncation_psi=0.7, truncation_cutoff=8, noise_mode="const",
-           class_idx=None, grid=None, batch_size=8, overwrite=False, progress=True):
-    """One PNG per seed (`seed0000.png`) and, with `grid` = (rows, cols), `grid.png` of them all."""
+           class_idx=None, grid=None, batch_size=8, overwrite=False, progress=True, precision="fp32"):
+    """One PNG per seed (`seed0000.png`) and, with `grid` = (rows, cols), `grid.png` of them all.
+    precision="bf16" synthesizes in bfloat16 (opt-in: faster on CPUs with AMX, slightly different pictures)."""
     if not seeds:
         raise GenerateError("--seeds: no seeds given")
     paths = [os.path.join(outdir, f"seed{s:04d}.png") for s in seeds]
@@ -48,6 +49,7 @@ def images(network, seeds, outdir="out", truncation_psi=0.7, truncation_cutoff=8
         raise GenerateError(f"--outdir: {outdir} is a file, not a folder")
     check_writable(paths + ([grid_path] if grid_path else []), overwrite, "--outdir")
     Gs = _prepare(network, None, overwrite, class_idx, noise_mode, figure="images")
+    precision_kwargs(Gs, precision)             # an unsupported --precision stops before any work
     labels = class_labels(Gs, class_idx, len(seeds))
     kept = []
     # PNG encoding of large images is as slow as generating them on a GPU: a few writer threads overlap it
@@ -59,7 +61,7 @@ def images(network, seeds, outdir="out", truncation_psi=0.7, truncation_cutoff=8
         # Random noise comes from each seed's own stream: an image does not depend on its batch mates.
         rngs = [noise_stream(s, Gs.latent_size) for s in batch_seeds] if noise_mode == "random" else None
         images = run_z(Gs, z, lb, truncation_psi, truncation_cutoff, noise_mode, len(z), progress=False,
-                       noise_rng=rngs)
+                       noise_rng=rngs, precision=precision)
         while len(pending) > 2 * len(z):
             pending.popleft().result()
         pending.extend(pool.submit(write_image, img, p) for img, p in zip(images, batch_paths))

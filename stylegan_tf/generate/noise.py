@@ -7,10 +7,12 @@ running with "const" noise; the buffers are restored afterwards, even on error.
 - Fig. 5, as NVIDIA's script: the buffers of the layers without noise are scaled by 0.
 - Random noise: the generator's own "random" mode draws from the backend's global RNG inside a cached
   compiled function, so the same command would give different pictures run to run. Instead each image gets
-  fresh N(0, 1) buffers drawn from a NumPy RandomState, one image at a time. A seed therefore fixes the
-  noise too: `images --noise-mode random` uses the normals that follow z in RandomState(seed).
+  fresh N(0, 1) maps drawn from a NumPy RandomState, and a batch stacks its images' maps (the generator's
+  `synthesize(..., noise=maps)`). A seed therefore fixes the noise too, whatever its batch: `images
+  --noise-mode random` uses the normals that follow z in RandomState(seed).
 """
 import contextlib
+import inspect
 import re
 
 import numpy as np
@@ -80,23 +82,49 @@ def noise_stream(seed, z_dim):
     return rng
 
 
-def synthesize_random_noise(Gs, w, rngs, finish, progress=None):
+def draw_noise_maps(buffers, rngs, count):
+    """One noise map per layer, [count, H, W, 1] float32: image i's maps are drawn from its own stream (`rngs[i]`)
+    layer after layer, or, with one shared stream, image after image in order. These are exactly the values the
+    one-image-at-a-time version wrote into the buffers, so a seed's picture does not depend on its batch."""
+    per_image = isinstance(rngs, (list, tuple))
+    if per_image and len(rngs) != count:
+        raise ValueError(f"{len(rngs)} noise streams for {count} images")
+    maps = [np.empty((count,) + tuple(var.shape[1:]), np.float32) for var in buffers]
+    for i in range(count):
+        rng = rngs[i] if per_image else rngs
+        for layer, var in enumerate(buffers):
+            maps[layer][i] = rng.standard_normal(tuple(var.shape)).astype(np.float32)[0]
+    return maps
+
+
+def _takes_noise_maps(Gs):
+    try:
+        return "noise" in inspect.signature(Gs.synthesize).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def synthesize_random_noise(Gs, w, rngs, finish, progress=None, **kwargs):
     """w [N, layers, dlatent] -> finish(images) with fresh N(0,1) noise per image drawn from `rngs`
-    (one RandomState per image, or one shared stream drawn in order)."""
+    (one RandomState per image, or one shared stream drawn in order), in one batch. `kwargs` go to
+    Gs.synthesize (precision)."""
     w = np.asarray(w, np.float32)
     buffers = noise_buffers(Gs, required=False)
     if not buffers:
-        return finish(Gs.synthesize(w, noise_mode="none"))
-    per_image = isinstance(rngs, (list, tuple))
-    if per_image and len(rngs) != len(w):
-        raise ValueError(f"{len(rngs)} noise streams for {len(w)} images")
+        return finish(Gs.synthesize(w, noise_mode="none", **kwargs))
+    maps = draw_noise_maps(buffers, rngs, len(w))
+    if _takes_noise_maps(Gs):
+        out = finish(Gs.synthesize(w, noise_mode="const", noise=maps, batch_size=max(len(w), 1), **kwargs))
+        if progress is not None:
+            progress(len(w))
+        return out
+    # A generator whose synthesize takes no per-image maps: its buffers hold one image's maps at a time.
     out = []
     with _restoring(buffers):
         for i in range(len(w)):
-            rng = rngs[i] if per_image else rngs
-            for var in buffers:
-                var.assign(rng.standard_normal(tuple(var.shape)).astype(np.float32))
-            out.append(finish(Gs.synthesize(w[i:i + 1], noise_mode="const")))
+            for var, m in zip(buffers, maps):
+                var.assign(m[i:i + 1])
+            out.append(finish(Gs.synthesize(w[i:i + 1], noise_mode="const", **kwargs)))
             if progress is not None:
                 progress(1)
     return np.concatenate(out, axis=0)

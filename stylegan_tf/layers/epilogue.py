@@ -25,7 +25,25 @@ class LayerEpilogue(keras.layers.Layer):
                           if self.use_styles else None)
         self.built = True
 
+    # Set (per layer) by networks.inference.computing_in for the numpy inference API: on TensorFlow, a layer
+    # with a large activation runs this elementwise chain as one XLA cluster (one pass over memory instead of
+    # ~11; 1.7x faster at 256^2x64 on CPU). Under JAX the whole inference function is one XLA program already.
+    fuse_elementwise = False
+    FUSE_MIN_ELEMENTS = 2 ** 20       # per image (H*W*C): below it the compile time is not repaid
+
     def call(self, x, w=None, noise=None):
+        if self.fuse_elementwise and keras.backend.backend() == "tensorflow" and \
+                x.shape[1] is not None and x.shape[1] * x.shape[2] * x.shape[3] >= self.FUSE_MIN_ELEMENTS:
+            import tensorflow as tf
+            if getattr(self, "_fused_chain", None) is None:
+                # A closure, not the bound method: tf.function would try to trace the layer as an argument.
+                self._fused_chain = tf.function(lambda x, w, noise: self._chain(x, w, noise), jit_compile=True,
+                                                autograph=False)
+            # A stored noise buffer is a Keras variable: tf.function takes its value as a tensor.
+            return self._fused_chain(x, w, None if noise is None else tf.convert_to_tensor(noise))
+        return self._chain(x, w, noise)
+
+    def _chain(self, x, w=None, noise=None):
         if self.noise is not None:
             x = self.noise(x, noise)
         x = apply_activation(self.bias(x), self.nonlinearity)

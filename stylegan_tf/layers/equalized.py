@@ -28,7 +28,8 @@ class EqualizedDense(keras.layers.Layer):
     def call(self, x):
         if len(x.shape) > 2:
             x = ops.reshape(x, [-1, self.in_features])
-        return ops.matmul(x, self.weight * self.coef)
+        # Weights follow the input's dtype: a bfloat16 inference (networks.inference.computing_in) feeds bf16.
+        return ops.matmul(x, ops.cast(self.weight * self.coef, x.dtype))
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "in_features": self.in_features, "gain": self.gain,
@@ -53,11 +54,12 @@ class EqualizedConv2D(keras.layers.Layer):
                                       initializer=keras.initializers.RandomNormal(0.0, init_std))
         self.built = True
 
-    def scaled_kernel(self):
-        return self.weight * self.coef
+    def scaled_kernel(self, dtype=None):
+        w = self.weight * self.coef
+        return w if dtype is None else ops.cast(w, dtype)
 
     def call(self, x):
-        return ops.conv(x, self.scaled_kernel(), strides=1, padding="same")
+        return ops.conv(x, self.scaled_kernel(x.dtype), strides=1, padding="same")
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "in_channels": self.in_channels,
@@ -76,7 +78,7 @@ class Bias(keras.layers.Layer):
 
     def call(self, x):
         b = self.bias * self.lrmul if self.lrmul != 1.0 else self.bias
-        return x + b
+        return x + ops.cast(b, x.dtype)
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels, "lrmul": self.lrmul}

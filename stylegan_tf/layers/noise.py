@@ -1,5 +1,6 @@
 """Noise inputs: a per-sample N(0,1) map [N,H,W,1] times a learned per-channel weight (init 0)."""
 import keras
+from keras import ops
 
 from stylegan_tf.layers.serialization import register
 
@@ -27,7 +28,7 @@ class NoiseInjection(keras.layers.Layer):
     def call(self, x, noise=None):
         if noise is None:
             return x
-        return x + noise * self.weight
+        return x + ops.cast(noise, x.dtype) * ops.cast(self.weight, x.dtype)
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}

@@ -10,6 +10,10 @@ def pixel_norm(x, epsilon=1e-8, axis=-1):
 
 
 def instance_norm(x, epsilon=1e-8):
+    if keras.backend.standardize_dtype(x.dtype) in ("bfloat16", "float16"):
+        # A bfloat16 mean over a large map keeps ~3 significant digits; the statistics (and the normalised
+        # values) are computed in float32 and rounded once at the end.
+        return ops.cast(instance_norm(ops.cast(x, "float32"), epsilon), x.dtype)
     x = x - ops.mean(x, axis=[1, 2], keepdims=True)
     return x * ops.rsqrt(ops.mean(ops.square(x), axis=[1, 2], keepdims=True) + epsilon)
 

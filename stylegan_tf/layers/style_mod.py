@@ -1,5 +1,6 @@
 """AdaIN style modulation: style = dense(w, 2C, gain 1) + bias; x * (scale + 1) + shift."""
 import keras
+from keras import ops
 
 from stylegan_tf.layers.equalized import Bias, EqualizedDense
 from stylegan_tf.layers.serialization import register
@@ -16,7 +17,8 @@ class StyleMod(keras.layers.Layer):
         self.built = True
 
     def call(self, x, w):
-        style = self.bias(self.dense(w))
+        # The style is computed in w's precision (float32) and applied in x's (bfloat16 under `computing_in`).
+        style = ops.cast(self.bias(self.dense(w)), x.dtype)
         # The first C columns scale, the last C shift (the original's [N, 2, C] reshape).
         scale = style[:, None, None, :self.channels]
         shift = style[:, None, None, self.channels:]

@@ -9,7 +9,8 @@ from stylegan_tf.layers.noise import check_noise_mode
 from stylegan_tf.layers.serialization import register
 from stylegan_tf.networks import draws
 from stylegan_tf.networks.channels import resolution_log2
-from stylegan_tf.networks.inference import batched, check_latents, compiled, level_for_lod
+from stylegan_tf.networks.inference import (PRECISIONS, batched, check_latents, check_precision, compiled,
+                                            computing_in, level_for_lod)
 from stylegan_tf.networks.mapping import get_mapping, make_mapping
 from stylegan_tf.networks.style_mixing import mix_styles, mixing_cutoff
 from stylegan_tf.networks.synthesis import SynthesisNetwork
@@ -167,38 +168,61 @@ class Generator(keras.Model):
         out = batched(fn, [z, labels], batch_size)
         return np.zeros([0, self.num_styles, self.dlatent_size], np.float32) if out is None else out
 
-    def _synth_graph(self, lod, noise_mode):
+    def _synth_graph(self, lod, noise_mode, precision="fp32"):
         level, fade = level_for_lod(lod, self.max_level)
+        dtype = None if precision == "fp32" else PRECISIONS[precision]
 
-        def synth(w, lod_t, seed):
-            img = self.synthesis(w, lod=lod_t, level=level, noise_mode=noise_mode, fade=fade, seed=seed)
-            return upscale2d(img, 2 ** level)
+        def synth(w, lod_t, seed, *noise):
+            img = self.synthesis(w, lod=lod_t, level=level, noise_mode=noise_mode, fade=fade, seed=seed,
+                                 dtype=dtype, noise=list(noise) or None)
+            return upscale2d(ops.cast(img, "float32"), 2 ** level)
         # Random noise is drawn per call; every other mode draws nothing.
         seed = draws.call_seed if noise_mode == "random" else lambda: None
         return level, fade, synth, seed
 
-    def synthesize(self, w, noise_mode="const", lod=None, batch_size=32):
-        """w [N, num_layers, dlatent_size] -> images NHWC float32 at full resolution (raw range)."""
+    def synthesize(self, w, noise_mode="const", lod=None, batch_size=32, precision="fp32", noise=None):
+        """w [N, num_layers, dlatent_size] -> images NHWC float32 at full resolution (raw range).
+
+        Args:
+            w: dlatents, numpy [N, num_styles, dlatent_size].
+            noise_mode: "const" (stored buffers), "random" or "none".
+            lod: level of detail (None: the network's `lod`).
+            batch_size: images per compiled call.
+            precision: "fp32" (faithful) or "bf16" (bfloat16 synthesis: faster on AMX CPUs, changes images).
+            noise: per-image noise maps instead of `noise_mode`'s: a list with one [N, H, W, 1] array per
+                layer (the shapes of `noise_buffers()` with N rows); each image uses its own row.
+
+        Example:
+            >>> maps = [np.random.randn(len(w), *b.shape[1:]) for b in G.noise_buffers()]
+            >>> images = G.synthesize(w, noise=maps)
+        """
         check_noise_mode(noise_mode)
+        check_precision(precision)
         w = np.asarray(w, dtype=np.float32)
         if w.ndim != 3 or w.shape[1:] != (self.num_styles, self.dlatent_size):
             raise ValueError(f"w must have shape [N, {self.num_styles}, {self.dlatent_size}], got {list(w.shape)}")
+        noise = [] if noise is None else self._check_noise(noise, len(w))
+        if noise:
+            noise_mode = "const"    # the key of the compiled function; the maps replace the buffers
         lod = self._lod_value(lod)
-        level, fade, synth, seed = self._synth_graph(lod, noise_mode)
-        fn = self._fn(("synth", level, fade, noise_mode), lambda: synth)
+        level, fade, synth, seed = self._synth_graph(lod, noise_mode, precision)
+        fn = self._fn(("synth", level, fade, noise_mode, precision, bool(noise)), lambda: synth)
         lod_t = ops.convert_to_tensor(lod, "float32")
-        out = batched(lambda wb: fn(wb, lod_t, seed()), [w], batch_size)
+        with computing_in(self.synthesis, precision):
+            out = batched(lambda wb, *nb: fn(wb, lod_t, seed(), *nb), [w, *noise], batch_size)
         return self._empty() if out is None else out
 
     def run(self, z, labels=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const", lod=None,
-            batch_size=32):
-        """z [N, latent_size] (+ labels) -> images NHWC float32 at full resolution, raw output range."""
+            batch_size=32, precision="fp32"):
+        """z [N, latent_size] (+ labels) -> images NHWC float32 at full resolution, raw output range.
+        `precision` "bf16" computes the synthesis in bfloat16 (the mapping stays float32); fp32 is faithful."""
         check_noise_mode(noise_mode)
+        check_precision(precision)
         z, labels = self._check_z(z, labels)
         lod = self._lod_value(lod)
         truncated = truncation_psi is not None and float(truncation_psi) != 1.0 and \
             (truncation_cutoff is None or int(truncation_cutoff) > 0)
-        level, fade, synth, seed = self._synth_graph(lod, noise_mode)
+        level, fade, synth, seed = self._synth_graph(lod, noise_mode, precision)
 
         def build():
             def f(z, labels, lod_t, psi, cutoff, seed):
@@ -208,13 +232,23 @@ class Generator(keras.Model):
                 return synth(w, lod_t, seed)
             return f
 
-        fn = self._fn(("run", level, fade, noise_mode, truncated, labels is not None), build)
+        fn = self._fn(("run", level, fade, noise_mode, truncated, labels is not None, precision), build)
         lod_t = ops.convert_to_tensor(lod, "float32")
         psi = ops.convert_to_tensor(1.0 if truncation_psi is None else float(truncation_psi), "float32")
         cutoff = self.num_styles if truncation_cutoff is None else int(truncation_cutoff)
         cutoff = ops.convert_to_tensor(cutoff, "int32")
-        out = batched(lambda zb, lb: fn(zb, lb, lod_t, psi, cutoff, seed()), [z, labels], batch_size)
+        with computing_in(self.synthesis, precision):
+            out = batched(lambda zb, lb: fn(zb, lb, lod_t, psi, cutoff, seed()), [z, labels], batch_size)
         return self._empty() if out is None else out
+
+    def _check_noise(self, noise, n):
+        shapes = [tuple(b.shape[1:]) for b in self.noise_buffers()]
+        noise = [np.asarray(m, np.float32) for m in noise]
+        if not shapes or [m.shape for m in noise] != [(n,) + s for s in shapes]:
+            want = ", ".join(str([n, *s]) for s in shapes) or "none (built without noise inputs)"
+            raise ValueError(f"noise must be one map per layer with shapes {want}; got "
+                             f"{[list(m.shape) for m in noise]}")
+        return noise
 
     def _empty(self):
         return np.zeros([0, self.resolution, self.resolution, self.num_channels], np.float32)

@@ -1,8 +1,56 @@
 """Shared helpers for the numpy-in/numpy-out inference API (level choice from lod, batching, compiling)."""
+import contextlib
 import math
 
 import keras
 import numpy as np
+
+# Inference precisions: name -> the dtype activations are computed in. fp32 is the faithful one; bf16 (fast on
+# CPUs with AMX and on GPUs) changes the images by ~1e-2 and is opt-in everywhere it is offered.
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def check_precision(precision):
+    """`precision` if it is one of PRECISIONS, else ValueError naming the choices."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+@contextlib.contextmanager
+def computing_in(layer, precision):
+    """Inside the block, `layer` and its sublayers run as the numpy inference API wants them: in the dtype of the
+    activations they are given, and (TensorFlow) with large epilogues fused by XLA (LayerEpilogue).
+
+    Keras casts every float input of a float32 layer back to float32 (autocast); the layers of this project
+    instead cast their weights to their input's dtype, so with autocast off a bfloat16 activation flows through
+    in bfloat16 while the variables stay float32 (nothing is copied). fp32 keeps autocast as it is.
+
+    Args:
+        layer: a Keras layer or model (e.g. a generator's synthesis network).
+        precision: a key of PRECISIONS.
+
+    Example:
+        >>> with computing_in(G.synthesis, "bf16"):
+        ...     img = G.synthesis(w, level=0, dtype="bfloat16")
+    """
+    check_precision(precision)
+    layers = list(layer._flatten_layers(include_self=True, recursive=True))
+    saved = [(sub.autocast, sub.__dict__.get("fuse_elementwise")) for sub in layers]
+    try:
+        for sub in layers:
+            if precision != "fp32":
+                sub.autocast = False
+            if hasattr(sub, "fuse_elementwise"):
+                sub.fuse_elementwise = True
+        yield layer
+    finally:
+        for sub, (autocast, fuse) in zip(layers, saved):
+            sub.autocast = autocast
+            if fuse is None:
+                sub.__dict__.pop("fuse_elementwise", None)
+            else:
+                sub.fuse_elementwise = fuse
 
 
 def level_for_lod(lod, max_level):

@@ -90,9 +90,11 @@ class SynthesisNetwork(keras.layers.Layer):
         return self.resolution_log2 - 2
 
     # -- pieces -----------------------------------------------------------------------------------------------
-    def _noise(self, i, x, noise_mode, seed):
+    def _noise(self, i, x, noise_mode, seed, noise=None):
         if not self.use_noise or noise_mode == "none":
             return None
+        if noise is not None:
+            return noise[i]
         if noise_mode == "const":
             return self.noise_buffers[i]
         return draws.normal((ops.shape(x)[0], x.shape[1], x.shape[2], 1), seed, salt=i, dtype=x.dtype)
@@ -100,37 +102,42 @@ class SynthesisNetwork(keras.layers.Layer):
     def _style(self, w, i):
         return w[:, i] if self.use_styles else w[:, 0]
 
-    def _layer(self, i, x, w, noise_mode, seed):
-        return self.epilogues[i](x, self._style(w, i), noise=self._noise(i, x, noise_mode, seed))
+    def _layer(self, i, x, w, noise_mode, seed, noise=None):
+        return self.epilogues[i](x, self._style(w, i), noise=self._noise(i, x, noise_mode, seed, noise))
 
-    def _base(self, w, noise_mode, seed):
-        """Layers 0 and 1: the 4x4 block."""
+    def _base(self, w, noise_mode, seed, dtype=None, noise=None):
+        """Layers 0 and 1: the 4x4 block (activations in `dtype`, default w's)."""
         if self.const_input_layer:
             x = self.input_layer(w)
         else:
             x = self.input_layer(w[:, 0])
             x = ops.transpose(ops.reshape(x, [-1, self.nf(1), 4, 4]), [0, 2, 3, 1])
-        x = self._layer(0, x, w, noise_mode, seed)
-        return self._layer(1, self.convs[0](x), w, noise_mode, seed)
+        if dtype is not None:
+            x = ops.cast(x, dtype)
+        x = self._layer(0, x, w, noise_mode, seed, noise)
+        return self._layer(1, self.convs[0](x), w, noise_mode, seed, noise)
 
-    def _block(self, res, x, w, noise_mode, seed):
+    def _block(self, res, x, w, noise_mode, seed, noise=None):
         i = 2 * res - 4
-        x = self._layer(i, self.blurs[res - 3](self.convs[i - 1](x)), w, noise_mode, seed)
-        return self._layer(i + 1, self.convs[i](x), w, noise_mode, seed)
+        x = self._layer(i, self.blurs[res - 3](self.convs[i - 1](x)), w, noise_mode, seed, noise)
+        return self._layer(i + 1, self.convs[i](x), w, noise_mode, seed, noise)
 
     # -- forward ----------------------------------------------------------------------------------------------
-    def call(self, w, lod=0.0, level=None, noise_mode="random", fade=True, seed=None):
+    def call(self, w, lod=0.0, level=None, noise_mode="random", fade=True, seed=None, dtype=None, noise=None):
         """w [N, num_styles, dlatent_size] -> images NHWC (full size if level is None, else R/2**level).
-        `seed`: makes random noise stateless (see `draws`)."""
+        `seed`: makes random noise stateless (see `draws`). `dtype`: the activations' dtype (None: the layers'
+        own; "bfloat16" for a bf16 inference inside `inference.computing_in`); styles stay float32.
+        `noise`: per-image noise maps, one [N, H, W, 1] per layer, used instead of the stored buffers or fresh
+        draws (unless noise_mode is "none"); generate.py draws each seed's maps from that seed."""
         check_noise_mode(noise_mode)
         w = ops.convert_to_tensor(w, "float32")
         lod = ops.cast(lod, "float32")
         L = self.resolution_log2
-        x = self._base(w, noise_mode, seed)
+        x = self._base(w, noise_mode, seed, dtype, noise)
         if level is None:
             img = self.torgbs[0](x)
             for res in range(3, L + 1):
-                x = self._block(res, x, w, noise_mode, seed)
+                x = self._block(res, x, w, noise_mode, seed, noise)
                 img = lerp_clip(self.torgbs[res - 2](x), upscale2d(img), lod - float(L - res))
             return img
         level = int(level)
@@ -140,7 +147,7 @@ class SynthesisNetwork(keras.layers.Layer):
         prev = x
         for res in range(3, top + 1):
             prev = x
-            x = self._block(res, x, w, noise_mode, seed)
+            x = self._block(res, x, w, noise_mode, seed, noise)
         img = self.torgbs[top - 2](x)
         if top > 2 and fade:
             low = upscale2d(self.torgbs[top - 3](prev))
