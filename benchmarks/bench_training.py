@@ -1,124 +1,172 @@
 #!/usr/bin/env python
-"""Training speed through `fit`: img/s and sec/kimg at 32, 64, 128 (fp32, and bf16 where the CPU has AMX).
+"""Training speed against NVIDIA's official StyleGAN loop, same machine, same run: our sec/kimg, theirs, the ratio.
 
-    python benchmarks/bench_training.py                      # 32 64 128, the stated small config
-    python benchmarks/bench_training.py --res 32 --steps 20 --demo   # also time `python train.py` (the demo)
+    python benchmarks/bench_training.py                                   # ours only (says why)
+    python benchmarks/bench_training.py --anchor-python /work/anchor/anchor-venv/bin/python \\
+        --anchor-script /work/anchor/official_train_anchor.py --official-code /work/anchor/stylegan-official
+    python benchmarks/bench_training.py ... --levers "--r1-interval 4 --mixed-precision"   # + a row with levers
 
-Config (stated with the numbers): G/D fmap_base 1024, fmap_max 128, z/w 128, 4 mapping layers of 128, minibatch
-16, logistic loss + R1, style mixing, noise, mirror; one phase at full resolution (level 0). Wall time and process
-CPU time are both printed: on a shared machine CPU seconds / cores is the better estimate of an idle machine.
+The anchor paths may also come from STYLEGAN_ANCHOR_PYTHON, STYLEGAN_ANCHOR_SCRIPT and STYLEGAN_OFFICIAL_CODE
+(the anchor is a driver that runs the official TF1 code unmodified under tf.compat.v1; see its header). Without
+them only our figures are printed.
+
+Both sides are timed the same way: the whole training loop (data pipeline, D step with R1, G step, Gs EMA) for
+a few short ticks, the first tick (graph building / tracing) dropped, sec/kimg the median of the tick lines each
+loop prints itself; rounds alternate official / ours and the medians over rounds are reported. Configurations:
+  demo       32^2, fmap_base 256 / fmap_max 64, z/w 64, 4 mapping layers of 64, minibatch 16, lr 0.002, R1 gamma
+             50, mirror, Gs half-life 1 kimg, no growing (train.py's demo)
+  default64  64^2, the default widths (fmap_base 8192 / fmap_max 512, z/w 512, 8 mapping layers of 512), the
+             official 1-GPU minibatch at 64^2 (32), lr 0.001, R1 gamma 10, mirror, no growing
+Our rows run `train.py` (fp32, R1 every step: the official iteration), plus a row with `--levers` if given.
+On a shared machine run it under a lock, and idle: absolute seconds swing with load, ratios less so.
 """
 import argparse
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
-NETS = {
-    "small": dict(fmap_base=1024, fmap_max=128, latent_size=128, dlatent_size=128, mapping_layers=4,
-                  mapping_fmaps=128),
+CONFIGS = {
+    "demo": dict(res=32, fmap_base=256, fmap_max=64, latent=64, mapping_layers=4, mapping_fmaps=64,
+                 minibatch=16, lrate=0.002, gamma=50.0, g_smoothing_kimg=1.0, tick_kimg=0.256),
+    "default64": dict(res=64, fmap_base=8192, fmap_max=512, latent=512, mapping_layers=8, mapping_fmaps=512,
+                      minibatch=32, lrate=0.001, gamma=10.0, g_smoothing_kimg=10.0, tick_kimg=0.128),
 }
-NET = NETS["small"]
+TICK_RE = re.compile(r"^tick\s+(\d+)\s+kimg\s+[\d.]+.*?sec/kimg\s+([\d.]+)", re.M)
+
+# Runs the anchor's `train` with the configuration's values: its cmd_train builds the official run's arguments and
+# calls dnnlib.submit_run, which this wraps to change the sizes, schedule, loss weight and snapshot cadence.
+OFFICIAL_DRIVER = textwrap.dedent("""
+    import json, os, sys
+    cfg = json.loads(sys.argv[1])
+    sys.path.insert(0, os.path.dirname(cfg["script"]))
+    import official_train_anchor as A
+    A.RES = cfg["res"]
+    A.DEMO_NET.update(fmap_base=cfg["fmap_base"], fmap_max=cfg["fmap_max"])
+    A.DEMO_G.update(latent_size=cfg["latent"], dlatent_size=cfg["latent"], mapping_layers=cfg["mapping_layers"],
+                    mapping_fmaps=cfg["mapping_fmaps"])
+    shims = A.install_tf1_shims
+
+    def install(snapshot):
+        tf1 = shims(snapshot)
+        import dnnlib
+        submit = dnnlib.submit_run
+
+        def run(**kw):
+            kw["D_loss_args"]["r1_gamma"] = cfg["gamma"]
+            s = kw["sched_args"]
+            s.update(lod_initial_resolution=cfg["res"], minibatch_base=cfg["minibatch"], minibatch_dict={},
+                     G_lrate_base=cfg["lrate"], D_lrate_base=cfg["lrate"], tick_kimg_base=cfg["tick_kimg"])
+            kw.update(G_smoothing_kimg=cfg["g_smoothing_kimg"], image_snapshot_ticks=10 ** 6,
+                      network_snapshot_ticks=10 ** 6)
+            return submit(**kw)
+        dnnlib.submit_run = run
+        return tf1
+    A.install_tf1_shims = install
+    A.cmd_train(["snapshot=" + cfg["code"], "out=" + cfg["out"], "total_kimg=%r" % cfg["total_kimg"]])
+""")
 
 
-def cpu_seconds():
-    t = os.times()
-    return t.user + t.system
+def steady(log, first=2):
+    """Median sec/kimg of the tick lines numbered >= `first` (tick 1 holds graph building / tracing)."""
+    ticks = [(int(t), float(s)) for t, s in TICK_RE.findall(log)]
+    vals = [s for t, s in ticks if t >= first]
+    if not vals:
+        raise RuntimeError("no steady tick lines in the output:\n" + log[-3000:])
+    return statistics.median(vals)
 
 
-def has_amx():
-    try:
-        with open("/proc/cpuinfo") as f:
-            return "amx_bf16" in f.read()
-    except OSError:
-        return False
+def run_official(cfg, args, out):
+    import json
+    total = cfg["tick_kimg"] * (args.ticks + 1)
+    spec = dict(cfg, script=args.anchor_script, code=args.official_code, out=out, total_kimg=total)
+    env = dict(os.environ, ANCHOR_DATASET=args.data, TF_CPP_MIN_LOG_LEVEL="2")
+    p = subprocess.run([args.anchor_python, "-c", OFFICIAL_DRIVER, json.dumps(spec)], env=env,
+                       capture_output=True, text=True, timeout=args.timeout)
+    if p.returncode:
+        raise RuntimeError(f"the official run failed ({p.returncode}):\n{(p.stdout + p.stderr)[-3000:]}")
+    return steady(p.stdout)
 
 
-def bench(res, steps, minibatch, data_dir, precision, jit=False):
-    import keras
-    import tensorflow as tf
-
-    from stylegan_tf.data import open_dataset
-    from stylegan_tf.networks import Discriminator, Generator
-    from stylegan_tf.training import StyleGAN
-
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
-    info = open_dataset(data_dir)
-    keras.utils.set_random_seed(0)
-    G = Generator(resolution=res, num_channels=3, **NET)
-    D = Discriminator(resolution=res, num_channels=3, fmap_base=NET["fmap_base"], fmap_max=NET["fmap_max"])
-    model = StyleGAN(G, D, Generator(resolution=res, num_channels=3, **NET), mirror=True)
-    model.ema_update_now(0.0)
-    adam = lambda: keras.optimizers.Adam(0.001, beta_1=0.0, beta_2=0.99, epsilon=1e-8)  # noqa: E731
-    model.compile(g_optimizer=adam(), d_optimizer=adam(), loss="logistic", loss_kwargs={"gamma": 10.0},
-                  jit_compile=jit)
-    model.configure_phase(level=0, global_batch=minibatch)
-    ds = info.make_tf_dataset(res, batch_size=minibatch, seed=0)
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 40))).map(
-        lambda b, s: (b[0], b[1], tf.fill([minibatch], s)))
-
-    marks = {}
-
-    class Clock(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if batch == 1:       # the first step includes tracing; time from the end of the second
-                marks["t0"], marks["c0"] = time.time(), cpu_seconds()
-
-    t_start = time.time()
-    model.fit(ds, epochs=1, steps_per_epoch=steps + 2, verbose=0, shuffle=False, callbacks=[Clock()])
-    wall, cpu = time.time() - marks["t0"], cpu_seconds() - marks["c0"]
-    first = marks["t0"] - t_start
-    n = steps * minibatch
-    keras.mixed_precision.set_global_policy("float32")
-    return dict(res=res, precision=precision, minibatch=minibatch, steps=steps, trace_s=first,
-                img_s=n / wall, sec_kimg=wall * 1000 / n, cpu_sec_kimg=cpu * 1000 / n)
+def run_ours(cfg, args, out, extra=()):
+    total = cfg["tick_kimg"] * (args.ticks + 1)
+    cmd = [sys.executable, os.path.join(ROOT, "train.py"), "--data", args.data, "--outdir", out,
+           "--resolution", str(cfg["res"]), "--lod-initial-resolution", str(cfg["res"]),
+           "--fmap-base", str(cfg["fmap_base"]), "--fmap-max", str(cfg["fmap_max"]),
+           "--latent-size", str(cfg["latent"]), "--dlatent-size", str(cfg["latent"]),
+           "--mapping-layers", str(cfg["mapping_layers"]), "--mapping-fmaps", str(cfg["mapping_fmaps"]),
+           "--minibatch", str(cfg["minibatch"]), "--lrate", str(cfg["lrate"]), "--gamma", str(cfg["gamma"]),
+           "--g-smoothing-kimg", str(cfg["g_smoothing_kimg"]), "--mirror", "--tick-kimg", str(cfg["tick_kimg"]),
+           "--total-kimg", f"{total:g}", "--snap-ticks", "1000000", "--image-snap-ticks", "1000000",
+           "--no-progress", *extra]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    if p.returncode:
+        raise RuntimeError(f"our run failed ({p.returncode}): {' '.join(cmd)}\n{(p.stdout + p.stderr)[-3000:]}")
+    return steady(p.stdout)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--res", type=int, nargs="+", default=[32, 64, 128])
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--minibatch", type=int, default=16)
-    p.add_argument("--net", choices=["small", "demo"], default="small",
-                   help="network size: the stated small config, or the demo's (options.DEMO_OPTIONS)")
-    p.add_argument("--xla", action="store_true", help="jit_compile the train step with XLA")
-    p.add_argument("--demo", action="store_true", help="also time `python train.py` (the demo, ~10 min)")
+    p.add_argument("--configs", default="demo,default64", help="comma-separated: " + ", ".join(CONFIGS))
+    p.add_argument("--rounds", type=int, default=2, help="official/ours alternations per configuration")
+    p.add_argument("--ticks", type=int, default=4, help="steady ticks timed per run (after the first)")
+    p.add_argument("--levers", default="", help="extra train.py flags for an additional 'ours' row, "
+                   "e.g. \"--r1-interval 4 --mixed-precision\"")
+    p.add_argument("--data", default=None, help="dataset with 32^2 and 64^2 levels (default: the demo dataset, "
+                   "built on first use)")
+    p.add_argument("--anchor-python", default=os.environ.get("STYLEGAN_ANCHOR_PYTHON"))
+    p.add_argument("--anchor-script", default=os.environ.get("STYLEGAN_ANCHOR_SCRIPT"))
+    p.add_argument("--official-code", default=os.environ.get("STYLEGAN_OFFICIAL_CODE"))
+    p.add_argument("--minibatch", type=int, default=None, help="override every configuration's minibatch (the "
+                   "official default64 run at 32 needs > 12 GB of memory)")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per training run")
     args = p.parse_args()
-    if args.net == "demo":
-        from stylegan_tf.training.options import DEMO_OPTIONS
-        NET.clear()
-        NET.update({k: DEMO_OPTIONS[k] for k in ("fmap_base", "fmap_max", "latent_size", "dlatent_size",
-                                                "mapping_layers", "mapping_fmaps")})
-
-    from stylegan_tf.data import create_demo, open_dataset
-
+    names = [c.strip() for c in args.configs.split(",") if c.strip()]
+    bad = [c for c in names if c not in CONFIGS]
+    if bad:
+        p.error(f"--configs {','.join(bad)}: choose from {', '.join(CONFIGS)}")
+    if args.data is None:
+        from stylegan_tf.training.prepare import demo_dataset_dir, ensure_demo_dataset
+        ensure_demo_dataset(progress=False)
+        args.data = demo_dataset_dir()
+    official = all((args.anchor_python, args.anchor_script, args.official_code))
+    if not official:
+        print("official: not measured (give --anchor-python, --anchor-script and --official-code, or the "
+              "STYLEGAN_ANCHOR_* / STYLEGAN_OFFICIAL_CODE variables)")
+    levers = args.levers.split()
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} at start")
     tmp = tempfile.mkdtemp(prefix="bench_training_")
-    precisions = ["fp32"] + (["bf16"] if has_amx() else [])
-    if not has_amx():
-        print("bf16: skipped (this CPU has no AMX: bf16 would be emulated and slower than fp32)")
-    print(f"config: {NET}, minibatch {args.minibatch}, logistic + R1, mixing, noise, mirror; cores {os.cpu_count()}")
-    print(f"{'res':>4} {'prec':>5} {'mb':>3} {'trace+1st s':>11} {'img/s':>7} {'sec/kimg':>9} {'cpu s/kimg':>10}")
-    for res in args.res:
-        data = os.path.join(tmp, f"faces{res}")
-        create_demo(data, count=max(64, args.minibatch * 4), resolution=max(res, 8), progress=False)
-        open_dataset(data)
-        for prec in precisions:
-            r = bench(res, args.steps, args.minibatch, data, prec, jit=args.xla)
-            prec = r["precision"] + ("+xla" if args.xla else "")
-            print(f"{r['res']:>4} {prec:>5} {r['minibatch']:>3} {r['trace_s']:>11.1f} {r['img_s']:>7.1f} "
-                  f"{r['sec_kimg']:>9.1f} {r['cpu_sec_kimg']:>10.1f}", flush=True)
-    if args.demo:
-        out = os.path.join(tmp, "results")
-        t0, c0 = time.time(), os.times()
-        subprocess.run([sys.executable, "train.py", "--outdir", out, "--no-progress"], check=True,
-                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        c1 = os.times()
-        cpu = (c1.children_user + c1.children_system) - (c0.children_user + c0.children_system)
-        print(f"demo (python train.py, dataset cached): wall {time.time() - t0:.0f} s, CPU {cpu:.0f} s")
+    rows = []
+    for name in names:
+        cfg = dict(CONFIGS[name], **({"minibatch": args.minibatch} if args.minibatch else {}))
+        got = {"official": [], "ours": [], "ours+levers": []}
+        for r in range(args.rounds):
+            if official:
+                got["official"].append(run_official(cfg, args, os.path.join(tmp, f"off-{name}-{r}")))
+            got["ours"].append(run_ours(cfg, args, os.path.join(tmp, f"ours-{name}-{r}")))
+            if levers:
+                got["ours+levers"].append(run_ours(cfg, args, os.path.join(tmp, f"lev-{name}-{r}"), levers))
+            print(f"  {name} round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in got.items() if v) +
+                  f" s/kimg (load {os.getloadavg()[0]:.2f})", flush=True)
+        off = statistics.median(got["official"]) if got["official"] else None
+        for kind in ("ours", "ours+levers"):
+            if got[kind]:
+                ours = statistics.median(got[kind])
+                label = kind if kind == "ours" else f"ours {args.levers}"
+                rows.append((f"{name}/mb{cfg['minibatch']}", label, ours, off))
+    print(f"\n{'config':<14} {'run':<40} {'ours s/kimg':>11} {'official':>9} {'official/ours':>13}")
+    for name, kind, ours, off in rows:
+        ratio = f"{off / ours:.2f}x" if off else "-"
+        print(f"{name:<14} {kind:<40} {ours:>11.2f} {off if off else float('nan'):>9.2f} {ratio:>13}")
+    print(f"load at end {os.getloadavg()[0]:.2f}; run at {time.strftime('%Y-%m-%d %H:%M:%S')}")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,13 @@ def _import_recorded_classes(config):
             importlib.import_module(module)
 
 
+def register_classes_of(path):
+    """Import the modules of this package whose classes the `.keras` file at `path` holds (see
+    `_import_recorded_classes`), so that `keras.saving.load_model` finds them in a fresh process."""
+    with zipfile.ZipFile(path) as archive:
+        _import_recorded_classes(json.loads(archive.read("config.json")))
+
+
 def _is_pickle(path):
     with open(path, "rb") as f:
         head = f.read(2)

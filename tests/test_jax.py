@@ -70,7 +70,7 @@ def test_unshuffled_batches_equal_tf_data(dataset):
 
 def test_shuffled_mirrored_stream_has_tf_data_semantics(dataset):
     """Every epoch is a permutation (reshuffled), reproducible for a seed, full batches when repeating, and
-    mirroring flips whole images left-right; the random numbers are numpy's, so the order is not tf.data's."""
+    mirroring flips whole images left-right (tests/test_batches.py checks these batches equal tf.data's)."""
     info = open_dataset(dataset)
     plain = np.concatenate(list(info.iterate_uint8(16))).astype(np.float32) * (2 / 255) - 1
     keys = {plain[i].tobytes(): i for i in range(len(plain))}
@@ -114,12 +114,14 @@ def test_damaged_record_is_named(dataset, tmp_path):
 
 
 # ------------------------------------------------------------------ JAX, without TensorFlow
-def test_layer_and_pickle_parity_on_jax():
-    """The layer and official-pickle parity tests, unchanged, on the JAX backend (test_layers compares against
-    TensorFlow's own ops, so TensorFlow stays importable here; the pickle check runs without it in gpu_check)."""
+def test_layer_pickle_and_official_iteration_parity_on_jax():
+    """The layer, official-pickle and official-iteration parity tests, unchanged, on the JAX backend: the JAX
+    step reproduces NVIDIA's recorded iteration (losses, gradients, Adam, G/D/Gs and the EMA step itself) to
+    1e-4 as the TF step does. test_layers compares against TensorFlow's own ops, so TensorFlow stays
+    importable here; the pickle check runs without it in gpu_check."""
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
     out = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_layers.py",
-                "tests/test_official_pickle.py"], env, timeout=600)
+                "tests/test_official_pickle.py", "tests/test_official_train_step.py"], env, timeout=900)
     assert " passed" in out and " failed" not in out
 
 
@@ -177,6 +179,20 @@ def test_jax_fit_grows_and_snapshots_move_between_backends(dataset, tmp_path):
     c = _train(env_jax, **_opts(dataset, out, total_kimg=0.064, resume="auto", **grow))
     assert c["nimg"] == 64 and c["run_dir"] == a["run_dir"] and c["lods"] == [0.0] and all(np.isfinite(c["d_loss"]))
     assert c["g_iter"] == c["d_iter"] == 8          # continued TF's Adam state: 4 + 4 steps in the same phase
+
+
+@pytest.mark.slow   # ~90 s of CPU: two training runs in subprocesses
+def test_msg_stylegan_trains_and_resumes_on_jax_without_tensorflow(dataset, tmp_path):
+    """`--arch msg-stylegan` on JAX without TensorFlow: the numpy reader's pyramid batches (every level, lowest
+    first) feed the JAX step; the run snapshots, records the backend and resumes."""
+    env = _without_tf(tmp_path)
+    net = dict(arch="msg-stylegan", resolution=16, mirror=True)
+    a = _train(env, **_opts(dataset, tmp_path / "r", total_kimg=0.016, snap_ticks=1, **net))
+    assert a["backend"] == "jax" and a["stopped_by"] == "done" and a["nimg"] == 16 and all(np.isfinite(a["d_loss"]))
+    assert json.load(open(os.path.join(a["run_dir"], "training_options.json")))["backend"] == "jax"
+    b = _train(env, **_opts(dataset, tmp_path / "r", total_kimg=0.032, snap_ticks=1, resume="auto", **net))
+    assert b["run_dir"] == a["run_dir"] and b["nimg"] == 32 and all(np.isfinite(b["d_loss"]))
+    assert b["g_iter"] == b["d_iter"] == 8          # no growing: one Adam state over both runs
 
 
 def test_gpu_check_cpu_mode(tmp_path):

@@ -7,7 +7,8 @@ iteration is the TF path's (`StyleGAN._iteration`, official order): Gs = lerp(G,
 networks run through `keras.StatelessScope` over the state's values; gradients come from `jax.value_and_grad`;
 each optimizer applies them statelessly to the variables that took part in the traced graph, as the TF path
 applies only the non-None gradients (a lower level's ToRGB/FromRGB keeps its Adam state); an update with any
-non-finite gradient is dropped whole (weights, moments, step counter), as `apply_if_finite` does.
+non-finite gradient is dropped whole (weights, moments, step counter), as `apply_if_finite` does. Reals are one
+tensor, or for a pyramid architecture (MSG) a list of levels lowest first, handled as the TF path handles them.
 
 Randomness is keyed by (seed, salt, step) exactly as the TF step keys it (same salts), as raw JAX PRNG keys: a
 run resumed from a snapshot draws what the uninterrupted run would, though JAX's numbers are not TF's. Under
@@ -21,6 +22,7 @@ import numpy as np
 
 from stylegan_tf.networks import draws
 from stylegan_tf.training import loss as loss_lib
+from stylegan_tf.training.model import downscale_reals
 
 # The same salts as training/model.py: the draws of one step are told apart identically on both backends.
 _SALT_Z_D, _SALT_Z_G, _SALT_MIRROR, _SALT_PENALTY, _SALT_LABELS, _SALT_G_DRAWS_D, _SALT_G_DRAWS_G = 1, 2, 3, 4, 5, 6, 7
@@ -116,49 +118,99 @@ def fade_reals(x, alpha):
     return x + (y - x) * alpha.astype(x.dtype)
 
 
+def _ema_steps(diffs, beta, runtime_flag):
+    """[(Gs - G) * beta] for each pair, each product rounded to float32 before the add that follows.
+
+    The official lerp (TF1's separate multiply and add kernels) rounds the product on its own. Inside one XLA
+    fusion, LLVM contracts `G + (Gs - G) * beta` into a fused multiply-add, and an optimization_barrier does not
+    stop it (XLA expands barriers away before fusing): measured, that moves some weights by one float32 ulp,
+    3.0e-4 of the EMA step of the official-iteration fixture (tests/test_jax.py runs that test on JAX). The branches
+    of a conditional are compiled as computations of their own, so the products leave their kernel rounded.
+    Both branches are the same function: `runtime_flag` only has to be a value XLA cannot fold."""
+    def products(ds):
+        return [d * beta for d in ds]
+
+    return jax.lax.cond(runtime_flag, products, products, diffs)
+
+
+def r1_due(model, step):
+    """Whether global step `step` takes the R1 penalty (`StyleGAN.r1_due` on JAX): always, unless the loss
+    kwargs' `r1_interval` K > 1, then on the steps with step % K == 0."""
+    return (jnp.asarray(step) % loss_lib.r1_interval(model.loss_kwargs)) == 0
+
+
+def _levels(fn, reals):
+    """`fn` on the reals: one tensor, or each level of a pyramid (a list, lowest first)."""
+    return [fn(r) for r in reals] if isinstance(reals, (list, tuple)) else fn(reals)
+
+
 def iteration(model, st, values, opt_values, reals, labels, z_d, z_g, labels_g, step, noise_mode=None):
     """Gs update, D step, G step on state `values` ({id: value}) and `opt_values` (G's then D's).
 
     Returns (out dict as `StyleGAN._iteration`'s, new values, new optimizer values)."""
     G, D = model.G, model.D
-    n = reals.shape[0]
+    pyramid = isinstance(reals, (list, tuple))
+    top = reals[-1] if pyramid else reals
+    n = top.shape[0]
     global_n = float(model.global_batch or n)
     level = model.level
-    lod = values[id(G.lod)].astype("float32")
-    reals = fade_reals(reals, jnp.clip(lod - float(level), 0.0, 1.0))
+    if getattr(G, "lod", None) is not None and not pyramid:
+        # Only a progressively grown network fades; architectures without `lod` (DCGAN, MSG) never do.
+        lod = values[id(G.lod)].astype("float32")
+        reals = fade_reals(reals, jnp.clip(lod - float(level), 0.0, 1.0))
     n_g_opt = len(model.g_optimizer.variables)
     g_opt, d_opt = list(opt_values[:n_g_opt]), list(opt_values[n_g_opt:])
-    loss_lib.REMAT_INPUT_GRADIENTS = reals.shape[1] >= REMAT_FROM_RESOLUTION
+    loss_lib.REMAT_INPUT_GRADIENTS = top.shape[1] >= REMAT_FROM_RESOLUTION
 
     # ---- Gs = lerp(G, Gs, beta) first: G as it was before this iteration (see StyleGAN._iteration).
     values = dict(values)
-    beta = float(model.gs_beta)
+    pairs = [(s, g) for s, g, trainable in model.gs_pairs() if trainable]
     for s, g, trainable in model.gs_pairs():
-        gv, sv = values[id(g)], values[id(s)]
-        # The barrier keeps XLA from fusing the product into a fused multiply-add: the official lerp rounds the
-        # product on its own, and the EMA step (~3e-4 of the weights) would differ by an ulp of the weights.
-        values[id(s)] = gv + jax.lax.optimization_barrier((sv - gv) * beta) if trainable else gv
+        if not trainable:
+            values[id(s)] = values[id(g)]
+    steps = _ema_steps([values[id(s)] - values[id(g)] for s, g in pairs], float(model.gs_beta),
+                       jnp.asarray(step) != 0)
+    for (s, g), d in zip(pairs, steps):
+        values[id(s)] = values[id(g)] + d
 
     # ---- D step
     fakes, values = _run(lambda: G(z_d, labels=labels, training=True, level=level, noise_mode=noise_mode,
                                    seed=draws.child(_key(model, step, _SALT_G_DRAWS_D), 0)), st.all, values)
-    fakes = jax.lax.stop_gradient(fakes).astype(reals.dtype)
+    fakes = jax.tree_util.tree_map(jax.lax.stop_gradient, fakes)
+    fakes = [f.astype(r.dtype) for f, r in zip(fakes, reals)] if pyramid else fakes.astype(reals.dtype)
     d_vars = list(D.trainable_variables)
+
+    def d_loss_and_grads(loss_kwargs, reads):
+        def d_loss(d_values):
+            vals = dict(values)
+            vals.update({id(v): x for v, x in zip(d_vars, d_values)})
+
+            def fn():
+                return model.d_loss_fn(lambda x: model._call_D(x, labels), reals, fakes, r1_scale=model.r1_scale,
+                                       grad_scale=1.0, seed=_key(model, step, _SALT_PENALTY), **loss_kwargs)
+
+            (per_sample, stats), _ = _run(fn, st.all, vals, reads)
+            return jnp.sum(per_sample) / global_n, (per_sample, stats)
+
+        (_, aux), grads = jax.value_and_grad(d_loss, has_aux=True)([values[id(v)] for v in d_vars])
+        return aux, grads
+
     d_reads = set()
+    interval = loss_lib.r1_interval(model.loss_kwargs)
+    if interval > 1:
+        # Lazy R1 (StyleGAN2): the penalty, gamma * K, only on steps with step % K == 0, as StyleGAN._lazy_r1;
+        # only the branch taken runs, so the other steps skip the double backprop.
+        reads = {True: set(), False: set()}
 
-    def d_loss(d_values):
-        vals = dict(values)
-        vals.update({id(v): x for v, x in zip(d_vars, d_values)})
+        def branch(with_r1):
+            return lambda: d_loss_and_grads(loss_lib.lazy_r1_kwargs(model.loss_kwargs, with_r1), reads[with_r1])
 
-        def fn():
-            return model.d_loss_fn(lambda x: model._call_D(x, labels), reals, fakes, r1_scale=model.r1_scale,
-                                   grad_scale=1.0, seed=_key(model, step, _SALT_PENALTY), **model.loss_kwargs)
-
-        (per_sample, stats), _ = _run(fn, st.all, vals, d_reads)
-        return jnp.sum(per_sample) / global_n, (per_sample, stats)
-
-    (_, (d_per_sample, stats)), d_grads = jax.value_and_grad(d_loss, has_aux=True)(
-        [values[id(v)] for v in d_vars])
+        (d_per_sample, stats), d_grads = jax.lax.cond(r1_due(model, step), branch(True), branch(False))
+        if reads[True] != reads[False]:
+            raise ValueError("the lazy R1 step and the plain D step reach different D variables")
+        d_reads = reads[True]
+    else:
+        (d_per_sample, stats), d_grads = d_loss_and_grads(model.loss_kwargs, d_reads)
     values, d_opt, d_skip = _apply(model.d_optimizer, d_opt, d_grads, d_vars, values, d_reads)
 
     # ---- G step (moves dlatent_avg again, as the original's G loss graph does)
@@ -173,7 +225,11 @@ def iteration(model, st, values, opt_values, reals, labels, z_d, z_g, labels_g, 
         def fn():
             fk = G(z_g, labels=labels_g, training=True, level=level, noise_mode=noise_mode,
                    seed=draws.child(_key(model, step, _SALT_G_DRAWS_G), 0))
-            return model.g_loss_fn(model._call_D(fk, labels_g))
+            fake_scores = model._call_D(fk, labels_g)
+            if loss_lib.g_loss_needs_reals(model.g_loss_fn):
+                # A relativistic G loss compares with D's scores of this iteration's reals.
+                return model.g_loss_fn(fake_scores, model._call_D(reals, labels))
+            return model.g_loss_fn(fake_scores)
 
         per_sample, after = _run(fn, st.all, vals, g_reads)
         return jnp.sum(per_sample) / global_n, (per_sample, [after[id(v)] for v in g_state])
@@ -202,7 +258,8 @@ def train_step(model, state, data):
     Args:
         model: the `StyleGAN` model (its phase set by `configure_phase`).
         state: (trainable values, non-trainable values, optimizer values (G's then D's), metric values).
-        data: (reals [B, r, r, C] in [-1, 1] at the level's native resolution, labels [B, L], step [B]).
+        data: (reals, labels [B, L], step [B]); reals [B, R, R, C] in [-1, 1], box-filtered down to the level's
+            native resolution where R is larger, or for a pyramid architecture a tuple of every level, lowest first.
 
     Returns:
         (logs, new state), as Keras' JAX trainer expects.
@@ -217,13 +274,16 @@ def train_step(model, state, data):
     step = step[0]
     st = _state_of(model)
     values = st.to_dict(trainable, non_trainable)
-    n = reals.shape[0]
     has_labels = model.G.label_size > 0
-    reals = jnp.asarray(reals).astype("float32")
+    reals = _levels(lambda x: jnp.asarray(x).astype("float32"), reals)
+    if not isinstance(reals, list):
+        reals = downscale_reals(reals, model.G.resolution // 2 ** model.level)
+    n = (reals[0] if isinstance(reals, list) else reals).shape[0]
     labels = jnp.asarray(labels).astype("float32") if has_labels else None
     if model.mirror:
         flip = jax.random.uniform(_key(model, step, _SALT_MIRROR), (n,)) < 0.5
-        reals = jnp.where(flip[:, None, None, None], reals[:, :, ::-1], reals)
+        # One flip per sample, applied to every level of it.
+        reals = _levels(lambda x: jnp.where(flip[:, None, None, None], x[:, :, ::-1], x), reals)
     z_d = jax.random.normal(_key(model, step, _SALT_Z_D), (n, model.G.latent_size))
     z_g = jax.random.normal(_key(model, step, _SALT_Z_G), (n, model.G.latent_size))
     labels_g = None
@@ -246,7 +306,11 @@ def train_step(model, state, data):
         k = len(metric.variables)
         mv = list(metric_values[i:i + k])
         i += k
-        if name in local:
+        if name == "r1" and loss_lib.r1_interval(model.loss_kwargs) > 1:
+            # The mean over the steps that took the penalty (the others report no R1), as on TF.
+            mv = metric.stateless_update_state(mv, local[name],
+                                               sample_weight=r1_due(model, step).astype("float32"))
+        elif name in local:
             mv = metric.stateless_update_state(mv, local[name])
         logs[name] = metric.stateless_result(mv)
         new_metrics.extend(mv)
@@ -259,7 +323,8 @@ def deterministic_step(model, reals, labels, z_d, z_g, labels_g, step, noise_mod
     written back into the model's and optimizers' variables. Returns numpy arrays as the TF path does."""
     st = _state_of(model)
     opt_vars = OptimizerPair(model.g_optimizer, model.d_optimizer).variables
-    phase = (model.level, model.global_batch, model.gs_beta, model.r1_scale, noise_mode, len(st.all))
+    phase = (model.level, model.global_batch, model.gs_beta, model.r1_scale, noise_mode, len(st.all),
+             model.loss_name, repr(sorted(model.loss_kwargs.items())))
     cached = model.__dict__.get("_jax_deterministic_fn")
     if cached is None or cached[0] != phase:
         def fn(trainable, non_trainable, opt_values, reals, labels, z_d, z_g, labels_g, step):
@@ -270,7 +335,7 @@ def deterministic_step(model, reals, labels, z_d, z_g, labels_g, step, noise_mod
     arr = (lambda x: None if x is None else jnp.asarray(np.asarray(x, np.float32)))
     out, (trainable, non_trainable), opt_values = cached[1](
         [v.value for v in st.trainable], [v.value for v in st.non_trainable], [v.value for v in opt_vars],
-        arr(reals), arr(labels), arr(z_d), arr(z_g), arr(labels_g), jnp.asarray(int(step), jnp.uint32))
+        _levels(arr, reals), arr(labels), arr(z_d), arr(z_g), arr(labels_g), jnp.asarray(int(step), jnp.uint32))
     for v, x in zip(st.all + opt_vars, list(trainable) + list(non_trainable) + list(opt_values)):
         v.assign(x)
     grads = {key: [np.asarray(g, np.float32) for g in out.pop(key)] for key in ("D_grads", "G_grads")}

@@ -113,6 +113,35 @@ def d_logistic_r1(d_fn, reals, fakes, gamma=10.0, r1_scale=1.0, grad_scale=1.0, 
     return loss, {"real_score": real_scores, "fake_score": fake_scores, "r1": r1}
 
 
+def r1_interval(loss_kwargs):
+    """K of the lazy R1 (`loss_kwargs["r1_interval"]`, train.py's `--r1-interval`): 1 = R1 every step."""
+    return int((loss_kwargs or {}).get("r1_interval", 1))
+
+
+def lazy_r1_kwargs(loss_kwargs, with_r1):
+    """The D loss's keyword arguments for one step of a lazy-R1 run (StyleGAN2's lazy regularisation).
+
+    With `r1_interval` K > 1 the penalty runs only on steps where `step % K == 0`, with gamma * K so that its
+    average weight per step stays gamma; the other steps skip the double backprop (gamma 0). K = 1 returns the
+    kwargs unchanged (minus the key): the official step. The caller chooses the branch per step (`tf.cond` /
+    `jax.lax.cond`): only one of the two is computed.
+
+    Args:
+        loss_kwargs: the model's loss kwargs, e.g. {"gamma": 10.0, "r1_interval": 4}.
+        with_r1: whether this step takes the penalty.
+
+    Example:
+        >>> kw = {"gamma": 10.0, "r1_interval": 4}
+        >>> lazy_r1_kwargs(kw, True), lazy_r1_kwargs(kw, False)
+        ({'gamma': 40.0}, {'gamma': 0.0})
+    """
+    kw = dict(loss_kwargs or {})
+    k = int(kw.pop("r1_interval", 1))
+    if k > 1:
+        kw["gamma"] = float(kw.get("gamma", 10.0)) * k if with_r1 else 0.0
+    return kw
+
+
 # ------------------------------------------------------------------ WGAN family (ProGAN / CelebA-HQ)
 def g_wgan(fake_scores):
     return -_scores(fake_scores)

@@ -100,7 +100,8 @@ def downscale_reals(x, resolution):
     if size is None or size <= resolution:
         return x
     factor = size // resolution
-    return tf.nn.avg_pool2d(x, factor, factor, "VALID")
+    # keras.ops: TF's avg_pool on TensorFlow, and the JAX step (training/jax_step.py) calls this same function.
+    return keras.ops.average_pool(x, factor, factor, "valid")
 
 
 def _dataset_batch(x):
@@ -137,7 +138,9 @@ class StyleGAN(keras.Model):
         g_smoothing_kimg: half-life of Gs in thousands of images (10, train.py's default).
         label_pool: the dataset's labels, which the G step draws its conditioning from (conditional models).
         training_state: progress stored with the model.
-        g_optimizer, d_optimizer, loss, loss_kwargs: as given to `compile`.
+        g_optimizer, d_optimizer, loss, loss_kwargs: as given to `compile`. `loss_kwargs` of the logistic loss:
+            `gamma` (R1 weight) and optionally `r1_interval` K (lazy R1: the penalty every K steps with gamma * K;
+            default 1, every step as the original).
 
     Example:
         >>> G = Generator(resolution=32, fmap_base=256, fmap_max=64, latent_size=64, dlatent_size=64)
@@ -335,8 +338,13 @@ class StyleGAN(keras.Model):
         for extra in ("r1", "gp", "div"):
             if extra in out and extra in self._trackers:
                 local[extra] = tf.reduce_mean(out[extra])
+        lazy_r1 = loss_lib.r1_interval(self.loss_kwargs) > 1
         for k, v in local.items():
-            self._trackers[k].update_state(v)
+            if k == "r1" and lazy_r1:
+                # The mean over the steps that took the penalty (the others report no R1).
+                self._trackers[k].update_state(v, sample_weight=tf.cast(self.r1_due(step), tf.float32))
+            else:
+                self._trackers[k].update_state(v)
         self._trackers["nonfinite_skips"].update_state(out["nonfinite_skips"])
         return {k: t.result() for k, t in self._trackers.items()}
 
@@ -371,14 +379,21 @@ class StyleGAN(keras.Model):
             fakes = tf.cast(fakes, reals.dtype)
         d_vars = self.D.trainable_variables
         d_scale = self._loss_scale(self.d_optimizer)
-        with tf.GradientTape() as tape:
-            per_sample, stats = self.d_loss_fn(
-                lambda x: self._call_D(x, labels), reals, fakes,
-                r1_scale=self.r1_scale, grad_scale=d_scale, seed=self._key(step, _SALT_PENALTY),
-                **self.loss_kwargs)
-            d_loss = tf.reduce_sum(per_sample) / global_n
-            scaled = self.d_optimizer.scale_loss(d_loss) if d_scale != 1.0 else d_loss
-        d_grads = tape.gradient(scaled, d_vars)
+
+        def d_loss_and_grads(loss_kwargs):
+            with tf.GradientTape() as tape:
+                per_sample, stats = self.d_loss_fn(
+                    lambda x: self._call_D(x, labels), reals, fakes,
+                    r1_scale=self.r1_scale, grad_scale=d_scale, seed=self._key(step, _SALT_PENALTY),
+                    **loss_kwargs)
+                d_loss = tf.reduce_sum(per_sample) / global_n
+                scaled = self.d_optimizer.scale_loss(d_loss) if d_scale != 1.0 else d_loss
+            return per_sample, stats, tape.gradient(scaled, d_vars)
+
+        if loss_lib.r1_interval(self.loss_kwargs) > 1:
+            per_sample, stats, d_grads = self._lazy_r1(d_loss_and_grads, step)
+        else:
+            per_sample, stats, d_grads = d_loss_and_grads(self.loss_kwargs)
         d_skip = apply_if_finite(self.d_optimizer, d_grads, d_vars)
 
         # ---- G step (updates dlatent_avg again, as the original's G loss graph does)
@@ -401,6 +416,34 @@ class StyleGAN(keras.Model):
         out.update(D_loss_per_sample=per_sample, G_loss_per_sample=g_per_sample, nonfinite_skips=d_skip + g_skip,
                    D_grads=self._unscale(d_grads, d_scale), G_grads=self._unscale(g_grads, g_scale))
         return out
+
+    def r1_due(self, step):
+        """Whether global step `step` takes the R1 penalty (always, unless `loss_kwargs["r1_interval"]` K > 1:
+        then the steps with step % K == 0, StyleGAN2's lazy regularisation)."""
+        k = loss_lib.r1_interval(self.loss_kwargs)
+        return tf.equal(tf.math.floormod(tf.cast(step, tf.int64), k), 0)
+
+    def _lazy_r1(self, d_loss_and_grads, step):
+        """The D loss and gradients of a lazy-R1 step: the penalty (gamma * K) on the due steps only.
+
+        Only the branch taken is computed, so the other K - 1 steps skip the double backprop. The cond covers
+        the loss and its gradients only (not the optimizer, whose update may need a cross-replica merge)."""
+        none = {}
+
+        def branch(with_r1):
+            def run():
+                per_sample, stats, grads = d_loss_and_grads(loss_lib.lazy_r1_kwargs(self.loss_kwargs, with_r1))
+                # A variable outside this level's graph has no gradient (None): the same in both branches,
+                # rebuilt after the cond (a zero gradient would still move Adam's moments).
+                none[with_r1] = [g is None for g in grads]
+                return per_sample, stats, [g for g in grads if g is not None]
+            return run
+
+        per_sample, stats, grads = tf.cond(self.r1_due(step), branch(True), branch(False))
+        if none[True] != none[False]:
+            raise ValueError("the lazy R1 step and the plain D step reach different D variables")
+        it = iter(grads)
+        return per_sample, stats, [None if n else next(it) for n in none[True]]
 
     def deterministic_step(self, reals, labels, z_d, z_g, labels_g=None, step=0, noise_mode="const"):
         """Run one training iteration on given numbers: the official iteration without its randomness.
@@ -455,7 +498,10 @@ class StyleGAN(keras.Model):
             from stylegan_tf.training import jax_step
             return jax_step.deterministic_step(self, reals, labels, z_d, z_g, labels_g, step, noise_mode)
 
-        reals, z_d, z_g = (tf.convert_to_tensor(x, tf.float32) for x in (reals, z_d, z_g))
+        z_d, z_g = (tf.convert_to_tensor(x, tf.float32) for x in (z_d, z_g))
+        # A pyramid architecture (MSG) takes a list of levels, lowest first.
+        reals = [tf.convert_to_tensor(x, tf.float32) for x in reals] if isinstance(reals, (list, tuple)) \
+            else tf.convert_to_tensor(reals, tf.float32)
         labels, labels_g = (tf.convert_to_tensor(x, tf.float32) if has_labels else None for x in (labels, labels_g))
         # One trace per phase structure (level, batch, beta and R1 scale are read while tracing), as fit's.
         phase = (self.level, self.global_batch, self.gs_beta, self.r1_scale, noise_mode)

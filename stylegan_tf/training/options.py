@@ -16,10 +16,12 @@ from stylegan_tf.training.schedule import BATCH_PRESETS, STYLEGAN_LRATE_DICT, TI
 DEMO_DIRNAME = "demo-faces-{res}"
 
 # The demo (no --data): a 32x32 network trained at full resolution from the start (no growing: at this budget a
-# fade would last ~500 steps, too few for a new block to leave its random initialisation) for 32 kimg, so that
-# a fresh machine shows faces within ~10 minutes on a 2-core CPU. R1 gamma 50 (not 10) gave more varied faces
-# with less noise speckle at this size; docs/training.md has the measurements. Flags given still win.
-DEMO_OPTIONS = dict(resolution=32, total_kimg=32.0, minibatch=16, lrate=0.002, gamma=50.0,
+# fade would last ~500 steps, too few for a new block to leave its random initialisation) for 96 kimg: the most
+# that fits 10 minutes on an idle 2-core CPU with the dataset build (~5.4 s/kimg); SWD against the reals falls
+# with kimg (46 at 32, 33 at 64, 31 at 96; benchmarks/demo_check.py, docs/performance.md "The demo"). R1 gamma 50
+# (not 10) gave more varied faces with less noise speckle at this size, and gamma 1 or 0.1 were worse;
+# docs/training.md has the measurements. Flags given still win.
+DEMO_OPTIONS = dict(resolution=32, total_kimg=96.0, minibatch=16, lrate=0.002, gamma=50.0,
                     lod_initial_resolution=32, tick_kimg=4.0, fmap_base=256, fmap_max=64, latent_size=64,
                     dlatent_size=64, mapping_layers=4, mapping_fmaps=64, snap_ticks=4, mirror=True,
                     g_smoothing_kimg=1.0)
@@ -35,6 +37,7 @@ LIMITS = {
     "lod_transition_kimg": (0, MAX_KIMG, False), "tick_kimg": (0, MAX_KIMG, True),
     "g_smoothing_kimg": (0, MAX_KIMG, False), "resume_kimg": (0, MAX_KIMG, False),
     "gamma": (0, 1e6, False), "lrate": (0, 1.0, True), "gpus": (1, 64, False), "minibatch": (1, 65536, False),
+    "r1_interval": (1, 10 ** 6, False),
     "minibatch_repeats": (1, 1000, False), "snap_ticks": (1, 10 ** 6, False), "image_snap_ticks": (1, 10 ** 6, False),
     "snap_minutes": (0, 1e6, True), "keep_snapshots": (1, 10 ** 6, False), "seed": (0, 2 ** 32 - 1, False),
     "fmap_base": (1, 2 ** 20, False), "fmap_max": (1, 2 ** 14, False), "fmap_decay": (0, 10.0, False),
@@ -73,6 +76,9 @@ class TrainingOptions:
     mirror: bool = _opt(False, "augment with random left-right mirroring")
     loss: str = _opt("logistic", "logistic (StyleGAN + R1), wgan-gp, wgan, wgan-div, hinge", metavar="NAME")
     gamma: float = _opt(10.0, "R1 weight for the logistic loss")
+    r1_interval: int = _opt(1, "lazy R1 (StyleGAN2): the R1 penalty only every K minibatches, with gamma * K; "
+                            "1 = every minibatch, as StyleGAN (docs/performance.md has its measured speed-up)",
+                            metavar="K")
     gpus: int = _opt(1, "number of GPUs (MirroredStrategy)")
     batch_preset: str = _opt(None, "official minibatch table: 1gpu, 2gpu, 4gpu or 8gpu", metavar="PRESET",
                              unset="from --gpus")
@@ -154,7 +160,8 @@ FINGERPRINT_KEYS = ("config", "resolution", "mirror", "loss", "gamma", "gpus", "
 
 # Options added after runs existed: fingerprinted only when not at their default, so a StyleGAN run started before
 # they existed is still found by `--resume auto`.
-LATER_FINGERPRINT_KEYS = ("arch", "width", "adam_beta1", "adam_beta2", "adam_epsilon", "subset_class", "mapping")
+LATER_FINGERPRINT_KEYS = ("arch", "width", "adam_beta1", "adam_beta2", "adam_epsilon", "subset_class", "mapping",
+                          "r1_interval")
 
 
 def demo_options(arch):
@@ -235,6 +242,9 @@ def validate(opts):
         errs.append("--subset-class is empty: give a class name or index")
     if opts.loss not in LOSSES:
         errs.append(f"--loss {opts.loss!r} is unknown: choose one of {', '.join(LOSSES)}")
+    elif "r1_interval" not in bad and opts.r1_interval != 1 and (opts.loss != "logistic" or opts.config == "progan"):
+        what = "--config progan (WGAN-GP)" if opts.loss == "logistic" else f"--loss {opts.loss}"
+        errs.append(f"--r1-interval applies to the R1 penalty of --loss logistic, not {what}")
     errs += _mapping_errors(opts)
     for name in ("resolution", "lod_initial_resolution"):
         value = getattr(opts, name)
@@ -323,6 +333,9 @@ def network_kwargs(opts, resolution, num_channels, label_size):
 def loss_settings(opts):
     name = "wgan-gp" if opts.config == "progan" and opts.loss == "logistic" else opts.loss
     kwargs = {"gamma": opts.gamma} if name == "logistic" else {}
+    if name == "logistic" and opts.r1_interval != 1:
+        # Only a lazy run stores the key: an official run's loss kwargs stay exactly {"gamma": ...}.
+        kwargs["r1_interval"] = int(opts.r1_interval)
     return name, kwargs
 
 
@@ -339,6 +352,8 @@ def run_description(opts, dataset_name, resolution):
         parts.append(opts.loss)
     if opts.gamma != defaults.gamma and opts.loss == "logistic":
         parts.append(f"gamma{opts.gamma:g}")
+    if opts.r1_interval != 1:
+        parts.append(f"r1every{opts.r1_interval}")
     if opts.mirror:
         parts.append("mirror")
     if opts.minibatch is not None:

@@ -7,6 +7,7 @@ import zipfile
 import zlib
 
 from stylegan_tf.atomic import atomic_path
+from stylegan_tf.network_io import register_classes_of
 
 # network-snapshot-KKKKKK.keras, or, when that name is taken by another snapshot of the same whole kimg,
 # network-snapshot-KKKKKK.III.keras (III = the images past KKKKKK thousand), then -2, -3, ... for repeats.
@@ -82,6 +83,8 @@ def load_snapshot(path):
     if damage:
         raise SnapshotError(f"{path}: {damage}")
     try:
+        # An architecture's classes (e.g. MSG's) register when their module is imported: the file names them.
+        register_classes_of(path)
         model = keras.saving.load_model(path, compile=False)
     except Exception as e:      # Keras raises many types for a bad file; any of them means "cannot resume"
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
