@@ -31,6 +31,8 @@ import time
 
 import numpy as np
 
+# train.py runs with the user's environment, not this script's quieter TensorFlow logging.
+USER_ENV = dict(os.environ)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -51,8 +53,9 @@ def load_avg():
 def run_demo(workdir, cache, train_args):
     """`python train.py [train_args]` in `workdir` with STYLEGAN_TF_CACHE=cache; returns (wall s, build s, run dir).
 
-    The build time is from the "Creating the demo dataset" line to the next line train.py prints."""
-    env = dict(os.environ, STYLEGAN_TF_CACHE=cache)
+    The build time is from the "Creating the demo dataset" line to the next line train.py prints after the
+    dataset's progress bar."""
+    env = dict(USER_ENV, STYLEGAN_TF_CACHE=cache)
     cmd = [sys.executable, os.path.join(ROOT, "train.py"), *train_args]
     print("$ STYLEGAN_TF_CACHE=%s %s   (in %s)" % (cache, " ".join(cmd[1:]), workdir), flush=True)
     t0 = time.time()
@@ -60,7 +63,7 @@ def run_demo(workdir, cache, train_args):
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
         now = time.time()
-        if build_start is not None and build_s is None:
+        if build_start is not None and build_s is None and line.strip() and "demo faces" not in line:
             build_s = now - build_start
         if line.startswith("Creating the demo dataset"):
             build_start = now
