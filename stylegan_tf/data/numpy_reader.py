@@ -54,22 +54,8 @@ def _varint(buf, pos):
 
 def _fields(buf):
     """(field number, wire type, value) of one protobuf message; value is bytes for length-delimited fields."""
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 2:
-            n, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + n], pos + n
-        elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
-        elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        yield number, wire, value
+    for number, wire, start, end in _spans(buf, 0, len(buf)):
+        yield number, wire, (_varint(buf, start)[0] if wire == 0 else buf[start:end])
 
 
 def parse_features(serialized):
