@@ -187,6 +187,9 @@ def main(argv=None):
         train_args = train_args[1:]
     if args.score and (train_args or args.update_readme_image):
         p.error("--score takes no train.py arguments and no --update-readme-image")
+    missing = [f for f in args.score or [] if not os.path.isfile(f)]
+    if missing:
+        p.error(f"--score {missing[0]}: no such file; give .keras snapshots or official .pkl files")
 
     print("load average at start: %.2f %.2f %.2f; %d CPUs" % (*load_avg(), os.cpu_count()), flush=True)
     # The fresh cache (and the run, without --workdir) live here; removed however the check ends, unless --keep.
