@@ -24,22 +24,31 @@ def format_time(seconds):
     return f"{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m"
 
 
+def _jax_device_peak_gb():
+    import keras
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats["peak_bytes_in_use"] / 2 ** 30 if "peak_bytes_in_use" in stats else None
+
+
+def _tensorflow_gpu_peak_gb():
+    import tensorflow as tf
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 30
+
+
 def peak_memory_gb():
-    try:
-        import keras
-        if keras.backend.backend() == "jax":
-            import jax
-            stats = jax.devices()[0].memory_stats()
-            if stats and "peak_bytes_in_use" in stats:
-                return stats["peak_bytes_in_use"] / 2 ** 30
-    except Exception:       # memory stats are best-effort reporting only
-        pass
-    try:
-        import tensorflow as tf
-        if tf.config.list_physical_devices("GPU"):
-            return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 30
-    except Exception:       # memory stats are best-effort reporting only
-        pass
+    """Peak memory in GiB: the accelerator's when there is one (JAX device or TF GPU), else the process's RSS."""
+    for device_peak in (_jax_device_peak_gb, _tensorflow_gpu_peak_gb):
+        try:
+            peak = device_peak()
+        except Exception:       # memory stats are best-effort reporting: fall through to the next source
+            peak = None
+        if peak is not None:
+            return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
