@@ -66,6 +66,17 @@ def tiny_network_path(tiny_generator, tmp_path_factory):
     return str(path)
 
 
+def write_random_dataset(folder, images, labels):
+    """A dataset of uint8 [N, C, R, R] `images` (every level) with one-hot `labels` at `folder`; its DatasetInfo."""
+    from stylegan_tf.data import DatasetWriter, build_pyramid, open_dataset
+    folder.mkdir()
+    with DatasetWriter(str(folder), folder.name, images.shape[-1], images.shape[1]) as w:
+        for im in images:
+            w.add(build_pyramid(im))
+        w.write_labels(labels)
+    return open_dataset(folder)
+
+
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory):
     """demo_dataset(resolution, count) -> path of the built-in demo faces (seed 0) as a dataset, built once per

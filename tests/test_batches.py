@@ -4,10 +4,11 @@ import os
 
 import numpy as np
 import pytest
+from conftest import write_random_dataset
 
 tf = pytest.importorskip("tensorflow")
 
-from stylegan_tf.data import DatasetError, DatasetWriter, build_pyramid, numpy_reader, open_dataset  # noqa: E402
+from stylegan_tf.data import DatasetError, numpy_reader, open_dataset  # noqa: E402
 from stylegan_tf.data.batches import BatchStream  # noqa: E402
 
 N = 20
@@ -16,15 +17,10 @@ N = 20
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     folder = tmp_path_factory.mktemp("batches") / "ds"
-    folder.mkdir()
     rng = np.random.RandomState(1)
     images = rng.randint(0, 256, [N, 3, 16, 16]).astype(np.uint8)
     labels = np.eye(4, dtype=np.float32)[rng.randint(0, 4, N)]
-    with DatasetWriter(str(folder), "ds", 16, 3) as w:
-        for im in images:
-            w.add(build_pyramid(im))
-        w.write_labels(labels)
-    return open_dataset(folder), images, labels
+    return write_random_dataset(folder, images, labels), images, labels
 
 
 def _tf_batches(ds, count):
