@@ -56,7 +56,7 @@ def make_parser():
     p = cli.Parser(
         description="Train StyleGAN with the official schedule (or another --arch) through Keras fit.",
         epilog="Defaults are the official StyleGAN (FFHQ) ones. Without --data, train.py trains the built-in demo "
-               "(small faces in about three minutes on a 2-core CPU), which changes the defaults marked 'demo:' above; "
+               "(small faces in under ten minutes on a 2-core CPU), which changes the defaults marked 'demo:' above; "
                "flags you give still win.")
     for field in dataclasses.fields(TrainingOptions):
         if not field.metadata.get("help") and field.name not in SWITCHES:

@@ -4,20 +4,21 @@
     python benchmarks/bench_training.py                                   # ours only (says why)
     python benchmarks/bench_training.py --anchor-python /work/anchor/anchor-venv/bin/python \\
         --anchor-script /work/anchor/official_train_anchor.py --official-code /work/anchor/stylegan-official
-    python benchmarks/bench_training.py ... --levers "--r1-interval 4 --mixed-precision"   # + a row with levers
+    python benchmarks/bench_training.py ... --levers="--mixed-precision" --levers="--r1-interval 16"  # + lever rows
 
 The anchor paths may also come from STYLEGAN_ANCHOR_PYTHON, STYLEGAN_ANCHOR_SCRIPT and STYLEGAN_OFFICIAL_CODE
 (the anchor is a driver that runs the official TF1 code unmodified under tf.compat.v1; see its header). Without
 them only our figures are printed.
 
 Both sides are timed the same way: the whole training loop (data pipeline, D step with R1, G step, Gs EMA) for
-a few short ticks, the first tick (graph building / tracing) dropped, sec/kimg the median of the tick lines each
-loop prints itself; rounds alternate official / ours and the medians over rounds are reported. Configurations:
+a few ticks, the first tick (graph building / tracing) dropped, sec/kimg the median of the tick lines each loop
+prints itself; rounds alternate official / ours and the medians over rounds are reported. Configurations:
   demo       32^2, fmap_base 256 / fmap_max 64, z/w 64, 4 mapping layers of 64, minibatch 16, lr 0.002, R1 gamma
              50, mirror, Gs half-life 1 kimg, no growing (train.py's demo)
   default64  64^2, the default widths (fmap_base 8192 / fmap_max 512, z/w 512, 8 mapping layers of 512), the
              official 1-GPU minibatch at 64^2 (32), lr 0.001, R1 gamma 10, mirror, no growing
-Our rows run `train.py` (fp32, R1 every step: the official iteration), plus a row with `--levers` if given.
+Our rows run `train.py` (fp32, R1 every step: the official iteration; its CPU thread layout is train.py's
+`--cpu-parallelism auto`), plus a row for each `--levers` given.
 On a shared machine run it under a lock, and idle: absolute seconds swing with load, ratios less so.
 """
 import argparse
@@ -35,7 +36,7 @@ sys.path.insert(0, ROOT)
 
 CONFIGS = {
     "demo": dict(res=32, fmap_base=256, fmap_max=64, latent=64, mapping_layers=4, mapping_fmaps=64,
-                 minibatch=16, lrate=0.002, gamma=50.0, g_smoothing_kimg=1.0, tick_kimg=0.256),
+                 minibatch=16, lrate=0.002, gamma=50.0, g_smoothing_kimg=1.0, tick_kimg=1.024),
     "default64": dict(res=64, fmap_base=8192, fmap_max=512, latent=512, mapping_layers=8, mapping_fmaps=512,
                       minibatch=32, lrate=0.001, gamma=10.0, g_smoothing_kimg=10.0, tick_kimg=0.128),
 }
@@ -118,8 +119,9 @@ def main():
     p.add_argument("--configs", default="demo,default64", help="comma-separated: " + ", ".join(CONFIGS))
     p.add_argument("--rounds", type=int, default=2, help="official/ours alternations per configuration")
     p.add_argument("--ticks", type=int, default=4, help="steady ticks timed per run (after the first)")
-    p.add_argument("--levers", default="", help="extra train.py flags for an additional 'ours' row, "
-                   "e.g. \"--r1-interval 4 --mixed-precision\"")
+    p.add_argument("--levers", action="append", default=[], help="extra train.py flags for an additional "
+                   "'ours' row, as --levers=\"--r1-interval 4 --mixed-precision\" (with '=', or argparse reads "
+                   "them as its own flags); repeat for more rows")
     p.add_argument("--data", default=None, help="dataset with 32^2 and 64^2 levels (default: the demo dataset, "
                    "built on first use)")
     p.add_argument("--anchor-python", default=os.environ.get("STYLEGAN_ANCHOR_PYTHON"))
@@ -141,27 +143,24 @@ def main():
     if not official:
         print("official: not measured (give --anchor-python, --anchor-script and --official-code, or the "
               "STYLEGAN_ANCHOR_* / STYLEGAN_OFFICIAL_CODE variables)")
-    levers = args.levers.split()
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} at start")
     tmp = tempfile.mkdtemp(prefix="bench_training_")
     rows = []
     for name in names:
         cfg = dict(CONFIGS[name], **({"minibatch": args.minibatch} if args.minibatch else {}))
-        got = {"official": [], "ours": [], "ours+levers": []}
+        got = {"official": [], "ours": [], **{lever: [] for lever in args.levers}}
         for r in range(args.rounds):
             if official:
                 got["official"].append(run_official(cfg, args, os.path.join(tmp, f"off-{name}-{r}")))
             got["ours"].append(run_ours(cfg, args, os.path.join(tmp, f"ours-{name}-{r}")))
-            if levers:
-                got["ours+levers"].append(run_ours(cfg, args, os.path.join(tmp, f"lev-{name}-{r}"), levers))
+            for i, lever in enumerate(args.levers):
+                got[lever].append(run_ours(cfg, args, os.path.join(tmp, f"lev{i}-{name}-{r}"), lever.split()))
             print(f"  {name} round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in got.items() if v) +
                   f" s/kimg (load {os.getloadavg()[0]:.2f})", flush=True)
         off = statistics.median(got["official"]) if got["official"] else None
-        for kind in ("ours", "ours+levers"):
-            if got[kind]:
-                ours = statistics.median(got[kind])
-                label = kind if kind == "ours" else f"ours {args.levers}"
-                rows.append((f"{name}/mb{cfg['minibatch']}", label, ours, off))
+        for kind in ("ours", *args.levers):
+            ours = statistics.median(got[kind])
+            rows.append((f"{name}/mb{cfg['minibatch']}", kind if kind == "ours" else f"ours {kind}", ours, off))
     print(f"\n{'config':<14} {'run':<40} {'ours s/kimg':>11} {'official':>9} {'official/ours':>13}")
     for name, kind, ours, off in rows:
         ratio = f"{off / ours:.2f}x" if off else "-"

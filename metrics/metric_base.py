@@ -250,7 +250,8 @@ class MetricContext:
                         return
 
     def iterate_fakes(self, num, what="fakes"):
-        """uint8 NHWC batches of `num` generated images: no truncation, random noise, NVIDIA's quantisation."""
+        """uint8 NHWC batches of `num` generated images: no truncation, random noise, NVIDIA's quantisation.
+        z, labels and noise all come from RandomState(self.seed) (NVIDIA's noise was unseeded)."""
         from stylegan_tf.metrics.inception import quantize_images
         Gs = self.Gs
         rng = np.random.RandomState(self.seed)
@@ -264,7 +265,9 @@ class MetricContext:
                 if labels_all is not None:
                     # Conditional networks get labels drawn from the dataset (NVIDIA's v1 passed zeros).
                     labels = np.asarray(labels_all, np.float32)[rng.randint(0, len(labels_all), size=n)]
-                images = Gs.run(z, labels, truncation_psi=1.0, noise_mode="random")
+                # Seeded noise: a metric of the same snapshot gives the same number every run.
+                images = Gs.run(z, labels, truncation_psi=1.0, noise_mode="random",
+                                noise_seed=int(rng.randint(2**31 - 1)))
                 images = quantize_images(images)
                 done += n
                 bar.update(n)

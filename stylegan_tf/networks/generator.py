@@ -168,7 +168,7 @@ class Generator(keras.Model):
         out = batched(fn, [z, labels], batch_size)
         return np.zeros([0, self.num_styles, self.dlatent_size], np.float32) if out is None else out
 
-    def _synth_graph(self, lod, noise_mode, precision="fp32"):
+    def _synth_graph(self, lod, noise_mode, precision="fp32", noise_seed=None):
         level, fade = level_for_lod(lod, self.max_level)
         dtype = None if precision == "fp32" else PRECISIONS[precision]
 
@@ -176,8 +176,11 @@ class Generator(keras.Model):
             img = self.synthesis(w, lod=lod_t, level=level, noise_mode=noise_mode, fade=fade, seed=seed,
                                  dtype=dtype, noise=list(noise) or None)
             return upscale2d(ops.cast(img, "float32"), 2 ** level)
-        # Random noise is drawn per call; every other mode draws nothing.
-        seed = draws.call_seed if noise_mode == "random" else lambda: None
+        # Random noise is drawn per call (from `noise_seed`'s stream when given); every other mode draws nothing.
+        if noise_mode != "random":
+            seed = lambda: None    # noqa: E731
+        else:
+            seed = draws.call_seed if noise_seed is None else draws.seed_stream(noise_seed)
         return level, fade, synth, seed
 
     def synthesize(self, w, noise_mode="const", lod=None, batch_size=32, precision="fp32", noise=None):
@@ -213,16 +216,18 @@ class Generator(keras.Model):
         return self._empty() if out is None else out
 
     def run(self, z, labels=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const", lod=None,
-            batch_size=32, precision="fp32"):
+            batch_size=32, precision="fp32", noise_seed=None):
         """z [N, latent_size] (+ labels) -> images NHWC float32 at full resolution, raw output range.
-        `precision` "bf16" computes the synthesis in bfloat16 (the mapping stays float32); fp32 is faithful."""
+        `precision` "bf16" computes the synthesis in bfloat16 (the mapping stays float32); fp32 is faithful.
+        `noise_seed` (an int) makes noise_mode="random" reproducible: the same z, batch_size and seed give the
+        same images on every run (without it the backend's global generator draws, as in the original)."""
         check_noise_mode(noise_mode)
         check_precision(precision)
         z, labels = self._check_z(z, labels)
         lod = self._lod_value(lod)
         truncated = truncation_psi is not None and float(truncation_psi) != 1.0 and \
             (truncation_cutoff is None or int(truncation_cutoff) > 0)
-        level, fade, synth, seed = self._synth_graph(lod, noise_mode, precision)
+        level, fade, synth, seed = self._synth_graph(lod, noise_mode, precision, noise_seed)
 
         def build():
             def f(z, labels, lod_t, psi, cutoff, seed):
@@ -232,7 +237,8 @@ class Generator(keras.Model):
                 return synth(w, lod_t, seed)
             return f
 
-        fn = self._fn(("run", level, fade, noise_mode, truncated, labels is not None, precision), build)
+        seeded = noise_mode == "random" and noise_seed is not None    # TF traces a seed tensor apart from None
+        fn = self._fn(("run", level, fade, noise_mode, truncated, labels is not None, precision, seeded), build)
         lod_t = ops.convert_to_tensor(lod, "float32")
         psi = ops.convert_to_tensor(1.0 if truncation_psi is None else float(truncation_psi), "float32")
         cutoff = self.num_styles if truncation_cutoff is None else int(truncation_cutoff)

@@ -16,12 +16,13 @@ from stylegan_tf.training.schedule import BATCH_PRESETS, STYLEGAN_LRATE_DICT, TI
 DEMO_DIRNAME = "demo-faces-{res}"
 
 # The demo (no --data): a 32x32 network trained at full resolution from the start (no growing: at this budget a
-# fade would last ~500 steps, too few for a new block to leave its random initialisation) for 96 kimg: the most
-# that fits 10 minutes on an idle 2-core CPU with the dataset build (~5.4 s/kimg); SWD against the reals falls
-# with kimg (46 at 32, 33 at 64, 31 at 96; benchmarks/demo_check.py, docs/performance.md "The demo"). R1 gamma 50
-# (not 10) gave more varied faces with less noise speckle at this size, and gamma 1 or 0.1 were worse;
-# docs/training.md has the measurements. Flags given still win.
-DEMO_OPTIONS = dict(resolution=32, total_kimg=96.0, minibatch=16, lrate=0.002, gamma=50.0,
+# fade would last ~500 steps, too few for a new block to leave its random initialisation) for 128 kimg: the most
+# that fits 10 minutes on an idle 2-core CPU with the dataset build (~3.9 s/kimg with --cpu-parallelism auto's
+# inter-op threads); SWD against the reals falls with kimg (46 at 32, 33 at 64, 31 at 96, then slowly;
+# benchmarks/demo_check.py, docs/performance.md "The demo"). R1 gamma 50 (not 10) gave more varied faces with
+# less noise speckle at this size, and gamma 1 or 0.1 were worse; docs/training.md has the measurements. Flags
+# given still win.
+DEMO_OPTIONS = dict(resolution=32, total_kimg=128.0, minibatch=16, lrate=0.002, gamma=50.0,
                     lod_initial_resolution=32, tick_kimg=4.0, fmap_base=256, fmap_max=64, latent_size=64,
                     dlatent_size=64, mapping_layers=4, mapping_fmaps=64, snap_ticks=4, mirror=True,
                     g_smoothing_kimg=1.0)
@@ -46,6 +47,10 @@ LIMITS = {
     "adam_beta2": (0, 1.0, False), "adam_epsilon": (0, 1.0, True),
 }
 MAX_GRID = 64    # columns and rows of the fakes grid
+# Networks up to this many feature maps per layer train faster with one core per op (inter-op) than with each op
+# split over the cores: the demo -20 % per kimg on 2 cores, a default-width 64x64 network +16 % (docs/performance.md).
+SMALL_FMAP_MAX = 64
+CPU_PARALLELISM = ("auto", "intra-op", "inter-op")
 
 
 class OptionsError(ValueError):
@@ -103,6 +108,10 @@ class TrainingOptions:
     resume_kimg: float = _opt(None, "where the schedule starts when fine-tuning an official .pkl", unset="0")
     seed: int = _opt(1000, "random seed")
     mixed_precision: bool = _opt(False, "fp16 with loss scaling on GPU, bf16 on CPU, instead of fp32")
+    cpu_parallelism: str = _opt("auto", "how TensorFlow uses the CPU cores: intra-op (each op split over all "
+                                "cores, TensorFlow's default), inter-op (one core per op, independent ops side by "
+                                "side: faster for small networks), auto (inter-op when --fmap-max <= 64, else "
+                                "intra-op); docs/performance.md has the measurements", metavar="MODE")
     fmap_base: int = _opt(8192, "feature maps: nf(stage) = min(fmap_base / 2**stage, fmap_max)")
     fmap_max: int = _opt(512, "largest number of feature maps")
     width: int = _opt(None, "DCGAN width: maps of G's last and D's first hidden layer (the tutorial's ngf/ndf), "
@@ -240,6 +249,9 @@ def validate(opts):
             errs.append(f"--resolution {opts.resolution}: --arch {opts.arch} needs 8 or more")
     if opts.subset_class is not None and not str(opts.subset_class).strip():
         errs.append("--subset-class is empty: give a class name or index")
+    if opts.cpu_parallelism not in CPU_PARALLELISM:
+        errs.append(f"--cpu-parallelism {opts.cpu_parallelism!r} is unknown: choose one of "
+                    f"{', '.join(CPU_PARALLELISM)}")
     if opts.loss not in LOSSES:
         errs.append(f"--loss {opts.loss!r} is unknown: choose one of {', '.join(LOSSES)}")
     elif "r1_interval" not in bad and opts.r1_interval != 1 and (opts.loss != "logistic" or opts.config == "progan"):

@@ -112,16 +112,72 @@ def make_strategy(opts, strategy=None):
     return tf.distribute.get_strategy()
 
 
+def cpu_parallelism_mode(opts):
+    """The thread layout `opts.cpu_parallelism` resolves to: "intra-op" or "inter-op"."""
+    if opts.cpu_parallelism != "auto":
+        return opts.cpu_parallelism
+    return "inter-op" if (opts.fmap_max or 0) <= options_lib.SMALL_FMAP_MAX else "intra-op"
+
+
+def set_cpu_parallelism(opts):
+    """Lay TensorFlow's CPU threads out as `opts.cpu_parallelism` says, before TensorFlow starts its runtime.
+
+    inter-op: one thread per op (intra) and as many ops at once as there are cores (inter). The demo's small
+    convolutions gain nothing from being split over cores, while D's, R1's and G's independent ops can run side by
+    side. Only on the TensorFlow backend and, for "auto", only without a GPU (the GPU runs the ops there).
+    Returns a line for the log, or None when nothing was changed or worth saying.
+
+    Example:
+        >>> set_cpu_parallelism(TrainingOptions(cpu_parallelism="inter-op"))   # before any TensorFlow op
+    """
+    import keras
+    if keras.backend.backend() != "tensorflow" or opts.cpu_parallelism not in options_lib.CPU_PARALLELISM:
+        return None
+    import tensorflow as tf
+    mode = cpu_parallelism_mode(opts)
+    if mode == "intra-op" or (opts.cpu_parallelism == "auto" and tf.config.list_physical_devices("GPU")):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threading = tf.config.threading
+    if (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()) == (1, cores):
+        return None
+    try:
+        threading.set_intra_op_parallelism_threads(1)
+        threading.set_inter_op_parallelism_threads(cores)
+    except RuntimeError:    # TensorFlow already ran in this process (a notebook): its threads are fixed now.
+        if opts.cpu_parallelism == "auto":
+            return None
+        return (f"--cpu-parallelism {mode}: TensorFlow was already running in this process, so it keeps its "
+                "thread settings (start a fresh process to change them)")
+    return f"CPU threads: inter-op parallelism (1 thread per op, up to {cores} ops at once; --cpu-parallelism)"
+
+
+def cpu_has_amx():
+    """True when the CPU has AMX-BF16 (Linux /proc/cpuinfo), None where that cannot be told."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
+    except OSError:
+        return None
+
+
 def set_precision(opts):
+    """Set Keras' policy for `opts.mixed_precision`; returns a line for the log when bf16 will be slow here."""
     if opts.mixed_precision:
         import keras
         if keras.backend.backend() == "jax":
             # bf16 needs no loss scaling; it is what JAX's GPUs and TPUs run fast.
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
-            return
+            return None
         import tensorflow as tf
-        keras.mixed_precision.set_global_policy(
-            "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+        if tf.config.list_physical_devices("GPU"):
+            keras.mixed_precision.set_global_policy("mixed_float16")
+            return None
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        if cpu_has_amx() is False:
+            return ("--mixed-precision: this CPU has no AMX, so bf16 is emulated and likely slower than fp32 "
+                    "(docs/training.md, 'Speed on a CPU')")
+    return None
 
 
 def new_optimizer(lr, beta_1=0.0, beta_2=0.99, epsilon=1e-8):

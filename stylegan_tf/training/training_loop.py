@@ -104,18 +104,21 @@ class TrainingRun:
         self._last_snapshot_time = time.time()
         self._maintenance = 0.0
         self._growing = None
+        self._cpu_note = self._precision_note = None
 
     def log(self, msg=""):
         self.report.log(msg)
 
     # ------------------------------------------------------------------ before the run directory exists
     def prepare(self):
+        # Before anything runs a TensorFlow op: thread settings are fixed from then on.
+        self._cpu_note = prep.set_cpu_parallelism(self.opts)
         self.plan = prep.plan(self.opts)
         if self.opts.dry_run:
             return
         prep.prepare_metrics(self.opts)
         self.strategy = prep.make_strategy(self.opts, self.strategy)
-        prep.set_precision(self.opts)
+        self._precision_note = prep.set_precision(self.opts)
 
     def dry_run_text(self):
         d = self.opts.to_dict()
@@ -340,7 +343,7 @@ class TrainingRun:
         self.history.set_model(self.model)
         self.history.on_train_begin()
         self.log(f"Run directory: {self.run_dir}")
-        for note in self._notes:
+        for note in filter(None, [self._cpu_note, self._precision_note, *self._notes]):
             self.log(note)
         if self.resumed_from:
             self.log(f"Resuming from {self.resumed_from} at kimg {st.nimg / 1000:.1f}, tick {st.tick}")
