@@ -166,8 +166,8 @@ class DCGANGenerator(_Net):
     def run(self, z, labels=None, truncation_psi=None, truncation_cutoff=None, noise_mode=None, lod=None,
             batch_size=32, noise_seed=None):
         """z [N, latent_size] (+ labels [N, label_size]) -> images NHWC float32 in [-1, 1] (numpy), BatchNorm in
-        inference mode. Truncation, noise (and its seed) and lod have no meaning here and are ignored (generate.py's common
-        figures pass them)."""
+        inference mode. Truncation, noise (and its seed) and lod have no meaning here and are ignored (generate.py's
+        common figures and the metrics pass them)."""
         z, labels = self._check_z(z, labels)
         fn = self._compiled(("run", labels is not None), lambda zb, lb: self(zb, lb, training=False))
         out = batched(fn, [z, labels], batch_size)

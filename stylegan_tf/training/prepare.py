@@ -1,6 +1,6 @@
 """Everything a run settles before it creates its run directory: validated options, the dataset (the demo's
-built on first use), the resolution and schedule, the distribution strategy and the precision policy. Bad
-options fail here, with one line each, so a refused run leaves nothing behind."""
+built on first use), the resolution and schedule, the CPU thread layout, the distribution strategy and the
+precision policy. Bad options fail here, with one line each, so a refused run leaves nothing behind."""
 import dataclasses
 import os
 
