@@ -110,8 +110,9 @@ class TrainingOptions:
     mixed_precision: bool = _opt(False, "fp16 with loss scaling on GPU, bf16 on CPU, instead of fp32")
     cpu_parallelism: str = _opt("auto", "how TensorFlow uses the CPU cores: intra-op (each op split over all "
                                 "cores, TensorFlow's default), inter-op (one core per op, independent ops side by "
-                                "side: faster for small networks), auto (inter-op when --fmap-max <= 64, else "
-                                "intra-op); docs/performance.md has the measurements", metavar="MODE")
+                                "side: faster for small networks), auto (inter-op when --fmap-max <= "
+                                f"{SMALL_FMAP_MAX}, else intra-op); docs/performance.md has the measurements",
+                                metavar="MODE")
     fmap_base: int = _opt(8192, "feature maps: nf(stage) = min(fmap_base / 2**stage, fmap_max)")
     fmap_max: int = _opt(512, "largest number of feature maps")
     width: int = _opt(None, "DCGAN width: maps of G's last and D's first hidden layer (the tutorial's ngf/ndf), "
