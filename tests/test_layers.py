@@ -131,6 +131,20 @@ def test_fused_downconv_is_conv_then_box():
     np.testing.assert_allclose(_np(plain(x)), ref, atol=1e-5)
 
 
+def test_resampling_convs_run_as_one_stride2_op():
+    """Below 128^2 the original upscales then convolves, or convolves then box-averages: 9 (up) and 36 (down)
+    multiply-adds per output pixel, the latter with a strided 6-D Sum (slow in TensorFlow). Both layers must run
+    the equal one-op form (4 and 16) at every resolution; the tests above check that it is the same function."""
+    for layer, op_type in ((L.UpConv2D(4, 3, fused=False), "Conv2DBackpropInput"),
+                           (L.DownConv2D(4, 3, fused=False), "Conv2D")):
+        graph = tf.function(layer).get_concrete_function(tf.zeros([2, 8, 8, 3])).graph
+        types = [op.type for op in graph.get_operations()]
+        convs = [op for op in graph.get_operations() if op.type == op_type]
+        assert len(convs) == 1 and list(convs[0].get_attr("strides")) == [1, 2, 2, 1], (op_type, types)
+        assert types.count("Conv2D") + types.count("Conv2DBackpropInput") == 1, types
+        assert not {"Sum", "Mean", "Tile"} & set(types), types
+
+
 def test_minibatch_stddev_strided_groups():
     x = np.random.RandomState(6).randn(8, 4, 4, 6).astype(np.float32)
     out = _np(L.minibatch_stddev(x, 4, 1))

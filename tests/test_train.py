@@ -430,7 +430,7 @@ def test_train_py_help_shows_one_default_and_the_demo_value(capsys):
         train.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: None)" not in text and text.count("(default:") >= 30
-    assert "--total-kimg KIMG length of training in thousands of real images (default: 25000; demo: 128)" in text
+    assert "--total-kimg KIMG length of training in thousands of real images (default: 25000; demo: 160)" in text
     assert "--gamma X R1 weight for the logistic loss (default: 10; demo: 50)" in text
     assert "--loss NAME logistic (StyleGAN + R1), wgan-gp, wgan, wgan-div, hinge (default: logistic)" in text
 

@@ -5,7 +5,7 @@ conv with a 4x4 kernel made by summing the four shifted copies of the 3x3 kernel
 by a conv with the spatially *flipped* 3x3 kernel. So UpConv2D computes its unfused form (nearest-up + conv) as
 the same transposed conv with the kernel flipped back: the same function at 4/9 of the multiply-adds. The fused
 down-conv is a stride-2 conv with the shifted sum times 1/4 and equals conv followed by 2x2 box averaging, with
-no flip.
+no flip; DownConv2D runs that form at every resolution (4/9 of the multiply-adds again).
 """
 import numpy as np
 from keras import ops
@@ -48,16 +48,11 @@ def lerp_clip(a, b, t):
     return lerp(a, b, ops.clip(t, 0.0, 1.0))
 
 
-def _shifted_sum(w):
-    """3x3 (k x k) HWIO kernel -> (k+1)x(k+1) sum of its four one-pixel shifts."""
-    w = ops.pad(w, [[1, 1], [1, 1], [0, 0], [0, 0]])
-    return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
-
-
 def shifted_sum_matrix(k, flip=False, scale=1.0):
-    """[(k+1)^2, k^2] matrix T with T @ w.reshape(k*k, -1) == _shifted_sum(w') (w' = w flipped in both spatial
-    axes if `flip`) times `scale`, flattened. One small matmul instead of pad + slices + adds + flip: the kernel
-    of a 512-channel up-conv is rebuilt on every call, and the slicing form cost more than the conv in bf16."""
+    """[(k+1)^2, k^2] matrix T: T @ w.reshape(k*k, -1) is the (k+1)x(k+1) sum of the four one-pixel shifts of the
+    k x k kernel w (flipped in both spatial axes if `flip`) times `scale`, flattened. One small matmul instead of
+    pad + slices + adds + flip: the kernel of a 512-channel up-conv is rebuilt on every call, and the slicing form
+    cost more than the conv in bf16."""
     t = np.zeros([k + 1, k + 1, k, k], np.float64)
     for i in range(k):
         for j in range(k):
@@ -113,10 +108,14 @@ class UpConv2D(_ResampleConv2D):
 
 @register
 class DownConv2D(_ResampleConv2D):
-    """conv + 2x box downscale; `fused=True` uses one stride-2 conv (the original's form at >= 128 input)."""
+    """conv + 2x box downscale; `fused=True` uses one stride-2 conv (the original's form at >= 128 input).
+
+    Both forms run as that stride-2 conv (see `call`)."""
 
     def call(self, x):
-        w = self.scaled_kernel(x.dtype)
-        if not self.fused:
-            return downscale2d(ops.conv(x, w, strides=1, padding="same"))
-        return ops.conv(x, _shifted_sum(w) * 0.25, strides=2, padding="same")
+        # Conv(w) then 2x2 box averaging is the stride-2 conv with the shifted-sum kernel / 4, which the original
+        # runs from 128^2 on: the same function with 16 multiply-adds per output pixel instead of 36, and no
+        # 6-D box reduction (a slow strided Sum in TensorFlow, and again in each gradient). Only the float
+        # summation order differs.
+        w = _shifted_kernel(self.weight, self.coef * 0.25, flip=False, transpose=False, dtype=x.dtype)
+        return ops.conv(x, w, strides=2, padding="same")

@@ -16,13 +16,13 @@ from stylegan_tf.training.schedule import BATCH_PRESETS, STYLEGAN_LRATE_DICT, TI
 DEMO_DIRNAME = "demo-faces-{res}"
 
 # The demo (no --data): a 32x32 network trained at full resolution from the start (no growing: at this budget a
-# fade would last ~500 steps, too few for a new block to leave its random initialisation) for 128 kimg: the most
-# that fits 10 minutes on an idle 2-core CPU with the dataset build (~3.9 s/kimg with --cpu-parallelism auto's
-# inter-op threads); SWD against the reals falls with kimg (46 at 32, 33 at 64, 31 at 96, then slowly;
-# benchmarks/demo_check.py, docs/performance.md "The demo"). R1 gamma 50 (not 10) gave more varied faces with
-# less noise speckle at this size, and gamma 1 or 0.1 were worse; docs/training.md has the measurements. Flags
-# given still win.
-DEMO_OPTIONS = dict(resolution=32, total_kimg=128.0, minibatch=16, lrate=0.002, gamma=50.0,
+# fade would last ~500 steps, too few for a new block to leave its random initialisation) for 160 kimg: the most
+# that fits 10 minutes, with a 20% margin, on an idle 2-core CPU with the dataset build (~2.8 s/kimg with
+# --cpu-parallelism auto's inter-op threads); SWD against the reals falls with kimg (46 at 32, 32-39 at 64, 30 at
+# 112, 28.7 at 160; benchmarks/demo_check.py, docs/performance.md "The demo"). R1 gamma 50 (not 10) gave more
+# varied faces with less noise speckle at this size, and gamma 1 or 0.1 were worse; docs/training.md has the
+# measurements. Flags given still win.
+DEMO_OPTIONS = dict(resolution=32, total_kimg=160.0, minibatch=16, lrate=0.002, gamma=50.0,
                     lod_initial_resolution=32, tick_kimg=4.0, fmap_base=256, fmap_max=64, latent_size=64,
                     dlatent_size=64, mapping_layers=4, mapping_fmaps=64, snap_ticks=4, mirror=True,
                     g_smoothing_kimg=1.0)
