@@ -60,6 +60,46 @@ def test_style_mod_scale_first_then_shift():
     np.testing.assert_allclose(out[0, 0, 0], [1 * 2 + 10, 1 * 3 + 20])
 
 
+def test_adain_is_instance_norm_then_style_mod():
+    """The epilogue folds instance norm and the style's scale into one factor; same function as the two steps."""
+    keras.utils.set_random_seed(3)
+    x = np.random.RandomState(3).randn(3, 4, 4, 5).astype(np.float32) * 3 + 1
+    w = np.random.RandomState(4).randn(3, 6).astype(np.float32)
+    sm = L.StyleMod(5, 6)
+    two_steps = _np(sm(L.InstanceNorm()(x), w))
+    scale, shift = sm.scale_shift(w, "float32")
+    np.testing.assert_allclose(_np(L.instance_norm(x, scale=scale, shift=shift)), two_steps, rtol=1e-5, atol=1e-5)
+    ep = L.LayerEpilogue(5, 6, use_noise=False)
+    ep.style_mod.set_weights(sm.get_weights())
+    ep.bias.bias.assign(np.linspace(-1, 1, 5).astype(np.float32))
+    y = x + np.linspace(-1, 1, 5).astype(np.float32)
+    np.testing.assert_allclose(_np(ep(x, w)), _np(sm(L.InstanceNorm()(np.maximum(y, 0.2 * y)), w)), atol=1e-5)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="inspects the TensorFlow graph; the equality tests run on every backend")
+def test_epilogue_runs_in_float32_under_bf16_training():
+    """Under mixed_bfloat16 the epilogue takes and returns bfloat16 but computes noise, bias, lrelu and AdaIN in
+    float32 (faster elementwise kernels on CPU, and the norm needs float32 statistics anyway)."""
+    old = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        ep = L.LayerEpilogue(4, 6, name="ep")
+    finally:
+        keras.mixed_precision.set_global_policy(old)
+    x = tf.cast(tf.random.stateless_normal([2, 8, 8, 4], seed=[0, 1]), "bfloat16")
+    w, noise = tf.zeros([2, 6]), tf.ones([2, 8, 8, 1])
+    graph = tf.function(lambda x: ep(x, w, noise=noise)).get_concrete_function(x).graph
+    dtypes = {op.type: op.outputs[0].dtype for op in graph.get_operations() if op.type in ("LeakyRelu", "Square")}
+    assert dtypes == {"LeakyRelu": tf.float32, "Square": tf.float32}, dtypes
+    out = ep(x, w, noise=noise)
+    assert out.dtype == tf.bfloat16
+    ref = L.LayerEpilogue(4, 6)
+    ref.set_weights(ep.get_weights())
+    np.testing.assert_allclose(_np(tf.cast(out, "float32")), _np(ref(tf.cast(x, "float32"), w, noise=noise)),
+                               atol=0.02)
+
+
 def test_noise_injection_per_channel_weight():
     n = L.NoiseInjection(3)
     assert np.all(n.weight.numpy() == 0)

@@ -16,13 +16,16 @@ class StyleMod(keras.layers.Layer):
         self.bias = Bias(2 * self.channels, name="bias")
         self.built = True
 
-    def call(self, x, w):
-        # The style is computed in w's precision (float32) and applied in x's (bfloat16 under `computing_in`).
-        style = ops.cast(self.bias(self.dense(w)), x.dtype)
+    def scale_shift(self, w, dtype):
+        """The style of `w` as AdaIN's per-channel (scale + 1, shift), each [N, 1, 1, C] in `dtype`."""
+        # The style is computed in w's precision (float32) and applied in `dtype`.
+        style = ops.cast(self.bias(self.dense(w)), dtype)
         # The first C columns scale, the last C shift (the original's [N, 2, C] reshape).
-        scale = style[:, None, None, :self.channels]
-        shift = style[:, None, None, self.channels:]
-        return x * (scale + 1.0) + shift
+        return style[:, None, None, :self.channels] + 1.0, style[:, None, None, self.channels:]
+
+    def call(self, x, w):
+        scale, shift = self.scale_shift(w, x.dtype)
+        return x * scale + shift
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels, "dlatent_size": self.dlatent_size,

@@ -16,6 +16,7 @@ import numpy as np
 from keras import layers, ops
 
 from stylegan_tf.layers.serialization import register
+from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks.archs import COMMON_FIGURES, register_arch
 from stylegan_tf.networks.inference import batched, check_latents, compiled
 
@@ -41,19 +42,8 @@ def dcgan_widths(resolution, width, fmap_max):
             for k in range(2, int(math.log2(resolution)))}
 
 
-class _Net(keras.Model):
+class _Net(ImageNetwork):
     arch_name = "dcgan"
-
-    resolution = property(lambda self: self._args["resolution"])
-    num_channels = property(lambda self: self._args["num_channels"])
-    label_size = property(lambda self: self._args["label_size"])
-
-    def get_config(self):
-        return {**super().get_config(), **self._args}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 @register

@@ -13,6 +13,7 @@ from stylegan_tf.layers import (Bias, Blur, DownConv2D, EqualizedConv2D, Equaliz
 from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.resample import resolve_fused
 from stylegan_tf.layers.serialization import register
+from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks.channels import nf as _nf
 from stylegan_tf.networks.channels import resolution_log2
 from stylegan_tf.networks.inference import batched, compiled, level_for_lod
@@ -115,7 +116,7 @@ class DiscriminatorFinalBlock(keras.layers.Layer):
 
 
 @register
-class Discriminator(keras.Model):
+class Discriminator(ImageNetwork):
     """D(images, labels=None, training=False, level=None) -> scores [N, 1]. Official D_basic arguments."""
 
     def __init__(self, resolution=32, num_channels=1, label_size=0, fmap_base=8192, fmap_decay=1.0, fmap_max=512,
@@ -152,9 +153,6 @@ class Discriminator(keras.Model):
         self._fns = {}
         self.built = True
 
-    resolution = property(lambda self: self._args["resolution"])
-    num_channels = property(lambda self: self._args["num_channels"])
-    label_size = property(lambda self: self._args["label_size"])
     max_level = property(lambda self: self.resolution_log2 - 2)
 
     def call(self, images, labels=None, training=False, level=None, lod=None, fade=True):
@@ -205,10 +203,3 @@ class Discriminator(keras.Model):
                                      f"that are multiples of {group}")
         out = batched(lambda xb, lb: fn(xb, lb, lod_t), [images, labels], batch_size)
         return np.zeros([0, 1], np.float32) if out is None else out
-
-    def get_config(self):
-        return {**super().get_config(), **self._args}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -1,5 +1,4 @@
 """Style-based generator (G_style): mapping + synthesis, with lod, dlatent_avg, style mixing and truncation."""
-import keras
 import numpy as np
 from keras import ops
 
@@ -7,6 +6,7 @@ from stylegan_tf.layers import upscale2d
 from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.noise import check_noise_mode
 from stylegan_tf.layers.serialization import register
+from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks import draws
 from stylegan_tf.networks.channels import resolution_log2
 from stylegan_tf.networks.inference import (PRECISIONS, batched, check_latents, check_precision, compiled,
@@ -24,7 +24,7 @@ _SYNTHESIS_ARGS = ("dlatent_size", "num_channels", "resolution", "fmap_base", "f
 
 
 @register
-class Generator(keras.Model):
+class Generator(ImageNetwork):
     """G(z, labels=None, training=False, level=None) -> images NHWC.
 
     Constructor arguments carry the official names and defaults (G_style + G_mapping + G_synthesis).
@@ -75,9 +75,6 @@ class Generator(keras.Model):
         self.built = True
 
     # -- facts other parts use ------------------------------------------------------------------------------------
-    resolution = property(lambda self: self._args["resolution"])
-    num_channels = property(lambda self: self._args["num_channels"])
-    label_size = property(lambda self: self._args["label_size"])
     latent_size = property(lambda self: self._args["latent_size"])
     dlatent_size = property(lambda self: self._args["dlatent_size"])
     num_layers = property(lambda self: self.synthesis.num_layers)
@@ -258,10 +255,3 @@ class Generator(keras.Model):
 
     def _empty(self):
         return np.zeros([0, self.resolution, self.resolution, self.num_channels], np.float32)
-
-    def get_config(self):
-        return {**super().get_config(), **self._args}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

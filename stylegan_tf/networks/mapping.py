@@ -139,9 +139,10 @@ def count_parameters(layer):
     return weights, total
 
 
-@register_mapping("fc")
-@register
-class MappingNetwork(keras.layers.Layer):
+class MappingBase(keras.layers.Layer):
+    """What every mapping network takes and saves: z (+labels) in, styles [N, dlatent_broadcast, dlatent_size]
+    out. Subclasses build their layers after `super().__init__` and define `call(z, labels=None)`."""
+
     def __init__(self, latent_size=512, label_size=0, dlatent_size=512, dlatent_broadcast=None,
                  mapping_layers=8, mapping_fmaps=512, mapping_lrmul=0.01, mapping_nonlinearity="lrelu",
                  use_wscale=True, normalize_latents=True, **kwargs):
@@ -151,9 +152,26 @@ class MappingNetwork(keras.layers.Layer):
         self.mapping_layers, self.mapping_fmaps = int(mapping_layers), int(mapping_fmaps)
         self.mapping_lrmul, self.mapping_nonlinearity = float(mapping_lrmul), mapping_nonlinearity
         self.use_wscale, self.normalize_latents = bool(use_wscale), bool(normalize_latents)
-        gain = activation_gain(mapping_nonlinearity)
         self.label_concat = (LabelConcat(self.label_size, self.latent_size, name="LabelConcat")
                              if self.label_size else None)
+
+    def get_config(self):
+        return {**super().get_config(), "latent_size": self.latent_size, "label_size": self.label_size,
+                "dlatent_size": self.dlatent_size, "dlatent_broadcast": self.dlatent_broadcast,
+                "mapping_layers": self.mapping_layers, "mapping_fmaps": self.mapping_fmaps,
+                "mapping_lrmul": self.mapping_lrmul, "mapping_nonlinearity": self.mapping_nonlinearity,
+                "use_wscale": self.use_wscale, "normalize_latents": self.normalize_latents}
+
+
+@register_mapping("fc")
+@register
+class MappingNetwork(MappingBase):
+    def __init__(self, latent_size=512, label_size=0, dlatent_size=512, dlatent_broadcast=None,
+                 mapping_layers=8, mapping_fmaps=512, mapping_lrmul=0.01, mapping_nonlinearity="lrelu",
+                 use_wscale=True, normalize_latents=True, **kwargs):
+        super().__init__(latent_size, label_size, dlatent_size, dlatent_broadcast, mapping_layers, mapping_fmaps,
+                         mapping_lrmul, mapping_nonlinearity, use_wscale, normalize_latents, **kwargs)
+        gain = activation_gain(mapping_nonlinearity)
         width = self.latent_size * (2 if self.label_size else 1)
         if self.mapping_layers == 0 and width != self.dlatent_size:
             raise ValueError(f"mapping_layers=0 needs dlatent_size == {width} (z width), got {self.dlatent_size}")
@@ -174,9 +192,3 @@ class MappingNetwork(keras.layers.Layer):
             x = ops.tile(x[:, None, :], [1, self.dlatent_broadcast, 1])
         return x
 
-    def get_config(self):
-        return {**super().get_config(), "latent_size": self.latent_size, "label_size": self.label_size,
-                "dlatent_size": self.dlatent_size, "dlatent_broadcast": self.dlatent_broadcast,
-                "mapping_layers": self.mapping_layers, "mapping_fmaps": self.mapping_fmaps,
-                "mapping_lrmul": self.mapping_lrmul, "mapping_nonlinearity": self.mapping_nonlinearity,
-                "use_wscale": self.use_wscale, "normalize_latents": self.normalize_latents}

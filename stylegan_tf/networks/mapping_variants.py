@@ -23,13 +23,12 @@ Resolution level k takes style ceil((k+1) N / R) - 1: with N = R that is style k
 drives the finest level and the skipped styles still feed the later ones; with N < R neighbouring levels share
 a style. `style_of_row` gives the row -> style map that truncation, `dlatent_avg` and style mixing use.
 """
-import keras
 import numpy as np
 from keras import ops
 
-from stylegan_tf.layers import Bias, EqualizedDense, LabelConcat, activation_gain, apply_activation
+from stylegan_tf.layers import Bias, EqualizedDense, activation_gain, apply_activation
 from stylegan_tf.layers.serialization import register
-from stylegan_tf.networks.mapping import mapping_input, register_mapping
+from stylegan_tf.networks.mapping import MappingBase, mapping_input, register_mapping
 
 
 def style_of_row(num_rows, num_styles):
@@ -54,7 +53,7 @@ def level_boundaries(num_rows, num_styles):
     return [r for r in range(1, len(rows)) if rows[r] != rows[r - 1]]
 
 
-class LevelMapping(keras.layers.Layer):
+class LevelMapping(MappingBase):
     """Base of v1..v4: z (+labels) -> pixel norm -> N level styles -> [batch, rows, W] (or [batch, N, W] without
     `dlatent_broadcast`). Subclasses define `_make_layers(z_width)` and `_styles(x)`.
 
@@ -65,12 +64,8 @@ class LevelMapping(keras.layers.Layer):
     def __init__(self, latent_size=512, label_size=0, dlatent_size=128, dlatent_broadcast=None, mapping_layers=5,
                  mapping_fmaps=128, mapping_lrmul=0.01, mapping_nonlinearity="lrelu", use_wscale=True,
                  normalize_latents=True, **kwargs):
-        super().__init__(**kwargs)
-        self.latent_size, self.label_size, self.dlatent_size = int(latent_size), int(label_size), int(dlatent_size)
-        self.dlatent_broadcast = None if dlatent_broadcast is None else int(dlatent_broadcast)
-        self.mapping_layers, self.mapping_fmaps = int(mapping_layers), int(mapping_fmaps)
-        self.mapping_lrmul, self.mapping_nonlinearity = float(mapping_lrmul), mapping_nonlinearity
-        self.use_wscale, self.normalize_latents = bool(use_wscale), bool(normalize_latents)
+        super().__init__(latent_size, label_size, dlatent_size, dlatent_broadcast, mapping_layers, mapping_fmaps,
+                         mapping_lrmul, mapping_nonlinearity, use_wscale, normalize_latents, **kwargs)
         if self.mapping_layers < 1:
             raise ValueError(f"--mapping {self.kind} needs --mapping-layers >= 1 (one per style level), "
                              f"got {self.mapping_layers}")
@@ -78,8 +73,6 @@ class LevelMapping(keras.layers.Layer):
             raise ValueError(f"--mapping {self.kind}: the styles are --mapping-fmaps ({self.mapping_fmaps}) wide, "
                              f"so dlatent_size must equal it, got {self.dlatent_size}")
         self.gain = activation_gain(mapping_nonlinearity)
-        self.label_concat = (LabelConcat(self.label_size, self.latent_size, name="LabelConcat")
-                             if self.label_size else None)
         self._make_layers(self.latent_size * (2 if self.label_size else 1))
         self.rows = (None if self.dlatent_broadcast is None
                      else style_of_row(self.dlatent_broadcast, self.mapping_layers))
@@ -104,13 +97,6 @@ class LevelMapping(keras.layers.Layer):
         if self.rows is None:
             return styles
         return ops.take(styles, self.rows, axis=1)
-
-    def get_config(self):
-        return {**super().get_config(), "latent_size": self.latent_size, "label_size": self.label_size,
-                "dlatent_size": self.dlatent_size, "dlatent_broadcast": self.dlatent_broadcast,
-                "mapping_layers": self.mapping_layers, "mapping_fmaps": self.mapping_fmaps,
-                "mapping_lrmul": self.mapping_lrmul, "mapping_nonlinearity": self.mapping_nonlinearity,
-                "use_wscale": self.use_wscale, "normalize_latents": self.normalize_latents}
 
 
 @register_mapping("v1", per_level=True)

@@ -17,7 +17,6 @@ image of each lower resolution joins the features entering that resolution throu
 r' is linear (1x1 equalized conv, gain 1, no bias, no activation). In `lin_cat` it maps the image to as many
 channels as the features it joins; in `cat_lin` it maps the concatenation back to the features' width.
 """
-import keras
 import numpy as np
 from keras import ops
 
@@ -25,6 +24,7 @@ from stylegan_tf.layers import EqualizedConv2D, FromRGB, downscale2d
 from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.resample import resolve_fused
 from stylegan_tf.layers.serialization import register
+from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks import draws
 from stylegan_tf.networks.archs import ALL_FIGURES, COMMON_FIGURES, register_arch
 from stylegan_tf.networks.channels import nf as _nf
@@ -101,7 +101,7 @@ class MSGProGANGenerator(MSGGenerator):
 
 
 @register
-class MSGDiscriminator(keras.Model):
+class MSGDiscriminator(ImageNetwork):
     """MSG-GAN's discriminator: D(images, labels=None, training=False, level=None) -> scores [N, 1].
 
     `images` is the pyramid, a list [4x4, 8x8, ..., RxR] lowest first (what `MSGGenerator` returns and the
@@ -166,9 +166,6 @@ class MSGDiscriminator(keras.Model):
         self._fns = {}
         self.built = True
 
-    resolution = property(lambda self: self._args["resolution"])
-    num_channels = property(lambda self: self._args["num_channels"])
-    label_size = property(lambda self: self._args["label_size"])
     combine = property(lambda self: self._args["combine"])
     max_level = property(lambda self: 0)
 
@@ -219,13 +216,6 @@ class MSGDiscriminator(keras.Model):
             fn = self._fns[key] = compiled(lambda x, lb: self.call(x, lb), self.variables)
         out = batched(fn, [images, labels], batch_size)
         return np.zeros([0, 1], np.float32) if out is None else out
-
-    def get_config(self):
-        return {**super().get_config(), **self._args}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 # -- the architectures ------------------------------------------------------------------------------------------
