@@ -24,19 +24,11 @@ def _converters():
     from stylegan_tf.generate import seeds as S
     from stylegan_tf.generate.errors import GenerateError
 
-    def one_seed(flag):
+    def one(parse_list, flag, what):
         def parse(text):
-            values = S.parse_seeds(text, flag)
+            values = parse_list(text, flag)
             if len(values) != 1:
-                raise GenerateError(f"{flag}: give one seed (got {len(values)})")
-            return values[0]
-        return parse
-
-    def one_float(flag):
-        def parse(text):
-            values = S.parse_float_list(text, flag)
-            if len(values) != 1:
-                raise GenerateError(f"{flag}: give one number (got '{text}')")
+                raise GenerateError(f"{flag}: give one {what} (got '{text}')")
             return values[0]
         return parse
 
@@ -61,9 +53,9 @@ def _converters():
         "seeds": lambda t: S.parse_seeds(t, "--seeds"),
         "row_seeds": lambda t: S.parse_seeds(t, "--row-seeds"),
         "col_seeds": lambda t: S.parse_seeds(t, "--col-seeds"),
-        "seed": one_seed("--seed"),
+        "seed": one(S.parse_seeds, "--seed", "seed"),
         "grid": S.parse_grid,
-        "truncation_psi": one_float("--trunc"),
+        "truncation_psi": one(S.parse_float_list, "--trunc", "number"),
         "truncation_cutoff": cutoff,
         "psis": lambda t: S.parse_float_list(t, "--psi"),
         "flips": lambda t: S.parse_int_list(t, "--flip"),
