@@ -16,8 +16,8 @@ import numpy as np
 from keras import layers, ops
 
 from stylegan_tf.layers.serialization import register
-from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks.archs import COMMON_FIGURES, register_arch
+from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks.inference import batched, check_latents, compiled
 
 # PyTorch's BatchNorm momentum 0.1 is Keras' 0.9 (Keras keeps `momentum` of the old value).

@@ -6,8 +6,8 @@ from stylegan_tf.layers import upscale2d
 from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.noise import check_noise_mode
 from stylegan_tf.layers.serialization import register
-from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks import draws
+from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks.channels import resolution_log2
 from stylegan_tf.networks.inference import (PRECISIONS, batched, check_latents, check_precision, compiled,
                                             computing_in, level_for_lod)

@@ -191,4 +191,3 @@ class MappingNetwork(MappingBase):
         if self.dlatent_broadcast is not None:
             x = ops.tile(x[:, None, :], [1, self.dlatent_broadcast, 1])
         return x
-

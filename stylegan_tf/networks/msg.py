@@ -24,9 +24,9 @@ from stylegan_tf.layers import EqualizedConv2D, FromRGB, downscale2d
 from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.resample import resolve_fused
 from stylegan_tf.layers.serialization import register
-from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks import draws
 from stylegan_tf.networks.archs import ALL_FIGURES, COMMON_FIGURES, register_arch
+from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks.channels import nf as _nf
 from stylegan_tf.networks.channels import resolution_log2
 from stylegan_tf.networks.discriminator import (DiscriminatorBlock, DiscriminatorFinalBlock, project_labels,
