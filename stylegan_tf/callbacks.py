@@ -33,6 +33,7 @@ import numpy as np
 from stylegan_tf.image_grid import make_grid, save_image, to_uint8
 from stylegan_tf.training import options as options_lib
 from stylegan_tf.training import snapshot as snapshot_lib
+from stylegan_tf.training.callbacks import assign_lod, sync_variables
 from stylegan_tf.training.options import TrainingOptions
 
 __all__ = ["FakesGrid", "Metrics", "ProgressiveGrowing", "Snapshots"]
@@ -137,11 +138,7 @@ class ProgressiveGrowing(_Counting):
             # A new (floor, ceil) of lod is a new static structure: the next step is traced anew.
             model.configure_phase(s.level, model.global_batch)
         if self.state is None or s.lod != self.state.lod:
-            sync = getattr(model, "jax_state_sync", None)
-            if sync is not None:
-                sync()
-            for net in faded:
-                net.lod.assign(float(s.lod))
+            assign_lod(model, faded, s.lod)
         self.state = s
 
     def on_train_batch_end(self, batch, logs=None):
@@ -287,9 +284,7 @@ class FakesGrid(_Counting):
 
     def save(self):
         """Draw the grid now; returns its path."""
-        sync = getattr(self.model, "jax_state_sync", None)
-        if sync is not None:
-            sync()
+        sync_variables(self.model)
         images = self.model.Gs.run(self._latents, labels=self._labels, truncation_psi=self.truncation_psi,
                                    noise_mode="const")
         cols, rows = self.grid
@@ -339,9 +334,7 @@ class Metrics(_Counting):
         if not self._due(epoch):
             return
         from stylegan_tf.metrics import metric_base
-        sync = getattr(self.model, "jax_state_sync", None)
-        if sync is not None:
-            sync()
+        sync_variables(self.model)
         records = metric_base.calc_metrics(self.model, self.metrics, self.data, mirror=self.mirror,
                                            snapshot=f"kimg{self.nimg / 1000.0:.3f}", batch_size=self.batch_size,
                                            report_dir=self.directory, progress=False, num_images=self.num_images)

@@ -13,6 +13,22 @@ import keras
 from stylegan_tf.training.schedule import lod_at_step
 
 
+def sync_variables(model):
+    """Under JAX, `fit` holds the variables' values in its own state between steps: write them back, so that what
+    reads or assigns a variable between steps sees (and is not overwritten by) that state (Keras' JAX trainer's
+    `jax_state_sync`). No-op on TensorFlow."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
+def assign_lod(model, networks, lod):
+    """Set the fade of every network in `networks` (those with a `lod` variable) between steps of `model`."""
+    sync_variables(model)
+    for net in networks:
+        net.lod.assign(float(lod))
+
+
 class ProgressiveGrowing(keras.callbacks.Callback):
     """`state`: the loop's LoopState (nimg, step, phase_step, tick_start_*), advanced here after every batch.
     `networks`: whose `lod` variable follows the schedule. `should_stop()`: asked between groups."""
@@ -32,13 +48,7 @@ class ProgressiveGrowing(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         lod = lod_at_step(self.schedule, self.phase, self.state.phase_step, self.repeats)
         if lod != self.lod:
-            # Under JAX, `fit` holds the variables' values in its own state between steps: write them back
-            # first, so that the assignment is seen by (and not overwritten with) that state.
-            sync = getattr(self.model, "jax_state_sync", None)
-            if sync is not None:
-                sync()
-            for net in self.networks:
-                net.lod.assign(float(lod))
+            assign_lod(self.model, self.networks, lod)
             self.lod = lod
 
     def on_train_batch_end(self, batch, logs=None):
