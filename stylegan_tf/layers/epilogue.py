@@ -61,15 +61,12 @@ class LayerEpilogue(keras.layers.Layer):
         x = apply_activation(self.bias(x), self.nonlinearity)
         if self.use_pixel_norm:
             x = pixel_norm(x)
-        if self.use_instance_norm and self.style_mod is not None:
-            # AdaIN as one multiply-add (see instance_norm), in float32 as the statistics.
-            scale, shift = self.style_mod.scale_shift(w, "float32")
+        if self.use_instance_norm:
+            # With styles, AdaIN as one multiply-add (see instance_norm), in float32 as the statistics.
+            scale, shift = self.style_mod.scale_shift(w, "float32") if self.style_mod is not None else (None, None)
             x = instance_norm(x, scale=scale, shift=shift)
-        else:
-            if self.use_instance_norm:
-                x = instance_norm(x)
-            if self.style_mod is not None:
-                x = self.style_mod(x, w)
+        elif self.style_mod is not None:
+            x = self.style_mod(x, w)
         return ops.cast(x, dtype)
 
     def get_config(self):

@@ -18,7 +18,7 @@ class StyleMod(keras.layers.Layer):
 
     def scale_shift(self, w, dtype):
         """The style of `w` as AdaIN's per-channel (scale + 1, shift), each [N, 1, 1, C] in `dtype`."""
-        # The style is computed in w's precision (float32) and applied in `dtype`.
+        # The style is computed in the dense layer's compute dtype and cast once to `dtype`.
         style = ops.cast(self.bias(self.dense(w)), dtype)
         # The first C columns scale, the last C shift (the original's [N, 2, C] reshape).
         return style[:, None, None, :self.channels] + 1.0, style[:, None, None, self.channels:]
