@@ -101,11 +101,17 @@ def bench_inference(resolution, precision, batch, iters, small, noise_mode="rand
     tv = [v.value for v in G.trainable_variables]
     ntv = [v.value for v in G.non_trainable_variables]
 
+    from stylegan_tf.networks.inference import level_for_lod
+    level, fade = level_for_lod(G._lod_value(None), G.max_level)
+
     def fwd(tv, ntv, z, key):
-        # The jitted call sees the weights as arguments (no baked constants), as `fit` and `run` do.
+        # The jitted call sees the weights as arguments (no baked constants), as `fit` and `run` do; like `run`
+        # (generate.py, the metrics) it fixes the level and fade from the current lod when it traces, so at lod 0
+        # only the last toRGB runs (a graph with lod as a tensor computes every level's: -17 % at 1024², H100).
         with keras.StatelessScope(state_mapping=list(zip(G.trainable_variables + G.non_trainable_variables,
                                                           tv + ntv))):
-            return G(z, training=False, noise_mode=noise_mode, seed=key)
+            w = G.mapping(z, None)
+            return G.synthesis(w, lod=0.0, level=level, fade=fade, noise_mode=noise_mode, seed=key)
 
     z = jax.random.normal(jax.random.PRNGKey(0), (batch, G.latent_size))
     key = jax.random.PRNGKey(1)

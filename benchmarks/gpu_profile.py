@@ -5,7 +5,8 @@
 
 Two parts, each printed as it is measured:
 1. Single operations on the tensors of the 1024² and 512² blocks of the official generator (batch B, NHWC,
-   16 / 32 channels): a bandwidth reference (x * 2), the 3x3 conv, the fused up-conv, the blur as a depthwise
+   16 / 32 channels): a bandwidth reference (x * 2), the 3x3 conv (and the same data as a 4x-wider conv at half
+   resolution, after a space-to-depth reshape: 3x3 and 2x2), the fused up-conv, the blur as a depthwise
    conv and as separable shifted adds, the layer epilogue (noise, bias, lrelu, instance norm, style modulation),
    instance norm alone in two passes and in one, and the noise draw with JAX's default PRNG and with `rbg`.
 2. The whole Gs (mapping + synthesis, random noise, psi 1) as gpu_check's `inf` case, with each candidate
@@ -62,6 +63,17 @@ def instance_norm_1pass(x, epsilon=1e-8):
     return ((xf - mean) * jax.lax.rsqrt(var + epsilon)).astype(x.dtype)
 
 
+def space_to_depth(x):
+    """NHWC [B, H, W, C] -> [B, H/2, W/2, 4C]: a 3x3 conv at full resolution is a 3x3 (or, offset by a pixel,
+    2x2) conv with 4x the maps at half resolution; wider convolutions may suit the tensor cores better."""
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h // 2, w // 2, 4 * c)
+
+
+def _conv(x, k):
+    return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 def patch(variants):
     """Switch the named variants on in the imported layers (this process only)."""
     from stylegan_tf.layers import blur as blur_mod
@@ -103,9 +115,15 @@ def ops_profile(batch, small):
         upn = UpConv2D(ch, 2 * ch, fused=False)
         blur = Blur(ch)
         epi = LayerEpilogue(ch, 512)
+        s2d = space_to_depth(x)
+        k3 = jax.random.normal(jax.random.PRNGKey(6), (3, 3, 4 * ch, 4 * ch)).astype(dt)
+        k2 = jax.random.normal(jax.random.PRNGKey(7), (2, 2, 4 * ch, 4 * ch)).astype(dt)
         cases = {
             "x*2 (bandwidth reference)": (lambda x: x * 2, x),
             "conv 3x3": (conv, x),
+            "space-to-depth 2x2 (reshape)": (space_to_depth, x),
+            "s2d: conv 3x3 4ch->4ch at res/2": (lambda s: _conv(s, k3), s2d),
+            "s2d: conv 2x2 4ch->4ch at res/2": (lambda s: _conv(s, k2), s2d),
             "up-conv fused (transposed)": (up, half),
             "up-conv nearest + conv": (upn, half),
             "blur depthwise": (blur, x),

@@ -270,3 +270,24 @@ def test_stylegan_fingerprint_is_unchanged_by_the_new_options(dataset):
     d["data"] = os.path.abspath(dataset)
     assert fingerprint(opts, dataset) == hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
     assert fingerprint(TrainingOptions.for_arch("dcgan", data=dataset), dataset) != fingerprint(opts, dataset)
+
+
+def test_style_mixing_prob_option_overrides_the_config_and_is_refused_without_styles():
+    from stylegan_tf.networks.style_mixing import mixing_cutoff
+    from stylegan_tf.training.options import run_description, validate
+
+    def prob(**kw):
+        G, _ = get_arch(kw.get("arch", "stylegan")).build(TrainingOptions(**TINY, **kw), 8, 3, 0)
+        return G.style_mixing_prob
+    assert prob() == 0.9 and prob(config="configE") == 0.0        # the configs' own (official) values
+    assert prob(style_mixing_prob=0.5) == 0.5 and prob(config="configE", style_mixing_prob=0.3) == 0.3
+    assert prob(arch="msg-stylegan", style_mixing_prob=0.2) == 0.2
+    # p = 0 never mixes: the cutoff is then every active layer, whatever the draw.
+    assert {int(mixing_cutoff(8, 0.0, 0.0, seed=np.array([s, 1]))) for s in range(20)} == {8}
+    assert "mix0.5" in run_description(TrainingOptions(style_mixing_prob=0.5), "faces", 32)
+    for bad, what in (({"style_mixing_prob": 1.5}, "--style-mixing-prob 1.5"),
+                      ({"style_mixing_prob": 0.5, "arch": "dcgan"}, "--arch dcgan has none"),
+                      ({"style_mixing_prob": 0.5, "config": "configB"}, "--config configB has none")):
+        errs = validate(TrainingOptions(**bad))
+        assert len([e for e in errs if what in e]) == 1, errs
+    assert not validate(TrainingOptions(style_mixing_prob=0.0))

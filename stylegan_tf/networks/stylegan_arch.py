@@ -26,6 +26,8 @@ def stylegan_kwargs(opts, resolution, num_channels, label_size):
              **mapping_generator_kwargs(opts), fmap_base=opts.fmap_base, fmap_max=opts.fmap_max,
              fmap_decay=opts.fmap_decay)
     g.update(CONFIGS[opts.config])
+    if getattr(opts, "style_mixing_prob", None) is not None:
+        g["style_mixing_prob"] = float(opts.style_mixing_prob)
     d = dict(resolution=resolution, num_channels=num_channels, label_size=label_size,
              fmap_base=opts.fmap_base, fmap_max=opts.fmap_max, fmap_decay=opts.fmap_decay)
     return g, d

@@ -38,7 +38,7 @@ LIMITS = {
     "lod_transition_kimg": (0, MAX_KIMG, False), "tick_kimg": (0, MAX_KIMG, True),
     "g_smoothing_kimg": (0, MAX_KIMG, False), "resume_kimg": (0, MAX_KIMG, False),
     "gamma": (0, 1e6, False), "lrate": (0, 1.0, True), "gpus": (1, 64, False), "minibatch": (1, 65536, False),
-    "r1_interval": (1, 10 ** 6, False),
+    "r1_interval": (1, 10 ** 6, False), "style_mixing_prob": (0, 1.0, False),
     "minibatch_repeats": (1, 1000, False), "snap_ticks": (1, 10 ** 6, False), "image_snap_ticks": (1, 10 ** 6, False),
     "snap_minutes": (0, 1e6, True), "keep_snapshots": (1, 10 ** 6, False), "seed": (0, 2 ** 32 - 1, False),
     "fmap_base": (1, 2 ** 20, False), "fmap_max": (1, 2 ** 14, False), "fmap_decay": (0, 10.0, False),
@@ -84,6 +84,9 @@ class TrainingOptions:
     r1_interval: int = _opt(1, "lazy R1 (StyleGAN2): the R1 penalty only every K minibatches, with gamma * K; "
                             "1 = every minibatch, as StyleGAN (docs/performance.md has its measured speed-up)",
                             metavar="K")
+    style_mixing_prob: float = _opt(None, "probability of style-mixing regularisation per minibatch (StyleGAN's "
+                                    "G_args.style_mixing_prob)", metavar="P",
+                                    unset="the config's: 0.9, or 0 for configB-E")
     gpus: int = _opt(1, "number of GPUs (MirroredStrategy)")
     batch_preset: str = _opt(None, "official minibatch table: 1gpu, 2gpu, 4gpu or 8gpu", metavar="PRESET",
                              unset="from --gpus")
@@ -171,7 +174,7 @@ FINGERPRINT_KEYS = ("config", "resolution", "mirror", "loss", "gamma", "gpus", "
 # Options added after runs existed: fingerprinted only when not at their default, so a StyleGAN run started before
 # they existed is still found by `--resume auto`.
 LATER_FINGERPRINT_KEYS = ("arch", "width", "adam_beta1", "adam_beta2", "adam_epsilon", "subset_class", "mapping",
-                          "r1_interval")
+                          "r1_interval", "style_mixing_prob")
 
 
 def demo_options(arch):
@@ -248,6 +251,12 @@ def validate(opts):
         if "width" in arch.defaults and opts.resolution is not None and "resolution" not in bad \
                 and opts.resolution < 8:
             errs.append(f"--resolution {opts.resolution}: --arch {opts.arch} needs 8 or more")
+    if opts.style_mixing_prob is not None and "style_mixing_prob" not in bad:
+        if not opts.arch.endswith("stylegan"):
+            errs.append(f"--style-mixing-prob mixes the styles of a StyleGAN generator: --arch {opts.arch} has none")
+        elif CONFIGS.get(opts.config, {}).get("use_styles", True) is False:
+            errs.append(f"--style-mixing-prob mixes styles: --config {opts.config} has none (use stylegan or "
+                        "configC..configE)")
     if opts.subset_class is not None and not str(opts.subset_class).strip():
         errs.append("--subset-class is empty: give a class name or index")
     if opts.cpu_parallelism not in CPU_PARALLELISM:
@@ -367,6 +376,8 @@ def run_description(opts, dataset_name, resolution):
         parts.append(f"gamma{opts.gamma:g}")
     if opts.r1_interval != 1:
         parts.append(f"r1every{opts.r1_interval}")
+    if opts.style_mixing_prob is not None:
+        parts.append(f"mix{opts.style_mixing_prob:g}")
     if opts.mirror:
         parts.append("mirror")
     if opts.minibatch is not None:
