@@ -96,12 +96,11 @@ def _check_fixtures(folder):
 
 # ------------------------------------------------------------------ 2. inference
 def bench_inference(resolution, precision, batch, iters, small, noise_mode="random"):
+    from stylegan_tf.networks.inference import level_for_lod
     set_policy(precision)
     G, _ = make_nets(resolution, small)
     tv = [v.value for v in G.trainable_variables]
     ntv = [v.value for v in G.non_trainable_variables]
-
-    from stylegan_tf.networks.inference import level_for_lod
     level, fade = level_for_lod(G._lod_value(None), G.max_level)
 
     def fwd(tv, ntv, z, key):
