@@ -22,8 +22,8 @@ DEMO_DIRNAME = "demo-faces-{res}"
 # 112, 28.7 at 160 with mixing p 0.9, 23.4 with 0.5; benchmarks/demo_check.py, docs/performance.md "The demo").
 # R1 gamma 50 (not 10) gave more varied faces with less noise speckle at this size, and gamma 1 or 0.1 were worse;
 # docs/training.md has the measurements. Style mixing with p 0.5 (not 0.9): at this budget mixing costs quality
-# (mean SWD of the last three snapshots over two seeds: p 0.9 32.8, 0.5 28.8, 0 25.6); 0.5 keeps the regulariser.
-# Flags given still win.
+# (mean SWD of the last three snapshots over three seeds: p 0.9 32.7, 0.5 29.3; no mixing 25.6 over two); 0.5
+# keeps the regulariser. Flags given still win.
 DEMO_OPTIONS = dict(resolution=32, total_kimg=160.0, minibatch=16, lrate=0.002, gamma=50.0,
                     lod_initial_resolution=32, tick_kimg=4.0, fmap_base=256, fmap_max=64, latent_size=64,
                     dlatent_size=64, mapping_layers=4, mapping_fmaps=64, snap_ticks=4, mirror=True,
