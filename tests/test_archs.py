@@ -286,8 +286,15 @@ def test_style_mixing_prob_option_overrides_the_config_and_is_refused_without_st
     assert {int(mixing_cutoff(8, 0.0, 0.0, seed=np.array([s, 1]))) for s in range(20)} == {8}
     assert "mix0.5" in run_description(TrainingOptions(style_mixing_prob=0.5), "faces", 32)
     for bad, what in (({"style_mixing_prob": 1.5}, "--style-mixing-prob 1.5"),
-                      ({"style_mixing_prob": 0.5, "arch": "dcgan"}, "--arch dcgan has none"),
-                      ({"style_mixing_prob": 0.5, "config": "configB"}, "--config configB has none")):
+                      ({"style_mixing_prob": 0.5, "arch": "dcgan"}, "--arch dcgan has no styles"),
+                      ({"style_mixing_prob": 0.5, "config": "configB"}, "--config configB has no styles")):
         errs = validate(TrainingOptions(**bad))
         assert len([e for e in errs if what in e]) == 1, errs
     assert not validate(TrainingOptions(style_mixing_prob=0.0))
+    # The demo mixes at its own p, but a config with its own mixing (configB-E: none) keeps it, and is not refused.
+    assert TrainingOptions.for_arch(demo=True).style_mixing_prob == 0.5
+    for config in ("configE", "configB", "progan"):
+        opts = TrainingOptions.for_arch(demo=True, config=config)
+        assert opts.style_mixing_prob is None and not validate(opts), (config, validate(opts))
+    G, _ = get_arch("stylegan").build(TrainingOptions.for_arch(demo=True, config="configE", **TINY), 8, 3, 0)
+    assert G.style_mixing_prob == 0.0

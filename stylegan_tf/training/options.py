@@ -155,7 +155,7 @@ class TrainingOptions:
         """
         kw = dict(get_arch(arch).defaults) if arch in arch_names() else {}
         if demo:
-            kw.update(demo_options(arch))
+            kw.update(demo_options(arch, given.get("config", "stylegan")))
         kw.update(given)
         return cls(arch=arch, **kw)
 
@@ -179,10 +179,14 @@ LATER_FINGERPRINT_KEYS = ("arch", "width", "adam_beta1", "adam_beta2", "adam_eps
                           "r1_interval", "style_mixing_prob")
 
 
-def demo_options(arch):
-    """What the built-in demo (no --data) sets for `arch`: DEMO_OPTIONS for StyleGAN, the arch's `demo` else."""
+def demo_options(arch, config="stylegan"):
+    """What the built-in demo (no --data) sets for `arch`: DEMO_OPTIONS for StyleGAN, the arch's `demo` else.
+    A Table-1 `config` that defines its own style mixing (configB-E: none) keeps it in the demo too."""
     if arch == "stylegan":
-        return dict(DEMO_OPTIONS)
+        demo = dict(DEMO_OPTIONS)
+        if "style_mixing_prob" in CONFIGS.get(config, {}):
+            del demo["style_mixing_prob"]
+        return demo
     return dict(get_arch(arch).demo) if arch in arch_names() else {}
 
 
@@ -254,11 +258,7 @@ def validate(opts):
                 and opts.resolution < 8:
             errs.append(f"--resolution {opts.resolution}: --arch {opts.arch} needs 8 or more")
     if opts.style_mixing_prob is not None and "style_mixing_prob" not in bad:
-        if not opts.arch.endswith("stylegan"):
-            errs.append(f"--style-mixing-prob mixes the styles of a StyleGAN generator: --arch {opts.arch} has none")
-        elif CONFIGS.get(opts.config, {}).get("use_styles", True) is False:
-            errs.append(f"--style-mixing-prob mixes styles: --config {opts.config} has none (use stylegan or "
-                        "configC..configE)")
+        errs += _style_errors(opts, "--style-mixing-prob mixes styles")
     if opts.subset_class is not None and not str(opts.subset_class).strip():
         errs.append("--subset-class is empty: give a class name or index")
     if opts.cpu_parallelism not in CPU_PARALLELISM:
@@ -302,6 +302,16 @@ def validate(opts):
     return errs
 
 
+def _style_errors(opts, what):
+    """The one-line error for an option (`what` it does) that needs a StyleGAN generator with styles."""
+    arch = str(getattr(opts, "arch", "stylegan"))
+    if not arch.endswith("stylegan"):
+        return [f"{what}: --arch {arch} has no styles (use --arch stylegan or msg-stylegan)"]
+    if CONFIGS.get(opts.config, {}).get("use_styles", True) is False:
+        return [f"{what}: --config {opts.config} has no styles (use stylegan or configC..configE)"]
+    return []
+
+
 def _mapping_errors(opts):
     """--mapping: a registered name; a per-level variant needs styles and at least one level."""
     from stylegan_tf.networks.mapping import MAPPINGS, mapping_names
@@ -310,14 +320,7 @@ def _mapping_errors(opts):
         return [f"--mapping {opts.mapping!r} is unknown: choose one of {', '.join(names)}"]
     if not MAPPINGS[opts.mapping].per_level:
         return []
-    errs = []
-    arch = getattr(opts, "arch", "stylegan")
-    if not str(arch).endswith("stylegan"):
-        errs.append(f"--mapping {opts.mapping} needs a StyleGAN generator: --arch stylegan or msg-stylegan, "
-                    f"not {arch}")
-    if CONFIGS.get(opts.config, {}).get("use_styles", True) is False:
-        errs.append(f"--mapping {opts.mapping} gives each level a style: --config {opts.config} has no styles "
-                    "(use stylegan or configC..configE)")
+    errs = _style_errors(opts, f"--mapping {opts.mapping} gives each level a style")
     if isinstance(opts.mapping_layers, int) and opts.mapping_layers < 1:
         errs.append(f"--mapping-layers {opts.mapping_layers}: --mapping {opts.mapping} needs at least one level")
     return errs
