@@ -18,12 +18,12 @@ DEMO_DIRNAME = "demo-faces-{res}"
 # The demo (no --data): a 32x32 network trained at full resolution from the start (no growing: at this budget a
 # fade would last ~500 steps, too few for a new block to leave its random initialisation) for 160 kimg: the most
 # that fits 10 minutes, with a 20% margin, on an idle 2-core CPU with the dataset build (~2.8 s/kimg with
-# --cpu-parallelism auto's inter-op threads); SWD against the reals falls with kimg (46 at 32, 32-39 at 64, 30 at
-# 112, 28.7 at 160 with mixing p 0.9, 23.4 with 0.5; benchmarks/demo_check.py, docs/performance.md "The demo").
-# R1 gamma 50 (not 10) gave more varied faces with less noise speckle at this size, and gamma 1 or 0.1 were worse;
-# docs/training.md has the measurements. Style mixing with p 0.5 (not 0.9): at this budget mixing costs quality
-# (mean SWD of the last three snapshots over three seeds: p 0.9 32.7, 0.5 29.3; no mixing 25.6 over two); 0.5
-# keeps the regulariser. Flags given still win.
+# --cpu-parallelism auto's inter-op threads). lr 0.006 (not 0.001): the run is limited by how far G gets (final
+# SWD over two seeds 27.1 at lr 0.002, 24.7 at 0.0045, 22.3 at 0.006; a ramp-down at the end was worse).
+# R1 gamma 50 (not 10): gamma 10 and 20 scored worse on both seeds, gamma 1 or 0.1 looked worse. Style mixing
+# with p 0.5 (not 0.9): at this budget mixing costs quality (mean SWD of the last three snapshots over three
+# seeds: p 0.9 32.7, 0.5 29.3; no mixing 25.6 over two); 0.5 keeps the regulariser. docs/performance.md ("The
+# demo") has the measurements; benchmarks/demo_check.py re-measures them. Flags given still win.
 DEMO_OPTIONS = dict(resolution=32, total_kimg=160.0, minibatch=16, lrate=0.006, gamma=50.0,
                     lod_initial_resolution=32, tick_kimg=4.0, fmap_base=256, fmap_max=64, latent_size=64,
                     dlatent_size=64, mapping_layers=4, mapping_fmaps=64, snap_ticks=4, mirror=True,
