@@ -13,8 +13,8 @@ them only our figures are printed.
 Both sides are timed the same way: the whole training loop (data pipeline, D step with R1, G step, Gs EMA) for
 a few ticks, the first tick (graph building / tracing) dropped, sec/kimg the median of the tick lines each loop
 prints itself; rounds alternate official / ours and the medians over rounds are reported. Configurations:
-  demo       32^2, fmap_base 256 / fmap_max 64, z/w 64, 4 mapping layers of 64, minibatch 16, lr 0.002, R1 gamma
-             50, mirror, Gs half-life 1 kimg, no growing (train.py's demo)
+  demo       32^2, fmap_base 256 / fmap_max 64, z/w 64, 4 mapping layers of 64, minibatch 16, lr 0.008, R1 gamma
+             50, mirror, Gs half-life 3 kimg, no growing (train.py's demo)
   default64  64^2, the default widths (fmap_base 8192 / fmap_max 512, z/w 512, 8 mapping layers of 512), the
              official 1-GPU minibatch at 64^2 (32), lr 0.001, R1 gamma 10, mirror, no growing
 Our rows run `train.py` (fp32, R1 every step: the official iteration; its CPU thread layout is train.py's
@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 
 CONFIGS = {
     "demo": dict(res=32, fmap_base=256, fmap_max=64, latent=64, mapping_layers=4, mapping_fmaps=64,
-                 minibatch=16, lrate=0.002, gamma=50.0, g_smoothing_kimg=1.0, tick_kimg=1.024),
+                 minibatch=16, lrate=0.008, gamma=50.0, g_smoothing_kimg=3.0, tick_kimg=1.024),
     "default64": dict(res=64, fmap_base=8192, fmap_max=512, latent=512, mapping_layers=8, mapping_fmaps=512,
                       minibatch=32, lrate=0.001, gamma=10.0, g_smoothing_kimg=10.0, tick_kimg=0.128),
 }
