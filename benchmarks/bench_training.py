@@ -13,8 +13,8 @@ them only our figures are printed.
 Both sides are timed the same way: the whole training loop (data pipeline, D step with R1, G step, Gs EMA) for
 a few ticks, the first tick (graph building / tracing) dropped, sec/kimg the median of the tick lines each loop
 prints itself; rounds alternate official / ours and the medians over rounds are reported. Configurations:
-  demo       32^2, fmap_base 256 / fmap_max 64, z/w 64, 4 mapping layers of 64, minibatch 16, lr 0.008, R1 gamma
-             50, mirror, Gs half-life 3 kimg, no growing (train.py's demo)
+  demo       train.py's demo (DEMO_OPTIONS: 32^2, fmap_base 256 / fmap_max 64, z/w 64, 4 mapping layers of 64,
+             minibatch 16, R1 gamma 50, mirror, no growing), ticks of 1.024 kimg
   default64  64^2, the default widths (fmap_base 8192 / fmap_max 512, z/w 512, 8 mapping layers of 512), the
              official 1-GPU minibatch at 64^2 (32), lr 0.001, R1 gamma 10, mirror, no growing
 Our rows run `train.py` (fp32, R1 every step: the official iteration; its CPU thread layout is train.py's
@@ -34,9 +34,17 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from stylegan_tf import cli  # noqa: E402 (needs ROOT on the path)
+
+cli.quiet_tensorflow()  # the options import loads TensorFlow: keep its banner out of --help and the table
+from stylegan_tf.training.options import DEMO_OPTIONS as _DEMO  # noqa: E402
+
 CONFIGS = {
-    "demo": dict(res=32, fmap_base=256, fmap_max=64, latent=64, mapping_layers=4, mapping_fmaps=64,
-                 minibatch=16, lrate=0.008, gamma=50.0, g_smoothing_kimg=3.0, tick_kimg=1.024),
+    # train.py's demo read from its one definition, so the benchmark cannot drift from it; short ticks.
+    "demo": dict(res=_DEMO["resolution"], fmap_base=_DEMO["fmap_base"], fmap_max=_DEMO["fmap_max"],
+                 latent=_DEMO["latent_size"], mapping_layers=_DEMO["mapping_layers"],
+                 mapping_fmaps=_DEMO["mapping_fmaps"], minibatch=_DEMO["minibatch"], lrate=_DEMO["lrate"],
+                 gamma=_DEMO["gamma"], g_smoothing_kimg=_DEMO["g_smoothing_kimg"], tick_kimg=1.024),
     "default64": dict(res=64, fmap_base=8192, fmap_max=512, latent=512, mapping_layers=8, mapping_fmaps=512,
                       minibatch=32, lrate=0.001, gamma=10.0, g_smoothing_kimg=10.0, tick_kimg=0.128),
 }

@@ -18,11 +18,10 @@ DEMO_DIRNAME = "demo-faces-{res}"
 # The demo (no --data): a 32x32 network trained at full resolution from the start (no growing: at this budget a
 # fade would last ~500 steps, too few for a new block to leave its random initialisation) for 160 kimg: the most
 # that fits 10 minutes, with a 20% margin, on an idle 2-core CPU with the dataset build (~2.8 s/kimg with
-# --cpu-parallelism auto's inter-op threads). lr 0.008 (not 0.001): the run is limited by how far G gets (final
-# SWD over two seeds 27.1 at lr 0.002, 24.7 at 0.0045, 22.3 at 0.006; a ramp-down at the end was worse), and a
-# Gs half-life of 3 kimg (not 10, which leaves Gs near its initialisation for the first ~30 kimg; not 1) to
-# average out the higher lr's colour swings (mean over seeds 1000-1002: 22.5 at lr 0.006 with 1 kimg, 22.1 at
-# 0.008 with 1, 21.1 at 0.008 with 3).
+# --cpu-parallelism auto's inter-op threads). lr 0.008 (not 0.001): the run is limited by how far G gets, so
+# final SWD fell with the lr up to 0.008 and a ramp-down at the end was worse; higher rates scatter across seeds.
+# Gs half-life 3 kimg (not 10, which leaves Gs near its initialisation for ~30 kimg) averages out the higher
+# lr's colour swings (mean over seeds 1000-1002: 22.5 at lr 0.006 with 1 kimg, 21.1 at 0.008 with 3).
 # R1 gamma 50 (not 10): gamma 10 and 20 scored worse on both seeds, gamma 1 or 0.1 looked worse. Style mixing
 # with p 0.5 (not 0.9): at this budget mixing costs quality (mean SWD of the last three snapshots over three
 # seeds: p 0.9 32.7, 0.5 29.3; no mixing 25.6 over two); 0.5 keeps the regulariser. docs/performance.md ("The
