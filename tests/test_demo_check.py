@@ -3,6 +3,7 @@ import importlib.util
 import pathlib
 
 import numpy as np
+import pytest
 
 from stylegan_tf.metrics import sliced_wasserstein as sw
 
@@ -50,3 +51,16 @@ def test_calibrations_blur_and_rank_as_expected():
     score = dc.Scorer(reals, seed=123)
     floor = score(other)["avg"]
     assert floor < score(down_up)["avg"] and floor < score(box)["avg"]
+
+
+def test_scorer_on_device_gives_the_same_numbers():
+    # demo_sweep projects and sorts with jax.numpy on a GPU; float32 either way, so only rounding may differ.
+    pytest.importorskip("jax")
+    dc = _demo_check()
+    reals, other = _faces(64, 0), _faces(64, 1)
+    host, device = dc.Scorer(reals, seed=123), dc.Scorer(reals, seed=123, on_device=True)
+    for images in (other, dc.box_down_up(other)):
+        a, b = host(images), device(images)
+        assert set(a) == set(b)
+        for k in a:
+            assert abs(a[k] - b[k]) <= 1e-4 * abs(a[k])
