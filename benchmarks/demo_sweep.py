@@ -51,7 +51,10 @@ def start(run, cache, workdir):
 
 
 def last_snapshot(run):
-    snaps = sorted(glob.glob(os.path.join(run["dir"], "*", "network-snapshot-*.keras")), key=demo_check.kimg_of)
+    """The newest snapshot of this run: only the newest run directory counts (a rerun into the same --workdir
+    makes a new NNNNN-* folder beside the old one)."""
+    dirs = sorted(glob.glob(os.path.join(run["dir"], "[0-9]" * 5 + "-*")))
+    snaps = sorted(glob.glob(os.path.join(dirs[-1], "network-snapshot-*.keras")), key=demo_check.kimg_of) if dirs else []
     return snaps[-1] if snaps else None
 
 
