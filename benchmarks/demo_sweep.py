@@ -120,11 +120,27 @@ def main(argv=None):
     if not glob.glob(os.path.join(data_dir, "*-r05.tfrecords")):
         p.error(f"--cache {args.cache}: no demo dataset in {data_dir}; build it once with "
                 f"`STYLEGAN_TF_CACHE={args.cache} python train.py --total-kimg 0.1`")
+    if args.json and os.path.exists(args.json):
+        p.error(f"--json {args.json}: exists (an earlier sweep's results?); give a new path or remove it")
     workdir = os.path.abspath(args.workdir)
     os.makedirs(workdir, exist_ok=True)
 
     pending = [dict(name=name, seed=seed, flags=flags) for seed in seeds for name, flags in args.candidate]
-    t0, running, done = time.time(), [], []
+    running, done = [], []
+    try:
+        sweep(args, pending, running, done, cache, data_dir, workdir)
+    except KeyboardInterrupt:
+        stop(running)
+        print(f"demo_sweep: interrupted; {len(done)} finished run(s) kept"
+              + (f" in {args.json}" if args.json and done else ""), file=sys.stderr)
+        return 130
+    print(summary(done, args.candidate), flush=True)
+    return 0
+
+
+def sweep(args, pending, running, done, cache, data_dir, workdir):
+    """Start, stop at the deadline and score the runs; `done` collects the scored ones."""
+    t0 = time.time()
     while pending and len(running) < args.jobs:
         start_next(pending, running, cache, workdir)
     on_device = os.environ.get("KERAS_BACKEND") == "jax" and _has_gpu()
@@ -145,8 +161,6 @@ def main(argv=None):
                 if pending:
                     start_next(pending, running, cache, workdir)
         time.sleep(2)
-    print(summary(done, args.candidate), flush=True)
-    return 0
 
 
 def save(done, path):
