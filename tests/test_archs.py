@@ -272,6 +272,28 @@ def test_stylegan_fingerprint_is_unchanged_by_the_new_options(dataset):
     assert fingerprint(TrainingOptions.for_arch("dcgan", data=dataset), dataset) != fingerprint(opts, dataset)
 
 
+def test_mbstd_group_size_option_reaches_d_and_must_split_the_minibatch():
+    from stylegan_tf.training.options import run_description, validate
+
+    def group(**kw):
+        _, D = get_arch(kw.get("arch", "stylegan")).build(TrainingOptions(**TINY, **kw), 8, 3, 0)
+        return D.get_config()["mbstd_group_size"]
+    assert group() == 4                                             # the official value
+    assert group(mbstd_group_size=16) == 16 and group(arch="msg-stylegan", mbstd_group_size=1) == 1
+    assert group(arch="msggan", mbstd_group_size=8) == 8
+    assert "mbstd16" in run_description(TrainingOptions(mbstd_group_size=16), "faces", 32)
+    assert not validate(TrainingOptions(mbstd_group_size=16, minibatch=16))
+    assert not validate(TrainingOptions(mbstd_group_size=32, minibatch=16))   # min(G, minibatch), as the original
+    for bad, what in (({"mbstd_group_size": 3, "minibatch": 16}, "--mbstd-group-size 3: the minibatch per GPU (16)"),
+                      ({"mbstd_group_size": 16, "minibatch": 24}, "(24)"),
+                      ({"mbstd_group_size": 8, "minibatch": 24, "gpus": 2}, "(12)"),
+                      ({"mbstd_group_size": 3}, "(4, 8, 16, 32, 64, 128)"),   # the 1-GPU preset's minibatches
+                      ({"mbstd_group_size": 0}, "--mbstd-group-size 0 is out of range"),
+                      ({"mbstd_group_size": 4, "arch": "dcgan", **TINY_DCGAN}, "not --arch dcgan")):
+        errs = validate(TrainingOptions(**bad))
+        assert len([e for e in errs if what in e]) == 1, errs
+
+
 def test_style_mixing_prob_option_overrides_the_config_and_is_refused_without_styles():
     from stylegan_tf.networks.style_mixing import mixing_cutoff
     from stylegan_tf.training.options import run_description, validate

@@ -220,6 +220,8 @@ class MSGDiscriminator(ImageNetwork):
 
 # -- the architectures ------------------------------------------------------------------------------------------
 def _discriminator(opts, resolution, num_channels, label_size, combine, **extra):
+    if getattr(opts, "mbstd_group_size", None) is not None:
+        extra["mbstd_group_size"] = int(opts.mbstd_group_size)
     return MSGDiscriminator(resolution=resolution, num_channels=num_channels, label_size=label_size,
                             fmap_base=opts.fmap_base, fmap_max=opts.fmap_max, fmap_decay=opts.fmap_decay,
                             combine=getattr(opts, "msg_combine", None) or combine, **extra)

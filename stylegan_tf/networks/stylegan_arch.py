@@ -30,6 +30,8 @@ def stylegan_kwargs(opts, resolution, num_channels, label_size):
         g["style_mixing_prob"] = float(opts.style_mixing_prob)
     d = dict(resolution=resolution, num_channels=num_channels, label_size=label_size,
              fmap_base=opts.fmap_base, fmap_max=opts.fmap_max, fmap_decay=opts.fmap_decay)
+    if getattr(opts, "mbstd_group_size", None) is not None:
+        d["mbstd_group_size"] = int(opts.mbstd_group_size)
     return g, d
 
 

@@ -48,7 +48,7 @@ LIMITS = {
     "fmap_base": (1, 2 ** 20, False), "fmap_max": (1, 2 ** 14, False), "fmap_decay": (0, 10.0, False),
     "latent_size": (1, 2 ** 14, False), "dlatent_size": (1, 2 ** 14, False), "mapping_layers": (0, 64, False),
     "mapping_fmaps": (1, 2 ** 14, False), "width": (1, 2 ** 14, False), "adam_beta1": (0, 1.0, False),
-    "adam_beta2": (0, 1.0, False), "adam_epsilon": (0, 1.0, True),
+    "adam_beta2": (0, 1.0, False), "adam_epsilon": (0, 1.0, True), "mbstd_group_size": (1, 2 ** 16, False),
 }
 MAX_GRID = 64    # columns and rows of the fakes grid
 # Networks up to this many feature maps per layer train faster with one core per op (inter-op) than with each op
@@ -122,6 +122,9 @@ class TrainingOptions:
                                 metavar="MODE")
     fmap_base: int = _opt(8192, "feature maps: nf(stage) = min(fmap_base / 2**stage, fmap_max)")
     fmap_max: int = _opt(512, "largest number of feature maps")
+    mbstd_group_size: int = _opt(None, "minibatch stddev (D's last block): the feature stddev over groups of G "
+                                 "images of a minibatch (official D_args.mbstd_group_size; 1 = off)", metavar="G",
+                                 unset="4, the official value")
     width: int = _opt(None, "DCGAN width: maps of G's last and D's first hidden layer (the tutorial's ngf/ndf), "
                       "doubling per halving of resolution up to --fmap-max", unset="the arch's: 64")
     adam_beta1: float = _opt(0.0, "Adam beta1 (DCGAN's default: 0.5)")
@@ -178,7 +181,7 @@ FINGERPRINT_KEYS = ("config", "resolution", "mirror", "loss", "gamma", "gpus", "
 # Options added after runs existed: fingerprinted only when not at their default, so a StyleGAN run started before
 # they existed is still found by `--resume auto`.
 LATER_FINGERPRINT_KEYS = ("arch", "width", "adam_beta1", "adam_beta2", "adam_epsilon", "subset_class", "mapping",
-                          "r1_interval", "style_mixing_prob")
+                          "r1_interval", "style_mixing_prob", "mbstd_group_size")
 
 
 def demo_options(arch, config="stylegan"):
@@ -229,6 +232,19 @@ def _number_error(name, value, kind):
     return None
 
 
+def _mbstd_errors(opts):
+    """The minibatch stddev splits each GPU's minibatch into groups: it must divide into them."""
+    if opts.minibatch is not None:
+        per_gpu = {opts.minibatch // opts.gpus} if opts.minibatch % opts.gpus == 0 else set()
+    else:
+        preset = opts.batch_preset or ("%dgpu" % opts.gpus)
+        per_gpu = {mb // opts.gpus for mb in BATCH_PRESETS[preset][1].values()} if preset in BATCH_PRESETS else set()
+    g = opts.mbstd_group_size
+    bad = sorted(mb for mb in per_gpu if mb % min(g, mb))
+    return [f"--mbstd-group-size {g}: the minibatch per GPU ({', '.join(map(str, bad))}) must be a multiple of it; "
+            "give a power of two"] if bad else []
+
+
 def validate(opts):
     """All problems with the options, one line each (empty list = fine). Dataset checks come later."""
     errs = []
@@ -256,6 +272,8 @@ def validate(opts):
         if opts.width is not None and "width" not in arch.defaults:
             errs.append(f"--width applies to DCGAN-style networks; --arch {opts.arch} is sized by "
                         "--fmap-base/--fmap-max")
+        if opts.mbstd_group_size is not None and "width" in arch.defaults:
+            errs.append(f"--mbstd-group-size applies to StyleGAN's and MSG-GAN's discriminators, not --arch {opts.arch}")
         if "width" in arch.defaults and opts.resolution is not None and "resolution" not in bad \
                 and opts.resolution < 8:
             errs.append(f"--resolution {opts.resolution}: --arch {opts.arch} needs 8 or more")
@@ -280,6 +298,8 @@ def validate(opts):
         errs.append(f"--batch-preset {opts.batch_preset!r} is unknown: choose one of {', '.join(BATCH_PRESETS)}")
     if opts.minibatch is not None and not bad & {"minibatch", "gpus"} and opts.minibatch % opts.gpus:
         errs.append(f"--minibatch {opts.minibatch} must be divisible by --gpus {opts.gpus}")
+    if opts.mbstd_group_size is not None and not bad & {"mbstd_group_size", "minibatch", "gpus"}:
+        errs += _mbstd_errors(opts)
     if opts.resume not in (None, "auto"):
         if not os.path.isfile(opts.resume):
             errs.append(f"--resume {opts.resume}: no such file (give a .keras snapshot, an official .pkl or 'auto')")
@@ -385,6 +405,8 @@ def run_description(opts, dataset_name, resolution):
         parts.append(f"r1every{opts.r1_interval}")
     if opts.style_mixing_prob is not None:
         parts.append(f"mix{opts.style_mixing_prob:g}")
+    if opts.mbstd_group_size is not None:
+        parts.append(f"mbstd{opts.mbstd_group_size}")
     if opts.mirror:
         parts.append("mirror")
     if opts.minibatch is not None:
