@@ -273,7 +273,8 @@ def validate(opts):
             errs.append(f"--width applies to DCGAN-style networks; --arch {opts.arch} is sized by "
                         "--fmap-base/--fmap-max")
         if opts.mbstd_group_size is not None and "width" in arch.defaults:
-            errs.append(f"--mbstd-group-size applies to StyleGAN's and MSG-GAN's discriminators, not --arch {opts.arch}")
+            errs.append(f"--mbstd-group-size applies to StyleGAN's and MSG-GAN's discriminators, not "
+                        f"--arch {opts.arch}")
         if "width" in arch.defaults and opts.resolution is not None and "resolution" not in bad \
                 and opts.resolution < 8:
             errs.append(f"--resolution {opts.resolution}: --arch {opts.arch} needs 8 or more")
