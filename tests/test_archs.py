@@ -314,7 +314,7 @@ def test_style_mixing_prob_option_overrides_the_config_and_is_refused_without_st
         assert len([e for e in errs if what in e]) == 1, errs
     assert not validate(TrainingOptions(style_mixing_prob=0.0))
     # The demo mixes at its own p, but a config with its own mixing (configB-E: none) keeps it, and is not refused.
-    assert TrainingOptions.for_arch(demo=True).style_mixing_prob == 0.5
+    assert TrainingOptions.for_arch(demo=True).style_mixing_prob == 0.2
     for config in ("configE", "configB", "progan"):
         opts = TrainingOptions.for_arch(demo=True, config=config)
         assert opts.style_mixing_prob is None and not validate(opts), (config, validate(opts))
