@@ -41,8 +41,8 @@ def _processes_mentioning(text):
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 if text.encode() in f.read():
                     found.append(int(pid))
-        except OSError:
-            pass
+        except OSError:   # the process ended between the listing and the read
+            continue
     return found
 
 
