@@ -37,8 +37,14 @@ def fixtures_dir():
     return FIXTURES
 
 
-# The tiny random generator that the generate and metrics tests share: 32x32 (two swd levels, a 4x4 to 32x32
-# synthesis), the smallest feature maps that still have every kind of layer.
+# The tiny network configs, defined here once; a test file imports them (`from conftest import TINY_NET`).
+# TINY_NET: the training options / network kwargs of a tiny StyleGAN (any resolution), the smallest feature
+# maps that still have every kind of layer; the training, resume and JAX tests use it.
+TINY_NET = dict(fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=2, mapping_fmaps=16)
+# TINY_DCGAN: the same for --arch dcgan (its width flags instead of fmap_base).
+TINY_DCGAN = dict(width=4, fmap_max=16, latent_size=16)
+# TINY_G: the tiny random generator that the generate, editing and metrics tests share: 32x32 (two swd levels,
+# a 4x4 to 32x32 synthesis).
 TINY_G = dict(resolution=32, fmap_base=64, fmap_max=32, latent_size=32, dlatent_size=32, mapping_fmaps=32)
 
 
