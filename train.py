@@ -6,7 +6,7 @@
     python train.py --data datasets/mine --resume auto # continue after a Colab disconnect
     python train.py --data datasets/ffhq --dry-run    # print the resolved options and the schedule table
     python train.py --arch dcgan --data datasets/wikiart --resolution 64 --minibatch 128 --latent-size 128 \
-        --lrate 0.001                                 # the WikiArt seed's plain-Keras DCGAN recipe
+        --lrate 0.001                                 # WikiArtGAN's plain-Keras DCGAN recipe
 """
 import dataclasses
 import os

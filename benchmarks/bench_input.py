@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The input pipeline's cost per training batch: ours (data/batches.py, tf.data and numpy, with and without the
-decoded-level cache) against the window-shuffle tf.data reader (the official reader's design, our earlier code).
+decoded-level cache) against the window-shuffle tf.data reader (the official reader's design).
 
     python benchmarks/bench_input.py                                   # the demo dataset, 32x32, batch 16
     python benchmarks/bench_input.py --data datasets/mine --res 256 --batch 32
@@ -26,7 +26,7 @@ def cpu_seconds():
 
 def window_shuffle_reference(info, res, batch_size, seed, shuffle_mb=1024):
     """tf.data's TFRecordDataset -> shuffle(window) -> repeat -> batch -> parse -> float -> prefetch: the official
-    reader's structure (and this project's reader before data/batches.py), no mirror."""
+    reader's structure, no mirror."""
     import numpy as np
     import tensorflow as tf
     records = tf.data.TFRecordDataset(info.level_path(res), compression_type="", buffer_size=8 << 20)

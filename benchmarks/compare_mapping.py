@@ -4,8 +4,8 @@
     python benchmarks/compare_mapping.py --data ~/.cache/stylegan_tf/demo-faces-64 --kimg 2 --loss wgan-gp
     python benchmarks/compare_mapping.py --readings        # only the parameter-count readings of v3/v4
 
-Trains every mapping of the seed's table (FC(512)x8, FC(256)x8, FC(256)x4, v1, v2, v3(128)x5, v4(128)x5,
-v4(128)x6) with the same synthesis and discriminator, seed, data and kimg, and prints the seed's table
+Trains every mapping of Art Creation's table (FC(512)x8, FC(256)x8, FC(256)x4, v1, v2, v3(128)x5, v4(128)x5,
+v4(128)x6) with the same synthesis and discriminator, seed, data and kimg, and prints Art Creation's table
 (mapping weight-matrix parameters, final G and D loss) plus what it lacked: the full parameter count, SWD of
 Gs' fakes against the reals with the reals-vs-reals floor, and training img/s. The FC(W) rows take a W-wide z
 (that is what their weight counts imply); v1..v4 take z of 512 (the reading that reproduces the v3/v4 counts,
@@ -24,7 +24,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# (label, mapping, z width, levels/layers, width W); the seed's weight-only counts where it gave them.
+# (label, mapping, z width, levels/layers, width W); Art Creation's weight-only counts where it gave them.
 ROWS = [("FC(512)x8", "fc", 512, 8, 512, 2_097_152), ("FC(256)x8", "fc", 256, 8, 256, 524_288),
         ("FC(256)x4", "fc", 256, 4, 256, 262_144), ("v1(128)x5", "v1", 512, 5, 128, None),
         ("v2(128)x5", "v2", 512, 5, 128, None), ("v3(128)x5", "v3", 512, 5, 128, 655_360),
@@ -71,7 +71,7 @@ def reading_count(kind, N, Z, W, links, extra, start):
 
 
 def readings():
-    """Every reading (z width, links, extra-dense placement, start vector) and which seed numbers it gives."""
+    """Every reading (z width, links, extra-dense placement, start vector) and which Art Creation numbers it gives."""
     targets = {("v3", 5): 655_360, ("v4", 5): 409_600, ("v4", 6): 491_520}
     rows = []
     for Z, links, extra, start in itertools.product((128, 256, 512), ("chain", "dense", "z+dense", "z+prev"),
@@ -86,8 +86,9 @@ def readings():
 
 def print_readings():
     rows = readings()
-    print(f"{len(rows)} readings of v3/v4 (W = 128); seed: x5 -> 655,360 (v3) or 409,600 (v4), x6 -> 491,520 (v4)")
-    print(f"{'z':>4} {'links':<8} {'extra dense':<11} {'start':<5} {'x5':>10} {'x6':>10}  seed numbers hit")
+    print(f"{len(rows)} readings of v3/v4 (W = 128); Art Creation: x5 -> 655,360 (v3) or 409,600 (v4), "
+          "x6 -> 491,520 (v4)")
+    print(f"{'z':>4} {'links':<8} {'extra dense':<11} {'start':<5} {'x5':>10} {'x6':>10}  Art Creation numbers hit")
     for r in rows:
         if r["hits"]:
             print(f"{r['z']:>4} {r['links']:<8} {r['extra']:<11} {str(r['start']):<5} {r['x5']:>10,} {r['x6']:>10,}  "
@@ -202,7 +203,7 @@ def main(argv=None):
             r = evaluate(res, reals, args.seed)
             r["wall_sec"] = wall
             if row[5] is not None and r["mapping_weights"] != row[5]:
-                print(f"  note: {row[0]} has {r['mapping_weights']:,} weights, the seed's table {row[5]:,}")
+                print(f"  note: {row[0]} has {r['mapping_weights']:,} weights, Art Creation's table {row[5]:,}")
             results.append((row[0], r))
             print(f"  {row[0]}: done in {wall:.0f}s", flush=True)
     head = (f"{'mapping':<11} {'weights':>10} {'+biases':>10} {'G params':>9} {'G loss':>8} {'D loss':>8} "

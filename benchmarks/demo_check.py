@@ -7,7 +7,7 @@ final Gs with SWD against the demo reals, next to the reals-vs-reals floor and a
     python benchmarks/demo_check.py --cache ~/.cache/stylegan_tf -- --total-kimg 64 --gamma 10   # a candidate
     python benchmarks/demo_check.py --score results/00000-*/network-snapshot-*.keras            # score only
 
-Targets (issue 15, item 3): the whole run (building the 10,000-face dataset + training) takes <= 10 minutes,
+Targets: the whole run (building the 10,000-face dataset + training) takes <= 10 minutes,
 and the final snapshot's Gs scores SWD <= 20 (the level of the reals blurred by a 2x2 box: 20.7).
 
 SWD settings: stylegan_tf.metrics.sliced_wasserstein (ProGAN's multi-scale SWD, x 1e3, averaged over the

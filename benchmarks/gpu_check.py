@@ -1,4 +1,4 @@
-"""The GPU check (issue 16): networks against the official fixtures, `fit` on JAX, and img/s at 256² and 1024².
+"""The GPU check: networks against the official fixtures, `fit` on JAX, and img/s at 256² and 1024².
 
 Runs on Keras' JAX backend with or without TensorFlow installed (`benchmarks/gpu_check.sh` installs the package
 from carried wheels on a GPU machine that has JAX and no TensorFlow). Prints one line per measurement and a JSON

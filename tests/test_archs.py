@@ -1,6 +1,6 @@
 """The architecture registry and DCGAN: every registered arch builds and trains through the same `training_loop`;
 DCGAN's reference parameter counts, exact resume, snapshots through load_network and generate.py, conditional
-DCGAN, --subset-class, the seed's recipe on the command line, StyleGAN-only figures refused. Tiny networks (32x32,
+DCGAN, --subset-class, WikiArtGAN's recipe on the command line, StyleGAN-only figures refused. Tiny networks (32x32,
 <= 16 maps)."""
 import json
 import os

@@ -1,4 +1,4 @@
-"""Mapping-network variants v1..v4 (per-level styles): parameter counts of the seed's table, the per-level
+"""Mapping-network variants v1..v4 (per-level styles): parameter counts of Art Creation's table, the per-level
 dlatent_avg, truncation, style mixing at level boundaries, training, snapshots, train.py. Tiny networks."""
 import os
 
@@ -39,10 +39,10 @@ def z():
     return np.random.RandomState(4).randn(5, TINY["latent_size"]).astype(np.float32)
 
 
-# ------------------------------------------------------------------ the seed's table
+# ------------------------------------------------------------------ Art Creation's table
 @pytest.mark.parametrize("kind, latent, width, layers, expected", [
     ("fc", 512, 512, 8, 2_097_152), ("fc", 256, 256, 8, 524_288), ("fc", 256, 256, 4, 262_144),
-    # v3/v4 rows: the reading of docs/mapping_variants.md (z 512 wide, W = 128) gives the seed's numbers exactly.
+    # v3/v4 rows: the reading of docs/mapping_variants.md (z 512 wide, W = 128) gives Art Creation's numbers exactly.
     ("v3", 512, 128, 5, 655_360), ("v4", 512, 128, 5, 409_600), ("v4", 512, 128, 6, 491_520)])
 def test_weight_matrix_counts_equal_the_seed_table(kind, latent, width, layers, expected):
     net = make_mapping(kind, latent_size=latent, dlatent_size=width, mapping_fmaps=width, mapping_layers=layers)
