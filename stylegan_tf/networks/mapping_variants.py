@@ -15,7 +15,7 @@ the style s_i of its own synthesis levels:
 Every f and g is an equalized dense layer of width W = `mapping_fmaps` + bias + the mapping nonlinearity, with
 StyleGAN's mapping learning-rate multiplier; z is pixel-normalised (and label-embedded) as in `fc`. The styles
 are W wide, so `dlatent_size` must equal `mapping_fmaps`: the synthesis' style affines (StyleMod, "A") take W
-inputs. With z 512 wide and W = 128 the weight matrices count exactly the seed's table: v3 x5 = 655,360,
+inputs. With z 512 wide and W = 128 the weight matrices count exactly Art Creation's table: v3 x5 = 655,360,
 v4 x5 = 409,600, v4 x6 = 491,520 (docs/mapping_variants.md has the derivation and the readings tried).
 
 Levels -> synthesis rows: the synthesis has R = log2(resolution) - 1 resolution levels of two style rows each.
