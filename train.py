@@ -29,12 +29,13 @@ def _show(value):
 
 def _help(field, demo):
     """The flag's help: what it does, its default, and the demo's value where the demo changes it."""
-    meta = field.metadata
+    from stylegan_tf.training.options import help_text
+
     if field.name == "progress":
         return "no progress bars"
     default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-    shown = meta.get("unset") if default in (None, []) else _show(default)
-    text = f"{meta['help']} (default: {shown}"
+    shown = field.metadata.get("unset") if default in (None, []) else _show(default)
+    text = f"{help_text(field)} (default: {shown}"
     if field.name in demo:
         text += f"; demo: {_show(demo[field.name])}"
     return text + ")"
@@ -78,24 +79,28 @@ def parse_args(argv=None):
 
 
 def build_options(args):
-    from stylegan_tf.training import TrainingOptions
+    """The options of the flags given: the architecture's defaults (the resumed network's and its run's options
+    with --resume FILE; the demo's without --data) under them, exactly as `stylegan_tf.training.train` does."""
+    from stylegan_tf.training import resolve_options
 
-    given = {k: v for k, v in vars(args).items() if v is not None}
-    if "metrics" in given:
-        given["metrics"] = [m.strip() for m in given["metrics"].split(",") if m.strip()]
-    # The architecture's defaults (and the demo's, without --data) under the flags given.
-    return TrainingOptions.for_arch(given.pop("arch", "stylegan"), demo=args.data is None, **given)
+    return resolve_options(**vars(args))
 
 
 def main(argv=None):
     cli.quiet_tensorflow(cli.verbose(argv))  # before parse_args: building the parser imports TensorFlow
     args = parse_args(argv)
+    # A failed run (a disk error, a damaged dataset) is one line and exit code 2, as a usage error; Ctrl-C 130.
+    return cli.run("train.py", lambda: _train(args), errors=cli.USER_ERRORS + (RuntimeError,), code=2)
+
+
+def _train(args):
     from stylegan_tf.training import OptionsError, training_loop
 
     try:
         opts = build_options(args)
         result = training_loop(opts)
-    except (OptionsError, ValueError, OSError, RuntimeError) as e:
+    except OptionsError as e:
+        # Every bad option at once, one line each.
         for line in str(e).splitlines() or [type(e).__name__]:
             print(f"train.py: error: {line}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ import numpy as np
 from stylegan_tf.image_grid import make_grid, save_image, to_uint8
 from stylegan_tf.training import options as options_lib
 from stylegan_tf.training import snapshot as snapshot_lib
-from stylegan_tf.training.callbacks import assign_lod, sync_variables
+from stylegan_tf.training.callbacks import ScheduleDriver, sync_variables
 from stylegan_tf.training.options import TrainingOptions
 
 __all__ = ["FakesGrid", "Metrics", "ProgressiveGrowing", "Snapshots"]
@@ -119,27 +119,17 @@ class ProgressiveGrowing(_Counting):
         if errs:
             raise ValueError("ProgressiveGrowing: " + "; ".join(errs))
         self.schedule = options_lib.make_schedule(opts, G.resolution)
+        faded = [net for net in (self.model.G, self.model.D) if getattr(net, "lod", None) is not None]
+        # The minibatch is the dataset's: one `fit` cannot change it.
+        self._driver = ScheduleDriver(self.schedule, faded, minibatch=self._batch(),
+                                      reset_optimizers=self.reset_optimizers) if faded else None
         self.state = None
         self._steps = 0
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._steps % self.minibatch_repeats:
-            return
-        s = self.schedule.at(self.nimg / 1000.0)
-        model = self.model
-        faded = [net for net in (model.G, model.D) if getattr(net, "lod", None) is not None]
-        if not faded:
-            return
-        if self.state is None or s.phase_key != self.state.phase_key:
-            if self.state is not None and self.reset_optimizers:
-                model.reset_optimizers()
-            for opt, lr in ((model.g_optimizer, s.G_lrate), (model.d_optimizer, s.D_lrate)):
-                getattr(opt, "inner_optimizer", opt).learning_rate = lr
-            # A new (floor, ceil) of lod is a new static structure: the next step is traced anew.
-            model.configure_phase(s.level, model.global_batch)
-        if self.state is None or s.lod != self.state.lod:
-            assign_lod(model, faded, s.lod)
-        self.state = s
+        # The schedule is read between groups of minibatches, as the official loop does.
+        if self._driver is not None and self._steps % self.minibatch_repeats == 0:
+            self.state = self._driver.follow(self.model, self.nimg)
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)

@@ -16,6 +16,11 @@ class NetworkFileError(ValueError):
     """A file that is not a network we can load. The message is one line naming the file."""
 
 
+# The names of training snapshots (training/snapshot.py writes them; generate.py's timelapse and curves read
+# them): network-snapshot-KKKKKK.keras, or, when that name is taken by another snapshot of the same whole kimg,
+# network-snapshot-KKKKKK.III.keras (III = the images past KKKKKK thousand), then -2, -3, ... for repeats.
+SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d{6,})(?:\.(\d{3}))?(?:-(\d+))?\.keras$")
+
 # A module path of this package, as Keras records it for each class in a `.keras` file's config.json.
 _OUR_MODULE = re.compile(r"stylegan_tf(\.[A-Za-z_][A-Za-z0-9_]*)*")
 

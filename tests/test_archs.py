@@ -11,17 +11,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
+from conftest import TINY_DCGAN
+from conftest import TINY_NET as TINY
 from stylegan_tf.networks.archs import arch_names, get_arch
 from stylegan_tf.training import TrainingOptions, training_loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Tiny widths for every arch (each takes the options it uses).
-TINY = dict(fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=2, mapping_fmaps=16)
-TINY_DCGAN = dict(width=4, fmap_max=16, latent_size=16)
 
 
 def _tiny(arch):
-    return dict(TINY_DCGAN) if "width" in get_arch(arch).defaults else dict(TINY)
+    """Tiny widths for every arch, by the flags that size it."""
+    return dict(TINY_DCGAN) if get_arch(arch).sizing == "width" else dict(TINY)
 
 
 def _count(net):
@@ -215,7 +215,8 @@ def test_conditional_dcgan_and_subset_class(labelled, tmp_path, capsys):
     batch = next(iter(view.make_tf_dataset(32, batch_size=red, shuffle=False, repeat=False)))
     assert seen == red and tuple(batch[0].shape) == (red, 32, 32, 3) and tuple(batch[1].shape) == (red, 0)
     sub = training_loop(_opts("dcgan", labelled, tmp_path / "sub", total_kimg=0.008, subset_class="3"))
-    assert sub.model.G.label_size == 0 and "class3" in os.path.basename(sub.run_dir)
+    # The run directory names the class as the dataset does.
+    assert sub.model.G.label_size == 0 and f"-class{info.label_names[3]}-" in os.path.basename(sub.run_dir)
 
     sys.path.insert(0, REPO)
     import train
@@ -320,3 +321,75 @@ def test_style_mixing_prob_option_overrides_the_config_and_is_refused_without_st
         assert opts.style_mixing_prob is None and not validate(opts), (config, validate(opts))
     G, _ = get_arch("stylegan").build(TrainingOptions.for_arch(demo=True, config="configE", **TINY), 8, 3, 0)
     assert G.style_mixing_prob == 0.0
+
+
+def test_an_architecture_registered_in_one_place_trains(dataset, tmp_path, capsys):
+    """A new architecture is one `register_arch` call (here, in this file, on networks of this file): train.py
+    lists it, its declared facts decide what applies, a run trains it and generate's style figures refuse it."""
+    import keras
+
+    from stylegan_tf.networks import archs
+    from stylegan_tf.networks.dcgan import DCGANDiscriminator, DCGANGenerator
+
+    @keras.saving.register_keras_serializable(package="test_archs")
+    class ToyG(DCGANGenerator):
+        arch_name = "toy"
+
+    def build(opts, resolution, num_channels, label_size):
+        sizes = dict(resolution=resolution, num_channels=num_channels, label_size=label_size, width=opts.width,
+                     fmap_max=opts.fmap_max)
+        return ToyG(latent_size=opts.latent_size, **sizes), DCGANDiscriminator(**sizes)
+
+    archs.register_arch("toy", build=build, defaults=dict(width=4, fmap_max=16, latent_size=16, gamma=0.0,
+                                                          lrate=0.0005, minibatch=4, minibatch_repeats=1),
+                        gs="copy", sizing="width", min_resolution=16, description="a registry test")
+    sys.path.insert(0, REPO)
+    import train
+    try:
+        with pytest.raises(SystemExit):
+            train.main(["--help"])
+        assert "architecture: stylegan, dcgan, msg-stylegan, msggan, toy" in " ".join(capsys.readouterr().out.split())
+        assert train.main(["--arch", "toy", "--data", dataset, "--resolution", "8", "--dry-run"]) == 2
+        assert "--resolution 8: --arch toy needs 16x16 or more" in capsys.readouterr().err
+        assert train.main(["--arch", "toy", "--data", dataset, "--mapping", "v1", "--dry-run"]) == 2
+        assert "--arch toy has no styles" in capsys.readouterr().err
+        res = training_loop(TrainingOptions.for_arch("toy", data=dataset, outdir=str(tmp_path), resolution=16,
+                                                     tick_kimg=0.008, total_kimg=0.008, progress=False))
+        assert os.path.basename(res.run_dir) == "00000-toy-faces-16-1gpu" and res.state.nimg == 8
+        assert isinstance(res.model.G, ToyG) and res.model.gs_beta == 0.0
+        assert res.model.g_optimizer.learning_rate.numpy() == pytest.approx(0.0005)
+        assert np.all(np.isfinite(res.history.history["G_loss"]))
+        archs.check_figure(res.model.Gs, "images")
+        archs.check_figure(res.model.Gs, "a-figure-added-later")     # needs only G(z): every arch draws it
+        with pytest.raises(archs.ArchError, match="style-mixing needs a StyleGAN generator .* network is toy"):
+            archs.check_figure(res.model.Gs, "style-mixing")
+    finally:
+        archs._ARCHS.pop("toy", None)
+
+
+def test_a_resumed_network_brings_its_architecture_and_its_run_options(dataset, tmp_path, capsys):
+    """--resume of a DCGAN snapshot without --arch trains DCGAN with its run's gamma, learning rate and Adam (not
+    StyleGAN's); an --arch that contradicts the file is refused with one line."""
+    first = training_loop(_opts("dcgan", dataset, tmp_path, total_kimg=0.008, lrate=0.0003))
+    snapshot = first.snapshots[-1]
+    sys.path.insert(0, REPO)
+    import train
+    argv = ["--data", dataset, "--outdir", str(tmp_path), "--resume", snapshot, "--total-kimg", "0.016",
+            "--no-progress"]
+    opts = train.build_options(train.parse_args(argv))
+    assert (opts.arch, opts.gamma, opts.lrate, opts.adam_beta1, opts.adam_beta2, opts.width) == (
+        "dcgan", 0.0, 0.0003, 0.5, 0.999, 4)
+    assert train.main(argv) == 0
+    run = sorted(os.listdir(tmp_path))[-1]
+    with open(tmp_path / run / "training_options.json") as f:
+        used = json.load(f)
+    assert (used["arch"], used["gamma"], used["lrate"], used["adam_beta1"]) == ("dcgan", 0.0, 0.0003, 0.5)
+    assert run.startswith("00001-dcgan-")
+    capsys.readouterr()
+    assert train.main(argv + ["--arch", "stylegan"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--arch stylegan: --resume {snapshot} holds a dcgan network" in err[0]
+    # A run's options built by hand meet the same rule when the file is loaded.
+    from stylegan_tf.training import OptionsError
+    with pytest.raises(OptionsError, match="holds a dcgan network"):
+        training_loop(TrainingOptions(data=dataset, outdir=str(tmp_path / "x"), resume=snapshot, **TINY))

@@ -189,3 +189,43 @@ def test_msg_stylegan_takes_a_variant(z):
     out = G(z, training=True)
     assert [o.shape[1] for o in out] == [4, 8, 16] and tuple(G.dlatent_avg.shape) == (6, 8)
     assert G.mapping_kind == "v4" and G.mixing_boundaries == [2, 4]
+
+
+def test_a_mapping_registered_in_one_place_trains(demo_dataset, tmp_path, capsys):
+    """A new mapping is one `register_mapping` call (here, in this file): train.py lists and takes it, and a run
+    trains it, snapshots it and names it."""
+    import train
+    from stylegan_tf.layers import EqualizedDense
+    from stylegan_tf.networks.mapping import MAPPINGS, MappingBase, mapping_input, register_mapping
+    from stylegan_tf.training import TrainingOptions, training_loop
+
+    @register_mapping("toy", description="one dense layer from z to w (a registry test)")
+    @keras.saving.register_keras_serializable(package="test_mapping_variants")
+    class ToyMapping(MappingBase):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            z_width = self.latent_size * (2 if self.label_size else 1)
+            self.dense = EqualizedDense(self.dlatent_size, z_width, name="Dense")
+            self.built = True
+
+        def call(self, z, labels=None):
+            w = self.dense(mapping_input(self, z, labels))
+            return w if self.dlatent_broadcast is None else keras.ops.repeat(w[:, None], self.dlatent_broadcast, 1)
+
+    try:
+        with pytest.raises(SystemExit):
+            train.main(["--help"])
+        assert "toy: one dense layer from z to w" in " ".join(capsys.readouterr().out.split())
+        opts = TrainingOptions(data=demo_dataset(resolution=16, count=48), outdir=str(tmp_path), resolution=8,
+                               lod_initial_resolution=8, minibatch=4, tick_kimg=0.008, total_kimg=0.008,
+                               progress=False, fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=8,
+                               mapping="toy")
+        res = training_loop(opts)
+        assert isinstance(res.model.G.mapping, ToyMapping) and res.model.G.mapping_kind == "toy"
+        assert "-maptoy-" in os.path.basename(res.run_dir) and np.all(np.isfinite(res.history.history["G_loss"]))
+        loaded = stylegan_tf.load_network(res.snapshots[-1])
+        zz = np.random.RandomState(0).randn(3, 16).astype(np.float32)
+        assert loaded.Gs.mapping_kind == "toy"
+        np.testing.assert_array_equal(loaded.Gs.run(zz), res.model.Gs.run(zz))
+    finally:
+        MAPPINGS.pop("toy", None)

@@ -1,15 +1,17 @@
 """A training run directory as `generate.py timelapse` and `curves` read it, for every architecture.
 
 The writers are training/reporting.py (`fakesKKKKKK.png`, `stats.jsonl`), training/snapshot.py
-(`network-snapshot-KKKKKK[.III][-N].keras`) and metrics/metric_base.py (`metric-<name>.jsonl`). The names are
-repeated here rather than imported because importing the training package loads TensorFlow (seconds), and
-these commands only read files; tests/test_timelapse_curves.py checks that both sides agree on a real run.
+(`network-snapshot-KKKKKK[.III][-N].keras`, whose pattern network_io.py defines for both) and
+metrics/metric_base.py (`metric-<name>.jsonl`). The other names are repeated here rather than imported because
+importing the training package loads TensorFlow (seconds), and these commands only read files;
+tests/test_timelapse_curves.py checks that both sides agree on a real run.
 """
 import json
 import os
 import re
 
 from stylegan_tf.generate.errors import GenerateError
+from stylegan_tf.network_io import SNAPSHOT_RE
 
 OPTIONS_FILE = "training_options.json"
 LOG_FILE = "log.txt"
@@ -17,7 +19,6 @@ STATS_FILE = "stats.jsonl"
 # fakesKKKKKK.png is what training writes (whole kimg); the optional .III (images past KKKKKK thousand) and -N
 # (repeat) follow the snapshot names, so a run whose grids are ever named like its snapshots still sorts right.
 FAKES_RE = re.compile(r"^fakes(\d{6,})(?:\.(\d{3}))?(?:-(\d+))?\.png$")
-SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d{6,})(?:\.(\d{3}))?(?:-(\d+))?\.keras$")
 METRIC_RE = re.compile(r"^metric-(.+)\.jsonl$")
 
 

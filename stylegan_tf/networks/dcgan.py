@@ -16,7 +16,7 @@ import numpy as np
 from keras import layers, ops
 
 from stylegan_tf.layers.serialization import register
-from stylegan_tf.networks.archs import COMMON_FIGURES, register_arch
+from stylegan_tf.networks.archs import register_arch
 from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks.inference import batched, check_latents, compiled
 
@@ -247,5 +247,5 @@ DCGAN_DEMO = dict(resolution=32, total_kimg=32.0, minibatch=64, tick_kimg=4.0, s
                   width=32)
 
 register_arch("dcgan", build=build_dcgan, data="single", defaults=DCGAN_DEFAULTS, demo=DCGAN_DEMO,
-              progressive=False, gs="copy", figures=COMMON_FIGURES,
+              progressive=False, gs="copy", styles=False, sizing="width", min_resolution=8,
               description="DCGAN (Radford et al. 2015): transposed convs + BatchNorm, Adam 2e-4/0.5, no growing")

@@ -14,26 +14,30 @@ from stylegan_tf.layers import Bias, EqualizedDense, LabelConcat, activation_gai
 from stylegan_tf.layers.serialization import register
 
 
-# name -> mapping class; each class has `kind` (its name) and `per_level` (True: its styles differ per level)
+# name -> mapping class; each class has `kind` (its name), `per_level` (True: its styles differ per level, and
+# are `mapping_fmaps` wide) and `description` (one line for --help)
 MAPPINGS = {}
 # Modules that register mapping variants when imported (imported on first use of the registry).
 MAPPING_MODULES = ("stylegan_tf.networks.mapping_variants",)
 
 
-def register_mapping(name, per_level=False):
-    """Class decorator: make a mapping layer buildable as `make_mapping(name, ...)`.
+def register_mapping(name, per_level=False, description=""):
+    """Class decorator: make a mapping layer buildable as `make_mapping(name, ...)` and trainable as
+    `train.py --mapping name` (its --help line comes from here).
 
     Args:
         name: the `--mapping` value.
         per_level: True if the mapping gives each synthesis level its own style (dlatent_avg is then kept per
-            level and style mixing cuts only at level boundaries; see the class's `style_of_row`).
+            level and style mixing cuts only at level boundaries; see the class's `style_of_row`). Its styles are
+            then `mapping_fmaps` wide: that is the dlatent size, and `--dlatent-size` does not apply.
+        description: one line for `--help` and the docs.
 
     Example:
-        >>> @register_mapping("mine", per_level=True)
-        ... class MyMapping(keras.layers.Layer): ...
+        >>> @register_mapping("mine", per_level=True, description="one dense layer per level")
+        ... class MyMapping(MappingBase): ...
     """
     def wrap(cls):
-        cls.kind, cls.per_level = name, bool(per_level)
+        cls.kind, cls.per_level, cls.description = name, bool(per_level), description
         MAPPINGS[name] = cls
         return cls
     return wrap
@@ -57,6 +61,12 @@ def get_mapping(name):
         return MAPPINGS[name]
     except KeyError:
         raise ValueError(f"--mapping {name!r} is unknown: choose one of {', '.join(MAPPINGS)}") from None
+
+
+def mapping_help():
+    """The `--mapping` help: every registered mapping with its one-line description."""
+    return "; ".join(f"{name}: {cls.description}" if cls.description else name
+                     for name, cls in ((n, get_mapping(n)) for n in mapping_names()))
 
 
 def make_mapping(kind="fc", **kwargs):
@@ -163,7 +173,7 @@ class MappingBase(keras.layers.Layer):
                 "use_wscale": self.use_wscale, "normalize_latents": self.normalize_latents}
 
 
-@register_mapping("fc")
+@register_mapping("fc", description="StyleGAN's (--mapping-layers dense layers, one w for every level)")
 @register
 class MappingNetwork(MappingBase):
     def __init__(self, latent_size=512, label_size=0, dlatent_size=512, dlatent_broadcast=None,

@@ -99,7 +99,7 @@ class LevelMapping(MappingBase):
         return ops.take(styles, self.rows, axis=1)
 
 
-@register_mapping("v1", per_level=True)
+@register_mapping("v1", per_level=True, description="one style per level, a chain of dense layers")
 @register
 class MappingV1(LevelMapping):
     """v1: a chain, the output of level i's layer is level i's style. Weights: Z*W + (N-1)*W*W."""
@@ -116,7 +116,7 @@ class MappingV1(LevelMapping):
         return styles
 
 
-@register_mapping("v2", per_level=True)
+@register_mapping("v2", per_level=True, description="level i reads z and every earlier style")
 @register
 class MappingV2(LevelMapping):
     """v2: level i's layer takes [z, s_1, ..., s_{i-1}]. Weights: N*Z*W + N(N-1)/2 * W*W."""
@@ -132,7 +132,7 @@ class MappingV2(LevelMapping):
         return styles
 
 
-@register_mapping("v3", per_level=True)
+@register_mapping("v3", per_level=True, description="v2 with a dense layer on every link")
 @register
 class MappingV3(LevelMapping):
     """v3: v2 with an extra dense layer g_ji on every link j -> i, before s_j is concatenated into level i.
@@ -151,7 +151,7 @@ class MappingV3(LevelMapping):
         return styles
 
 
-@register_mapping("v4", per_level=True)
+@register_mapping("v4", per_level=True, description="level i reads z and the previous style")
 @register
 class MappingV4(LevelMapping):
     """v4: one dense layer right after the concatenation [z, s_{i-1}] (s_0: a learned start vector), so the

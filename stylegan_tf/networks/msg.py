@@ -25,7 +25,7 @@ from stylegan_tf.layers.blur import blur_filter_list
 from stylegan_tf.layers.resample import resolve_fused
 from stylegan_tf.layers.serialization import register
 from stylegan_tf.networks import draws
-from stylegan_tf.networks.archs import ALL_FIGURES, COMMON_FIGURES, register_arch
+from stylegan_tf.networks.archs import register_arch
 from stylegan_tf.networks.base import ImageNetwork
 from stylegan_tf.networks.channels import nf as _nf
 from stylegan_tf.networks.channels import resolution_log2
@@ -254,10 +254,10 @@ MSG_DEMO = dict(resolution=32, total_kimg=32.0, minibatch=16, tick_kimg=4.0, sna
                 g_smoothing_kimg=1.0)
 
 register_arch("msg-stylegan", build=build_msg_stylegan, data="pyramid", defaults=MSG_STYLEGAN_DEFAULTS,
-              demo=MSG_DEMO, progressive=False, gs="ema", figures=ALL_FIGURES,
+              demo=MSG_DEMO, progressive=False, gs="ema", styles=True, sizing="fmap", min_resolution=8,
               description="MSG-StyleGAN (Karnewar & Wang 2019): StyleGAN's G with an RGB output per level, MSG D, "
               "no growing")
 register_arch("msggan", build=build_msggan, data="pyramid", defaults=MSGGAN_DEFAULTS, demo=MSG_DEMO,
-              progressive=False, gs="ema", figures=COMMON_FIGURES,
+              progressive=False, gs="ema", styles=False, sizing="fmap", min_resolution=8,
               description="MSG-GAN (Karnewar & Wang 2019, MSG-ProGAN): ProGAN G with an RGB output per level, MSG D, "
               "relativistic average hinge")

@@ -1,6 +1,6 @@
 """StyleGAN (Karras et al. 2019) as a registered architecture: the paper's Table-1 generator configurations and
 how training options become Generator/Discriminator arguments."""
-from stylegan_tf.networks.archs import ALL_FIGURES, register_arch
+from stylegan_tf.networks.archs import register_arch
 
 # Generator options of the paper's Table 1 configurations (F = the StyleGAN default).
 CONFIGS = {
@@ -45,5 +45,5 @@ def build_stylegan(opts, resolution, num_channels, label_size):
 
 # The StyleGAN defaults are TrainingOptions' own (the official FFHQ ones): nothing to override.
 register_arch("stylegan", build=build_stylegan, data="single", defaults={}, progressive=True, gs="ema",
-              figures=ALL_FIGURES, description="StyleGAN (Karras et al. 2019): mapping + synthesis, progressive "
-              "growing, R1, Gs EMA")
+              styles=True, sizing="fmap", min_resolution=4,
+              description="StyleGAN (Karras et al. 2019): mapping + synthesis, progressive growing, R1, Gs EMA")

@@ -6,6 +6,7 @@ train.py resolves its flags (the architecture's defaults, and the demo's when no
 """
 import dataclasses
 
+from stylegan_tf.training import resume as resume_lib
 from stylegan_tf.training.options import OptionsError, TrainingOptions
 from stylegan_tf.training.training_loop import training_loop
 
@@ -19,7 +20,12 @@ def resolve_options(**options):
 
     Returns:
         A `TrainingOptions`: the architecture's defaults (and the built-in demo's when `data` is not given) under
-        the options given.
+        the options given. With `resume` a network file, that file brings its architecture and (a snapshot of a
+        training run) the options its run recorded, under the options given; an `arch` that differs from the
+        file's is refused (training/resume.py, `resolve_options`).
+
+    Raises:
+        OptionsError: an unknown option name, or an `arch` the resumed file contradicts.
 
     Example:
         >>> resolve_options(data="datasets/mine", mirror=True).gamma
@@ -33,7 +39,7 @@ def resolve_options(**options):
     given = {k: v for k, v in options.items() if v is not None}
     if isinstance(given.get("metrics"), str):
         given["metrics"] = [m.strip() for m in given["metrics"].split(",") if m.strip()]
-    return TrainingOptions.for_arch(given.pop("arch", "stylegan"), demo=given.get("data") is None, **given)
+    return resume_lib.resolve_options(given, demo=given.get("data") is None)
 
 
 def train(callbacks=None, **options):

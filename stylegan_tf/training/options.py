@@ -10,23 +10,15 @@ import re
 from stylegan_tf.networks.archs import ArchError, arch_names, get_arch
 # StyleGAN's Table-1 configurations live with the StyleGAN architecture; re-exported here for the option checks.
 from stylegan_tf.networks.stylegan_arch import CONFIGS, stylegan_kwargs
-from stylegan_tf.training.loss import LOSSES
+from stylegan_tf.networks.mapping import MAPPINGS, mapping_help, mapping_names
+from stylegan_tf.training import loss as loss_lib
 from stylegan_tf.training.schedule import BATCH_PRESETS, STYLEGAN_LRATE_DICT, TICK_KIMG_DICT, TrainingSchedule
 
 DEMO_DIRNAME = "demo-faces-{res}"
 
-# The demo (no --data): a 32x32 network trained at full resolution from the start (no growing: 8->32 with 16
-# kimg per level and fade, 176 kimg in the same time, scored the same mean over four seeds) for 160 kimg: the most
-# that fits 10 minutes, with a 20% margin, on an idle 2-core CPU with the dataset build (~2.8 s/kimg with
-# --cpu-parallelism auto's inter-op threads). lr 0.008 (not 0.001): the run is limited by how far G gets, so
-# final SWD fell with the lr up to 0.008 and a ramp-down at the end was worse; higher rates scatter across seeds.
-# Gs half-life 3 kimg (not 10, which leaves Gs near its initialisation for ~30 kimg) averages out the higher
-# lr's colour swings (mean over seeds 1000-1002: 22.5 at lr 0.006 with 1 kimg, 21.1 at 0.008 with 3).
-# R1 gamma 50 (not 10): gamma 10 and 20 scored worse on both seeds, gamma 1 or 0.1 looked worse. Style mixing
-# with p 0.2 (not 0.9): at this budget mixing costs quality, mostly colour and layout (final SWD over seeds
-# 1000-1003 at lr 0.008: p 0.5 21.25, p 0.2 18.79, lower on every seed); 0.2 keeps the regulariser on one
-# minibatch in five. docs/performance.md ("The demo") has the measurements; benchmarks/demo_check.py re-measures
-# them. Flags given still win.
+# The demo (no --data): StyleGAN at 32x32, trained at full resolution for the 160 kimg that fit 10 minutes on a
+# 2-core CPU. Every value was chosen by measured SWD: docs/performance.md ("The demo") has why each differs from
+# the official one; benchmarks/demo_check.py re-measures them. Flags given still win.
 DEMO_OPTIONS = dict(resolution=32, total_kimg=160.0, minibatch=16, lrate=0.008, gamma=50.0,
                     lod_initial_resolution=32, tick_kimg=4.0, fmap_base=256, fmap_max=64, latent_size=64,
                     dlatent_size=64, mapping_layers=4, mapping_fmaps=64, snap_ticks=4, mirror=True,
@@ -56,6 +48,11 @@ MAX_GRID = 64    # columns and rows of the fakes grid
 # split over the cores: the demo -20 % per kimg on 2 cores, a default-width 64x64 network +16 % (docs/performance.md).
 SMALL_FMAP_MAX = 64
 CPU_PARALLELISM = ("auto", "intra-op", "inter-op")
+# Options whose value is a name or a path: text (a pathlib.Path is taken for the paths), never a list or a number.
+TEXT_OPTIONS = ("data", "outdir", "arch", "config", "loss", "batch_preset", "resume", "cpu_parallelism", "mapping",
+                "grid")
+PATH_OPTIONS = ("data", "outdir", "resume")
+SWITCH_OPTIONS = ("mirror", "mixed_precision", "dry_run", "progress")
 
 
 class OptionsError(ValueError):
@@ -63,7 +60,8 @@ class OptionsError(ValueError):
 
 
 def _opt(default, help=None, **kw):
-    """A field of TrainingOptions; `help` is its train.py --help line (no help: not a command-line flag)."""
+    """A field of TrainingOptions; `help` is its train.py --help line (no help: not a command-line flag), or a
+    function that makes it (the lines that list a registry's names)."""
     meta = dict(help=help, **kw)
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
@@ -78,13 +76,16 @@ class TrainingOptions:
     data: str = _opt(None, "dataset folder made by dataset_tool.py", metavar="DIR",
                      unset="build and train the demo dataset")
     outdir: str = _opt("results", "where run directories NNNNN-desc are created", metavar="DIR")
-    arch: str = _opt("stylegan", "architecture: stylegan, dcgan, msggan, msg-stylegan (each brings its own "
-                     "defaults for the options you do not give; docs/architectures.md)", metavar="NAME")
-    config: str = _opt("stylegan", "stylegan (= configF), configB..configE (paper Table 1), progan", metavar="NAME")
+    arch: str = _opt("stylegan", lambda: f"architecture: {', '.join(arch_names())} (each brings its own defaults "
+                     "for the options you do not give; a resumed network brings its own; docs/architectures.md)",
+                     metavar="NAME")
+    config: str = _opt("stylegan", lambda: f"StyleGAN generator configuration: {', '.join(CONFIGS)} (stylegan = "
+                       "configF; configB..configE of the paper's Table 1; progan: configB with WGAN-GP)",
+                       metavar="NAME")
     resolution: int = _opt(None, "train at this resolution of the dataset", unset="the dataset's full resolution")
     total_kimg: float = _opt(25000.0, "length of training in thousands of real images")
     mirror: bool = _opt(False, "augment with random left-right mirroring")
-    loss: str = _opt("logistic", "logistic (StyleGAN + R1), wgan-gp, wgan, wgan-div, hinge", metavar="NAME")
+    loss: str = _opt("logistic", lambda: f"GAN loss: {loss_help()}", metavar="NAME")
     gamma: float = _opt(10.0, "R1 weight for the logistic loss")
     r1_interval: int = _opt(1, "lazy R1 (StyleGAN2): the R1 penalty only every K minibatches, with gamma * K; "
                             "1 = every minibatch, as StyleGAN (docs/performance.md has its measured speed-up)",
@@ -133,18 +134,30 @@ class TrainingOptions:
     adam_epsilon: float = _opt(1e-8, "Adam epsilon")
     fmap_decay: float = _opt(1.0)
     latent_size: int = _opt(512, "size of z")
-    dlatent_size: int = _opt(512, "size of w")
-    mapping: str = _opt("fc", "mapping network: fc (StyleGAN's), or v1, v2, v3, v4: one style per resolution "
-                        "level (docs/mapping_variants.md)", metavar="NAME")
-    mapping_layers: int = _opt(8, "layers of the mapping network (v1-v4: style levels, one dense layer each)")
-    mapping_fmaps: int = _opt(512, "width of the mapping network (v1-v4: also the style width, which replaces "
-                              "--dlatent-size)")
+    dlatent_size: int = _opt(512, "size of w (--mapping fc; a per-level mapping's styles are --mapping-fmaps wide)")
+    mapping: str = _opt("fc", lambda: f"mapping network: {mapping_help()} (docs/mapping_variants.md)",
+                        metavar="NAME")
+    mapping_layers: int = _opt(8, "layers of the mapping network (a per-level mapping: style levels, one dense layer "
+                               "each)")
+    mapping_fmaps: int = _opt(512, "width of the mapping network (a per-level mapping: also the style width, "
+                              "which replaces --dlatent-size)")
     grid: str = _opt(None, "fakes grid size as COLSxROWS, e.g. 8x4", metavar="COLSxROWS",
                      unset="from the resolution, at most 12x8")
     subset_class: str = _opt(None, "train on one class of a labelled dataset (its name or index); the networks "
                              "are then unconditional", metavar="NAME|INDEX", unset="every image")
     dry_run: bool = _opt(False, "print the resolved options and the schedule table, then exit")
     progress: bool = _opt(True)
+
+    def __post_init__(self):
+        # A pathlib.Path names a folder as well as a string does; the options are written as JSON, so keep text.
+        for name in PATH_OPTIONS:
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+        # A per-level mapping's styles are mapping_fmaps wide: that is the dlatent size really trained, and what
+        # is recorded, unless --dlatent-size was given (then `validate` checks the two agree).
+        if (self.dlatent_size == DEFAULT_DLATENT_SIZE and per_level_mapping(self.mapping)
+                and isinstance(self.mapping_fmaps, int) and not isinstance(self.mapping_fmaps, bool)):
+            self.dlatent_size = self.mapping_fmaps
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -160,15 +173,39 @@ class TrainingOptions:
             0.5
         """
         kw = dict(get_arch(arch).defaults) if arch in arch_names() else {}
+        if arch in arch_names() and get_arch(arch).gs == "copy":
+            kw.setdefault("g_smoothing_kimg", 0.0)       # Gs is a copy of G: no running average
         if demo:
             kw.update(demo_options(arch, given.get("config", "stylegan")))
         kw.update(given)
+        if "dlatent_size" not in given and per_level_mapping(kw.get("mapping")):
+            kw.pop("dlatent_size", None)        # the styles are mapping_fmaps wide (see __post_init__)
         return cls(arch=arch, **kw)
 
     @classmethod
     def from_dict(cls, d):
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+DEFAULT_DLATENT_SIZE = TrainingOptions.__dataclass_fields__["dlatent_size"].default
+
+
+def per_level_mapping(name):
+    """Whether `name` is a registered mapping with one style per level (whose styles are mapping_fmaps wide)."""
+    return isinstance(name, str) and name in mapping_names() and MAPPINGS[name].per_level
+
+
+def help_text(field):
+    """The train.py --help line of TrainingOptions field `field` (a dataclasses.Field), None for a non-flag."""
+    text = field.metadata.get("help")
+    return text() if callable(text) else text
+
+
+def loss_help():
+    """The registered losses with their descriptions, for --loss's help."""
+    return "; ".join(f"{name}: {loss_lib.LOSSES[name].description}" if loss_lib.LOSSES[name].description else name
+                     for name in loss_lib.loss_names())
 
 
 # Options that change what is trained (not where it is written or how often it reports): a run
@@ -198,6 +235,10 @@ def demo_options(arch, config="stylegan"):
 
 def fingerprint(opts, dataset_path):
     d = {k: getattr(opts, k) for k in FINGERPRINT_KEYS}
+    if per_level_mapping(opts.mapping):
+        # Its styles are mapping_fmaps wide (fingerprinted already); runs started before the dlatent size was
+        # recorded as that width were fingerprinted with the default, and --resume auto must still find them.
+        d["dlatent_size"] = DEFAULT_DLATENT_SIZE
     defaults = TrainingOptions()
     d.update({k: getattr(opts, k) for k in LATER_FINGERPRINT_KEYS if getattr(opts, k) != getattr(defaults, k)})
     d["data"] = os.path.abspath(dataset_path)
@@ -246,9 +287,42 @@ def _mbstd_errors(opts):
             "give a power of two"] if bad else []
 
 
+def _type_errors(opts):
+    """Values of the wrong kind (a list for --data, a number for --arch): one line each. Checked first: the other
+    checks take each value for what its option holds."""
+    errs = []
+    for name in TEXT_OPTIONS:
+        value = getattr(opts, name)
+        if value is not None and not isinstance(value, str):
+            what = "a path" if name in PATH_OPTIONS else "a name"
+            errs.append(f"{flag_name(name)} must be {what} (text), got {type(value).__name__} {value!r:.80}")
+    for name in SWITCH_OPTIONS:
+        if not isinstance(getattr(opts, name), bool):
+            errs.append(f"{flag_name(name)} must be True or False, got {getattr(opts, name)!r:.80}")
+    if opts.subset_class is not None and (isinstance(opts.subset_class, bool)
+                                          or not isinstance(opts.subset_class, (str, int))):
+        errs.append(f"--subset-class must be a class name or index, got {opts.subset_class!r:.80}")
+    if not isinstance(opts.metrics, (list, tuple)) or not all(isinstance(m, str) for m in opts.metrics):
+        errs.append(f"--metrics must be a list of metric names, got {opts.metrics!r:.80}")
+    return errs
+
+
+def _outdir_errors(outdir):
+    """--outdir must be a folder or creatable as one: the first part of it that exists must be a folder."""
+    path = os.path.abspath(outdir)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    if os.path.isdir(path):
+        return []
+    what = "is a file" if path == os.path.abspath(outdir) else f"is inside the file {path}"
+    return [f"--outdir {outdir} {what}, not a folder: give a folder (it is created if missing)"]
+
+
 def validate(opts):
     """All problems with the options, one line each (empty list = fine). Dataset checks come later."""
-    errs = []
+    errs = _type_errors(opts)
+    if errs:
+        return errs
     kinds = {f.name: f.type for f in dataclasses.fields(TrainingOptions)}
     bad = set()
     for name in LIMITS:
@@ -261,24 +335,22 @@ def validate(opts):
             bad.add(name)
     if opts.data is not None and not os.path.isdir(opts.data):
         errs.append(f"--data {opts.data}: no such folder (make one with dataset_tool.py, or omit --data for the demo)")
+    errs += _outdir_errors(opts.outdir)
     if opts.config not in CONFIGS:
         errs.append(f"--config {opts.config!r} is unknown: choose one of {', '.join(CONFIGS)}")
     if opts.arch not in arch_names():
         errs.append(str(ArchError(f"--arch {opts.arch!r} is unknown: choose one of {', '.join(arch_names())}")))
     else:
         arch = get_arch(opts.arch)
-        if opts.config not in ("stylegan", "configF") and not opts.arch.endswith("stylegan"):
+        if opts.config not in ("stylegan", "configF") and not arch.styles:
             errs.append(f"--config {opts.config} is a StyleGAN generator configuration: it does not apply to "
                         f"--arch {opts.arch}")
-        if opts.width is not None and "width" not in arch.defaults:
+        if opts.width is not None and arch.sizing != "width":
             errs.append(f"--width applies to DCGAN-style networks; --arch {opts.arch} is sized by "
                         "--fmap-base/--fmap-max")
-        if opts.mbstd_group_size is not None and "width" in arch.defaults:
-            errs.append(f"--mbstd-group-size applies to StyleGAN's and MSG-GAN's discriminators, not "
-                        f"--arch {opts.arch}")
-        if "width" in arch.defaults and opts.resolution is not None and "resolution" not in bad \
-                and opts.resolution < 8:
-            errs.append(f"--resolution {opts.resolution}: --arch {opts.arch} needs 8 or more")
+        if opts.mbstd_group_size is not None and arch.sizing == "width":
+            errs.append(f"--mbstd-group-size applies to the discriminators sized by --fmap-base (StyleGAN's, "
+                        f"MSG-GAN's), not --arch {opts.arch}")
     if opts.style_mixing_prob is not None and "style_mixing_prob" not in bad:
         errs += _style_errors(opts, "--style-mixing-prob mixes styles")
     if opts.subset_class is not None and not str(opts.subset_class).strip():
@@ -286,12 +358,13 @@ def validate(opts):
     if opts.cpu_parallelism not in CPU_PARALLELISM:
         errs.append(f"--cpu-parallelism {opts.cpu_parallelism!r} is unknown: choose one of "
                     f"{', '.join(CPU_PARALLELISM)}")
-    if opts.loss not in LOSSES:
-        errs.append(f"--loss {opts.loss!r} is unknown: choose one of {', '.join(LOSSES)}")
-    elif "r1_interval" not in bad and opts.r1_interval != 1 and (opts.loss != "logistic" or opts.config == "progan"):
+    if opts.loss not in loss_lib.LOSSES:
+        errs.append(f"--loss {opts.loss!r} is unknown: choose one of {', '.join(loss_lib.LOSSES)}")
+    elif "r1_interval" not in bad and opts.r1_interval != 1 and (not loss_lib.LOSSES[opts.loss].lazy_r1
+                                                                 or opts.config == "progan"):
         what = "--config progan (WGAN-GP)" if opts.loss == "logistic" else f"--loss {opts.loss}"
         errs.append(f"--r1-interval applies to the R1 penalty of --loss logistic, not {what}")
-    errs += _mapping_errors(opts)
+    errs += _mapping_errors(opts, bad)
     for name in ("resolution", "lod_initial_resolution"):
         value = getattr(opts, name)
         if name not in bad and value is not None and not _pow2(value):
@@ -329,24 +402,28 @@ def validate(opts):
 def _style_errors(opts, what):
     """The one-line error for an option (`what` it does) that needs a StyleGAN generator with styles."""
     arch = str(getattr(opts, "arch", "stylegan"))
-    if not arch.endswith("stylegan"):
-        return [f"{what}: --arch {arch} has no styles (use --arch stylegan or msg-stylegan)"]
+    if arch in arch_names() and not get_arch(arch).styles:
+        with_styles = ", ".join(name for name in arch_names() if get_arch(name).styles)
+        return [f"{what}: --arch {arch} has no styles (use --arch {with_styles})"]
     if CONFIGS.get(opts.config, {}).get("use_styles", True) is False:
         return [f"{what}: --config {opts.config} has no styles (use stylegan or configC..configE)"]
     return []
 
 
-def _mapping_errors(opts):
-    """--mapping: a registered name; a per-level variant needs styles and at least one level."""
-    from stylegan_tf.networks.mapping import MAPPINGS, mapping_names
+def _mapping_errors(opts, bad):
+    """--mapping: a registered name; a per-level variant needs styles and at least one level, and its styles are
+    --mapping-fmaps wide (a --dlatent-size that says otherwise is refused, not recorded)."""
     names = mapping_names()
     if opts.mapping not in names:
         return [f"--mapping {opts.mapping!r} is unknown: choose one of {', '.join(names)}"]
     if not MAPPINGS[opts.mapping].per_level:
         return []
     errs = _style_errors(opts, f"--mapping {opts.mapping} gives each level a style")
-    if isinstance(opts.mapping_layers, int) and opts.mapping_layers < 1:
+    if "mapping_layers" not in bad and opts.mapping_layers < 1:
         errs.append(f"--mapping-layers {opts.mapping_layers}: --mapping {opts.mapping} needs at least one level")
+    if not bad & {"dlatent_size", "mapping_fmaps"} and opts.dlatent_size != opts.mapping_fmaps:
+        errs.append(f"--dlatent-size {opts.dlatent_size}: --mapping {opts.mapping} makes every style --mapping-fmaps "
+                    f"wide ({opts.mapping_fmaps}): give --dlatent-size {opts.mapping_fmaps} or leave it out")
     return errs
 
 
@@ -390,14 +467,25 @@ def loss_settings(opts):
     return name, kwargs
 
 
-def run_description(opts, dataset_name, resolution):
-    """`sgan-<dataset>-<res>` plus the options that differ from the defaults, as the original's desc."""
+def run_description(opts, dataset_name, resolution, class_name=None):
+    """`sgan-<dataset>-<res>` plus the options that differ from the arch's defaults, as the original's desc.
+
+    Args:
+        opts: the options trained (a `TrainingOptions`).
+        dataset_name: the dataset folder's name.
+        resolution: the training resolution.
+        class_name: with --subset-class, the class's name (the dataset's label name; else its index).
+
+    Example:
+        >>> run_description(TrainingOptions(mapping="v4", mirror=True), "faces", 64)
+        'sgan-faces-64-1gpu-mapv4-mirror'
+    """
     defaults = TrainingOptions.for_arch(opts.arch) if opts.arch in arch_names() else TrainingOptions()
     parts = ["sgan" if opts.config in ("stylegan", "configF") else opts.config, dataset_name, str(resolution)]
     if opts.arch != "stylegan":
         parts[0] = opts.arch
     if opts.subset_class is not None:
-        parts.insert(2, f"class{opts.subset_class}")
+        parts.insert(2, f"class{opts.subset_class if class_name is None else class_name}")
     parts.append(opts.batch_preset or f"{opts.gpus}gpu")
     if opts.loss != defaults.loss:
         parts.append(opts.loss)
@@ -409,11 +497,17 @@ def run_description(opts, dataset_name, resolution):
         parts.append(f"mix{opts.style_mixing_prob:g}")
     if opts.mbstd_group_size is not None:
         parts.append(f"mbstd{opts.mbstd_group_size}")
+    if opts.mapping != defaults.mapping:
+        parts.append(f"map{opts.mapping}")
     if opts.mirror:
         parts.append("mirror")
-    if opts.minibatch is not None:
+    if opts.minibatch != defaults.minibatch:
         parts.append(f"mb{opts.minibatch}")
-    if opts.fmap_max != defaults.fmap_max or opts.fmap_base != defaults.fmap_base:
+    # The widths by the flags that set them for this architecture (DCGAN has no fmap_base).
+    if opts.arch in arch_names() and get_arch(opts.arch).sizing == "width":
+        if opts.width != defaults.width or opts.fmap_max != defaults.fmap_max:
+            parts.append(f"width{opts.width}-{opts.fmap_max}")
+    elif opts.fmap_max != defaults.fmap_max or opts.fmap_base != defaults.fmap_base:
         parts.append(f"fmap{opts.fmap_base}-{opts.fmap_max}")
     if opts.mixed_precision:
         parts.append("mixed")

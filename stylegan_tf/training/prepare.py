@@ -4,6 +4,7 @@ precision policy. Bad options fail here, with one line each, so a refused run le
 import dataclasses
 import os
 
+from stylegan_tf.networks.archs import get_arch
 from stylegan_tf.paths import cache_root
 from stylegan_tf.training import options as options_lib
 from stylegan_tf.training.options import OptionsError
@@ -57,8 +58,9 @@ def plan(opts):
         raise OptionsError(f"--resolution {res} is larger than the dataset's {full_res}: lower it")
     if info is not None and res not in info.levels:
         raise OptionsError(f"--resolution {res}: the dataset has no {res}x{res} level file")
-    if opts.arch != "stylegan" and res < 8:
-        raise OptionsError(f"--resolution {res}: --arch {opts.arch} needs 8x8 or more")
+    lowest = get_arch(opts.arch).min_resolution
+    if res < lowest:
+        raise OptionsError(f"--resolution {res}: --arch {opts.arch} needs {lowest}x{lowest} or more")
     return Plan(info=info, data_path=data_path, dataset_name=os.path.basename(os.path.normpath(data_path)),
                 resolution=res, schedule=options_lib.make_schedule(opts, res),
                 fingerprint=options_lib.fingerprint(opts, data_path),

@@ -1,10 +1,13 @@
 """Where a run starts from: fresh networks, a training snapshot (`--resume FILE.keras` or `--resume auto`), or an
 official `.pkl` to fine-tune; and which run directory it writes, locked for this process.
 
-A network file fixes its own architecture, so after loading one the options are corrected to what the file
-holds (feature maps, latent sizes, mapping network, Table-1 config; for a snapshot also seed, mirroring and
-Gs half-life) and the run records those: `training_options.json` and the run-dir name say what is really
-trained, `requested_fingerprint` what was asked for (so `--resume auto` with the same flags finds the run)."""
+A network file fixes its own architecture, so one rule decides the options of a resumed run (`resolve_options`):
+the file's architecture brings its own defaults, and a snapshot brings the options its run recorded (loss, gamma,
+learning rates, Adam, ...), for every option not given; an `--arch` other than the file's is refused. After
+loading, the options are corrected to what the file holds (feature maps, latent sizes, mapping network, Table-1
+config; for a snapshot also seed, mirroring and Gs half-life) and the run records those: `training_options.json`
+and the run-dir name say what is really trained, `requested_fingerprint` what was asked for (so `--resume auto`
+with the same flags finds the run)."""
 import dataclasses
 import os
 import pickle
@@ -21,6 +24,64 @@ ARCH_KEYS = ("latent_size", "dlatent_size", "mapping_layers", "mapping_fmaps", "
              "fmap_decay", "mapping")
 SNAPSHOT_KEYS = ("seed", "mirror", "g_smoothing_kimg")       # stored in a .keras snapshot's training model
 TRAINING_DEFAULTS = options_lib.TrainingOptions()
+# What a resumed snapshot's run recorded and the resumed run keeps unless given: what is trained (the options
+# fingerprinted), not where it is written, how long it runs or how it reports.
+RECORDED_KEYS = tuple(k for k in options_lib.FINGERPRINT_KEYS + options_lib.LATER_FINGERPRINT_KEYS if k != "arch")
+
+
+def resumed_network(path):
+    """(architecture, recorded options) of the network file `path`, read before loading it: an official .pkl is
+    StyleGAN's; a .keras snapshot says both in its config (the options its run recorded; a snapshot of a user's
+    own `fit` records none, and its generator's class names the architecture). (None, {}) when the file cannot
+    be read: loading it later says what is wrong."""
+    if path.lower().endswith(".pkl"):
+        return "stylegan", {}
+    config = snap.snapshot_config(path)
+    if config is None:
+        return None, {}
+    options = (config.get("training_state") or {}).get("options") or {}
+    recorded = {k: options[k] for k in RECORDED_KEYS if k in options}
+    return options.get("arch") or _class_arch(path, config.get("G")), recorded
+
+
+def _class_arch(path, g_config):
+    """The architecture of the generator class a .keras config names (its `arch_name`), None if unknown."""
+    import keras
+
+    from stylegan_tf.network_io import register_classes_of
+    if not isinstance(g_config, dict) or not g_config.get("registered_name"):
+        return None
+    register_classes_of(path)
+    cls = keras.saving.get_registered_object(g_config["registered_name"])
+    return getattr(cls, "arch_name", "stylegan") if cls is not None else None
+
+
+def arch_conflict(asked, network, path):
+    """The one-line refusal of `--arch asked` for a network file whose architecture is `network`."""
+    return OptionsError(f"--arch {asked}: --resume {path} holds a {network} network; leave --arch out (the network "
+                        f"brings its architecture and its run's options) or give --arch {network}")
+
+
+def resolve_options(given, demo):
+    """The options of a run from the options `given` (field -> value, unset ones left out): the architecture's
+    defaults, then the built-in demo's when `demo`, then (with `--resume FILE`) what that file's run recorded,
+    then `given`. A resumed network brings its architecture; an `--arch` that differs is refused.
+
+    Example:
+        >>> resolve_options({"resume": "results/00003-dcgan-faces-64-1gpu/network-snapshot-000100.keras",
+        ...                  "data": "datasets/faces"}, demo=False).gamma      # DCGAN's run: gamma 0
+        0.0
+    """
+    given = dict(given)
+    arch = given.pop("arch", None)
+    resume = given.get("resume")
+    recorded = {}
+    if isinstance(resume, str) and resume != "auto" and os.path.isfile(resume):
+        network, recorded = resumed_network(resume)
+        if network is not None and arch is not None and arch != network:
+            raise arch_conflict(arch, network, resume)
+        arch = network or arch
+    return options_lib.TrainingOptions.for_arch(arch or "stylegan", demo=demo, **{**recorded, **given})
 
 
 @dataclasses.dataclass
@@ -54,24 +115,17 @@ def _config_name(g_config, asked):
 def actual_options(opts, nets, from_snapshot):
     """`opts` with every value the loaded networks fix replaced by theirs, and {field: asked value} of those
     that differed."""
-    from stylegan_tf.networks.archs import arch_of
-    arch = arch_of(nets.G)
-    if arch != "stylegan":
-        # Another architecture's networks: their own constructor arguments that are options (sizes, width).
-        g = nets.G.get_config()
-        used = {k: type(getattr(TRAINING_DEFAULTS, k))(g[k]) for k in ARCH_KEYS if k in g}
-        if "width" in g:
-            used["width"] = int(g["width"])
-        used["arch"] = arch
-        if from_snapshot:
-            used.update({k: type(getattr(opts, k))(getattr(nets, k)) for k in SNAPSHOT_KEYS})
-        changed = {k: getattr(opts, k) for k, v in used.items() if getattr(opts, k) != v}
-        return dataclasses.replace(opts, **used), changed
+    from stylegan_tf.networks.archs import arch_of, get_arch
+    arch = get_arch(arch_of(nets.G))
     g = nets.G.get_config()
-    config = _config_name(g, opts.config)
-    # A config that sets an architecture value itself (config B: no mapping network) overrides the flag anyway.
-    used = {k: type(getattr(opts, k))(g[k]) for k in ARCH_KEYS if k in g and k not in options_lib.CONFIGS[config]}
-    used["config"] = config
+    # The generator's constructor arguments that are options: sizes, mapping, and for a StyleGAN generator the
+    # Table-1 config (a config that sets an architecture value itself, config B: no mapping network, overrides
+    # the flag anyway).
+    used = {"config": _config_name(g, opts.config)} if arch.styles else {}
+    by_config = options_lib.CONFIGS.get(used.get("config"), {})
+    used.update({k: type(getattr(TRAINING_DEFAULTS, k))(g[k]) for k in ARCH_KEYS if k in g and k not in by_config})
+    if arch.sizing == "width" and "width" in g:
+        used["width"] = int(g["width"])
     if from_snapshot:
         used.update({k: type(getattr(opts, k))(getattr(nets, k)) for k in SNAPSHOT_KEYS})
     changed = {k: getattr(opts, k) for k, v in used.items() if getattr(opts, k) != v}
@@ -115,6 +169,15 @@ def _load_pickle(path, opts):
         raise OptionsError(msg if path in msg else f"--resume {path}: {msg}") from None
     return StyleGAN(nets.G, nets.D, nets.Gs, seed=opts.seed, mirror=opts.mirror,
                     g_smoothing_kimg=opts.g_smoothing_kimg)
+
+
+def _check_arch(nets, path, opts):
+    """A network of another architecture than the options' is refused (`resolve_options` gives options the
+    file's architecture; this catches options built by hand)."""
+    from stylegan_tf.networks.archs import arch_of
+    network = arch_of(nets.G)
+    if network != opts.arch:
+        raise arch_conflict(opts.arch, network, path)
 
 
 def _check_compatible(nets, path, plan):
@@ -166,6 +229,7 @@ def start(opts, plan, strategy):
             model = _new_model(opts, plan)
         try:
             if path is not None:
+                _check_arch(model, path, opts)
                 _check_compatible(model, path, plan)
             if model.g_optimizer is None or model.d_optimizer is None:
                 betas = dict(beta_1=opts.adam_beta1, beta_2=opts.adam_beta2, epsilon=opts.adam_epsilon)
@@ -192,8 +256,9 @@ def start(opts, plan, strategy):
             nimg = int(round((opts.resume_kimg or 0.0) * 1000))
             loop = dict(nimg=nimg, phase_start_nimg=nimg, tick_start_nimg=nimg)
     if run_dir is None:
-        run_dir = options_lib.new_run_dir(opts.outdir, options_lib.run_description(used, plan.dataset_name,
-                                                                                    plan.resolution))
+        desc = options_lib.run_description(used, plan.dataset_name, plan.resolution,
+                                           getattr(plan.info, "class_name", None))
+        run_dir = options_lib.new_run_dir(opts.outdir, desc)
         lock = RunDirLock(run_dir).acquire()
     else:
         try:

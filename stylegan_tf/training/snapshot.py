@@ -7,11 +7,8 @@ import zipfile
 import zlib
 
 from stylegan_tf.atomic import atomic_path
-from stylegan_tf.network_io import register_classes_of
+from stylegan_tf.network_io import SNAPSHOT_RE, register_classes_of
 
-# network-snapshot-KKKKKK.keras, or, when that name is taken by another snapshot of the same whole kimg,
-# network-snapshot-KKKKKK.III.keras (III = the images past KKKKKK thousand), then -2, -3, ... for repeats.
-SNAPSHOT_RE = re.compile(r"^network-snapshot-(\d{6,})(?:\.(\d{3}))?(?:-(\d+))?\.keras$")
 OPTIONS_FILE = "training_options.json"
 
 
@@ -71,6 +68,23 @@ def snapshot_damage(path):
     except OSError as e:
         return f"unreadable ({e.strerror or e})"
     return None
+
+
+def snapshot_config(path):
+    """The training model's config (G, D, Gs, training_state, ...) from snapshot `path`'s config.json, read
+    without loading any weights; None when the file holds no readable Keras config.
+
+    Example:
+        >>> snapshot_config("results/00000-sgan-faces-64-1gpu/network-snapshot-000040.keras")["training_state"]
+        {'loop': {...}, 'options': {...}, 'fingerprint': '...', 'resolution': 64}
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, zlib.error, EOFError):
+        return None
+    config = config.get("config") if isinstance(config, dict) else None
+    return config if isinstance(config, dict) else None
 
 
 def load_snapshot(path):

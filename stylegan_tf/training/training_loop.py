@@ -26,8 +26,8 @@ from stylegan_tf.training import options as options_lib
 from stylegan_tf.training import prepare as prep
 from stylegan_tf.training import resume as resume_lib
 from stylegan_tf.training import snapshot as snap
-from stylegan_tf.training.callbacks import ContinuousCallbacks, ProgressiveGrowing, TickEnd
-from stylegan_tf.training.options import TrainingOptions
+from stylegan_tf.training.callbacks import (ContinuousCallbacks, ProgressiveGrowing, ProgressLine, ScheduleDriver,
+                                            TickEnd)
 from stylegan_tf.training.reporting import PictureGrids, Reporter
 from stylegan_tf.training.schedule import format_table, plan_phase
 
@@ -133,7 +133,7 @@ class TrainingRun:
 
     def mapping_line(self):
         """The mapping network's weight-matrix and full parameter counts (architectures that have one)."""
-        if not self.opts.arch.endswith("stylegan"):
+        if not get_arch(self.opts.arch).styles:
             return ""
         from stylegan_tf.networks.mapping import mapping_generator_kwargs, mapping_summary
         kw = mapping_generator_kwargs(self.opts)
@@ -251,29 +251,27 @@ class TrainingRun:
             lambda batch, s: (batch[0], batch[1], tf.fill([mb], s)))
 
     def _start_phase(self, phase):
+        """A driver of the schedule for `phase`, with the phase entered: fresh Adam states, except when resumed
+        mid-phase (the snapshot's Adam state is the one to continue with)."""
         st = self.state
+        # Only progressively grown networks have a `lod` to follow the schedule.
+        faded = tuple(net for net in (self.model.G, self.model.D) if getattr(net, "lod", None) is not None)
+        driver = ScheduleDriver(self.plan.schedule, faded)
         with self.strategy.scope():
-            if st.phase_step == 0:
-                self.model.reset_optimizers(phase.G_lrate, phase.D_lrate)
-            else:
-                # Resumed mid-phase: the snapshot's Adam state is the one to continue with.
-                for opt, lr in ((self.model.g_optimizer, phase.G_lrate), (self.model.d_optimizer, phase.D_lrate)):
-                    getattr(opt, "inner_optimizer", opt).learning_rate = lr
-            self.model.configure_phase(phase.level, phase.minibatch)
+            driver.enter(self.model, self.plan.schedule.at(st.nimg / 1000.0), reset=st.phase_step == 0)
+        return driver
 
-    def _fit_phase(self, phase):
+    def _fit_phase(self, phase, driver):
         st, R = self.state, self.opts.minibatch_repeats
         tick_steps = int(math.ceil(phase.tick_kimg * 1000.0 / (phase.minibatch * R))) * R
         remaining = phase.num_steps - st.phase_step
-        # Only progressively grown networks have a `lod` to follow the schedule.
-        faded = tuple(net for net in (self.model.G, self.model.D) if getattr(net, "lod", None) is not None)
-        self._growing = ProgressiveGrowing(st, self.plan.schedule, phase, R, faded,
-                                           lambda: self.stop_requested() or self.snapshot_due())
+        self._growing = ProgressiveGrowing(st, driver, phase, R, lambda: self.stop_requested() or self.snapshot_due())
+        callbacks = [self._growing, TickEnd(self.end_tick), self.user_callbacks]
         with self._data_errors(phase.resolution):
             self.model.fit(
                 self._phase_dataset(phase), epochs=st.tick + int(math.ceil(remaining / tick_steps)),
                 initial_epoch=st.tick, steps_per_epoch=tick_steps, verbose=1 if self.opts.progress else 0,
-                shuffle=False, callbacks=[self._growing, TickEnd(self.end_tick), self.user_callbacks])
+                shuffle=False, callbacks=callbacks + ([ProgressLine()] if self.opts.progress else []))
         return self._growing
 
     def _numpy_phase_dataset(self, phase, seed):
@@ -366,8 +364,7 @@ class TrainingRun:
                     st.phase_start_nimg, st.phase_step = st.nimg, 0
                     continue
                 self.phase = phase
-                self._start_phase(phase)
-                growing = self._fit_phase(phase)
+                growing = self._fit_phase(phase, self._start_phase(phase))
                 if not (growing.finished or growing.cut or self.stopped_by or st.nimg >= total):
                     self.stopped_by = "callback"
                     self.log("A callback stopped training; writing a final snapshot")
@@ -395,7 +392,7 @@ def training_loop(opts=None, callbacks=None, strategy=None, **kwargs):
         ...                        latent_size=128, lrate=0.001, total_kimg=1600)
     """
     if opts is None:
-        opts = TrainingOptions.for_arch(**kwargs)
+        opts = resume_lib.resolve_options(kwargs, demo=False)
     elif kwargs:
         opts = dataclasses.replace(opts, **kwargs)
     import keras
