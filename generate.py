@@ -13,6 +13,7 @@ A seed means what it means in NVIDIA's tools: z = np.random.RandomState(seed).ra
 Run `python generate.py <command> --help` for each command's options.
 """
 import argparse
+import inspect
 import sys
 
 from stylegan_tf import cli
@@ -67,139 +68,179 @@ def _converters():
     }
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows a list default as the command line writes it (1,0.7,0.5) and None as 'none'."""
+
+    def _expand_help(self, action):
+        default = action.default
+        if isinstance(default, (list, tuple)) or default is None:
+            action = argparse.Action(action.option_strings, action.dest, default=(
+                "none" if default is None else ",".join(map(str, default))), help=action.help,
+                metavar=action.metavar, choices=action.choices)
+        return super()._expand_help(action)
+
+
+def _command_function(name):
+    """The function that runs the generate.py command `name` (importing it does not load Keras)."""
+    name = name.replace("-", "_")
+    if name == "timelapse":
+        from stylegan_tf.generate.timelapse import make_timelapse
+        return make_timelapse
+    if name == "curves":
+        from stylegan_tf.generate.curves import plot_curves
+        return plot_curves
+    if name in ("attributes", "directions", "edit", "project"):
+        from stylegan_tf.editing import commands as editing
+        return getattr(editing, name)
+    from stylegan_tf.generate import commands
+    return getattr(commands, name)
+
+
+def _take_defaults(parser, func):
+    """Each option's default is `func`'s default for the parameter of its name (and so is what --help shows):
+    the defaults are written once, in the command functions. Subcommands (attributes train) get them too."""
+    params = inspect.signature(func).parameters
+    defaults = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _take_defaults(child, func)
+        param = params.get(action.dest)
+        if param is not None and param.default is not inspect.Parameter.empty and not action.required:
+            defaults[action.dest] = param.default
+    parser.set_defaults(**defaults)
+
+
 def build_parser():
     parser = cli.Parser(prog="generate.py", description=__doc__.split("\n\n")[0],
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=cli.Parser)
 
-    def command(name, help_text, out=None, progress=True):
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def command(name, help_text, out=True, progress=True):
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter)
         p.add_argument("--network", required=True, metavar="PATH",
                        help="our .keras snapshot/network or an official .pkl")
-        if out is not None:
-            p.add_argument("--out", default=out, metavar="FILE", help=f"output file (default {out})")
+        if out:
+            p.add_argument("--out", metavar="FILE", help="output file (default %(default)s)")
         p.add_argument("--overwrite", action="store_true", help="replace existing output files")
         if progress:
             p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
         return p
 
-    def common(p, cls=True, batch=True, noise=True, trunc=None):
+    def common(p, cls=True, batch=True, noise=True, trunc=True):
         if cls:
-            p.add_argument("--class", dest="class_idx", type=int, default=None, metavar="N",
+            p.add_argument("--class", dest="class_idx", type=int, metavar="N",
                            help="class index for a conditional network")
         if batch:
-            p.add_argument("--batch", dest="batch_size", type=int, default=8, metavar="N",
-                           help="images per batch (default 8)")
+            p.add_argument("--batch", dest="batch_size", type=int, metavar="N",
+                           help="images per batch (default %(default)s)")
         if noise:
-            p.add_argument("--noise-mode", default="const", choices=["const", "random", "none"],
-                           help="const: the network's stored noise (default); random: fresh (seeded) noise; none")
-        if trunc is not None:
-            psi, cutoff = trunc
-            p.add_argument("--trunc", dest="truncation_psi", default=psi, metavar="PSI",
-                           help=f"truncation psi (default {psi}; 1 = none)")
-            p.add_argument("--trunc-cutoff", dest="truncation_cutoff", default=cutoff, metavar="N",
-                           help=f"truncate only layers below this (default {cutoff or 'none = all layers'})")
+            # Checked against layers.noise.NOISE_MODES when the command runs (importing it here loads Keras).
+            p.add_argument("--noise-mode", metavar="MODE",
+                           help="const: the network's stored noise; random: fresh (seeded) noise; none: no noise "
+                                "(default %(default)s)")
+        if trunc:
+            p.add_argument("--trunc", dest="truncation_psi", metavar="PSI",
+                           help="truncation psi (default %(default)s; 1 = none)")
+            p.add_argument("--trunc-cutoff", dest="truncation_cutoff", metavar="N",
+                           help="truncate only layers below this ('none': all layers; default %(default)s)")
 
-    p = command("images", "one PNG per seed, optionally a grid")
+    p = command("images", "one PNG per seed, optionally a grid", out=False)
     p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
-    p.add_argument("--outdir", default="out", metavar="DIR", help="output folder (default out)")
-    p.add_argument("--grid", default=None, metavar="RxC", help="also write grid.png with ROWSxCOLS tiles")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="fp32: faithful (default); bf16: synthesis in bfloat16, 2-3x faster on CPUs with AMX, "
-                        "pixels differ slightly")
-    common(p, trunc=(0.7, 8))
-
-    p = command("style-mixing", "paper Fig. 3: row seeds take the chosen layers from column seeds",
-                "out/style-mixing.png")
-    p.add_argument("--row-seeds", required=True, metavar="LIST", help="seeds of the rows (left column)")
-    p.add_argument("--col-seeds", required=True, metavar="LIST", help="seeds of the columns (top row)")
-    p.add_argument("--styles", nargs="+", default=["coarse"], metavar="LAYERS",
-                   help="layers copied from the column seed, one spec per row (cycled): coarse|middle|fine|"
-                        "0-3|8-; or 'paper' for the paper's 3 coarse, 2 middle, 1 fine rows (default coarse)")
-    common(p, trunc=(1.0, None))
-
-    p = command("truncation", "paper Fig. 8: one column per psi", "out/truncation.png")
-    p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
-    p.add_argument("--psi", dest="psis", default="1,0.7,0.5,0,-0.5,-1", metavar="LIST",
-                   help="psi per column (default 1,0.7,0.5,0,-0.5,-1)")
+    p.add_argument("--outdir", metavar="DIR", help="output folder (default %(default)s)")
+    p.add_argument("--grid", metavar="RxC", help="also write grid.png with ROWSxCOLS tiles")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="fp32: faithful; bf16: synthesis in bfloat16, 2-3x faster on CPUs with AMX, pixels differ "
+                        "slightly (default %(default)s)")
     common(p)
 
-    p = command("noise-detail", "paper Fig. 4: same z, different noise, with the per-pixel std map",
-                "out/noise-detail.png")
-    p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
-    p.add_argument("--samples", type=int, default=100, metavar="N", help="noise draws per seed (default 100)")
-    common(p, noise=False)
+    p = command("style-mixing", "paper Fig. 3: row seeds take the chosen layers from column seeds")
+    p.add_argument("--row-seeds", required=True, metavar="LIST", help="seeds of the rows (left column)")
+    p.add_argument("--col-seeds", required=True, metavar="LIST", help="seeds of the columns (top row)")
+    p.add_argument("--styles", nargs="+", metavar="LAYERS",
+                   help="layers copied from the column seed, one spec per row (cycled): coarse|middle|fine|"
+                        "0-3|8-; or 'paper' for the paper's 3 coarse, 2 middle, 1 fine rows (default %(default)s)")
+    common(p)
 
-    p = command("noise-components", "paper Fig. 5: noise in all / none / fine / coarse layers",
-                "out/noise-components.png")
+    p = command("truncation", "paper Fig. 8: one column per psi")
     p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
-    p.add_argument("--flip", dest="flips", default=[], metavar="LIST",
-                   help="positions in --seeds to mirror left-right, e.g. 1")
-    common(p, noise=False)
+    p.add_argument("--psi", dest="psis", metavar="LIST", help="psi per column (default %(default)s)")
+    common(p, trunc=False)
 
-    p = command("uncurated", "paper Fig. 2: mosaic of random images at several sizes", "out/uncurated.png")
+    p = command("noise-detail", "paper Fig. 4: same z, different noise, with the per-pixel std map")
+    p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
+    p.add_argument("--samples", type=int, metavar="N", help="noise draws per seed (default %(default)s)")
+    common(p, noise=False, trunc=False)
+
+    p = command("noise-components", "paper Fig. 5: noise in all / none / fine / coarse layers")
+    p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
+    p.add_argument("--flip", dest="flips", metavar="LIST", help="positions in --seeds to mirror left-right, e.g. 1")
+    common(p, noise=False, trunc=False)
+
+    p = command("uncurated", "paper Fig. 2: mosaic of random images at several sizes")
     p.add_argument("--seed", required=True, metavar="N")
-    p.add_argument("--rows", type=int, default=3, metavar="N", help="rows of full-size images (default 3)")
-    p.add_argument("--lods", default=None, metavar="LIST",
+    p.add_argument("--rows", type=int, metavar="N", help="rows of full-size images (default %(default)s)")
+    p.add_argument("--lods", metavar="LIST",
                    help="column shrink factors as powers of 2 (default the paper's 0,1,2,2,3,3, "
                         "capped so tiles stay >= 8 px)")
-    p.add_argument("--crop", default=None, metavar="X,Y,W,H", help="X,Y,W,H cut from each image first")
-    common(p, trunc=(0.7, 8))
+    p.add_argument("--crop", metavar="X,Y,W,H", help="X,Y,W,H cut from each image first")
+    common(p)
 
-    p = command("interpolate", "video through seeds: slerp in Z or lerp in W (GIF, or MP4 with ffmpeg)",
-                "out/interpolate.gif")
+    p = command("interpolate", "video through seeds: slerp in Z or lerp in W (GIF, or MP4 with ffmpeg)")
     p.add_argument("--seeds", required=True, metavar="LIST", help="e.g. 0-9,20,100-105")
-    p.add_argument("--space", choices=["z", "w"], default="z")
-    p.add_argument("--frames-per-transition", type=int, default=60, metavar="N",
-                   help="frames from one seed to the next (default 60)")
+    p.add_argument("--space", choices=["z", "w"],
+                   help="z, or w: a StyleGAN generator's learned W (default %(default)s)")
+    p.add_argument("--frames-per-transition", type=int, metavar="N",
+                   help="frames from one seed to the next (default %(default)s)")
     p.add_argument("--loop", action="store_true", help="return to the first seed (seamless loop)")
-    p.add_argument("--fps", type=float, default=30, help="frames per second (default 30)")
-    p.add_argument("--size", type=int, default=None, metavar="PX", help="resize frames to SIZE x SIZE pixels")
-    common(p, trunc=(1.0, None))
+    p.add_argument("--fps", type=float, help="frames per second (default %(default)s)")
+    p.add_argument("--size", type=int, metavar="PX", help="resize frames to SIZE x SIZE pixels")
+    common(p)
 
-    p = command("z-walk", "one row per z dimension, stepping its value", "out/z-walk.png")
+    p = command("z-walk", "one row per z dimension, stepping its value")
     p.add_argument("--seed", required=True, metavar="N")
     p.add_argument("--dims", required=True, metavar="LIST", help="z dimensions, e.g. 0,10,20")
     p.add_argument("--scale", dest="values", default="-3:3:7", metavar="START:STOP:COUNT",
-                   help="START:STOP:COUNT values (default -3:3:7)")
-    p.add_argument("--mode", choices=["set", "add"], default="set",
-                   help="set the dimension to each value (default) or add the value to it")
-    common(p, trunc=(1.0, None))
+                   help="START:STOP:COUNT values (default %(default)s)")
+    p.add_argument("--mode", choices=["set", "add"],
+                   help="set the dimension to each value or add the value to it (default %(default)s)")
+    common(p)
 
-    p = command("w-walk", "one row per principal component of W, in its standard deviations", "out/w-walk.png")
+    p = command("w-walk", "one row per principal component of W, in its standard deviations")
     p.add_argument("--seed", required=True, metavar="N")
     p.add_argument("--components", required=True, metavar="LIST", help="e.g. 0,1,2")
     p.add_argument("--scale", dest="values", default="-3:3:7", metavar="START:STOP:COUNT",
-                   help="START:STOP:COUNT in standard deviations (default -3:3:7)")
-    p.add_argument("--layers", default="all", help="layers to move: all|coarse|middle|fine|0-3 (default all)")
-    p.add_argument("--samples", type=int, default=10000, metavar="N",
-                   help="latents sampled for the PCA (default 10000)")
-    common(p, trunc=(1.0, None))
+                   help="START:STOP:COUNT in standard deviations (default %(default)s)")
+    p.add_argument("--layers", help="layers to move: all|coarse|middle|fine|0-3 (default %(default)s)")
+    p.add_argument("--samples", type=int, metavar="N", help="latents sampled for the PCA (default %(default)s)")
+    common(p)
 
-    p = command("convert", "official .pkl -> our .keras network file", progress=False)
+    p = command("convert", "official .pkl -> our .keras network file", out=False, progress=False)
     p.add_argument("--out", required=True, help="output .keras file")
 
     # The run-dir commands read a training run folder (any --arch), not a network.
-    def run_dir_command(name, help_text, out):
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def run_dir_command(name, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter)
         p.add_argument("run_dir", metavar="RUN_DIR", help="a training run folder (results/NNNNN-...)")
-        p.add_argument("--out", default=out, metavar="FILE", help=f"output file (default {out})")
+        p.add_argument("--out", metavar="FILE", help="output file (default %(default)s)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
         return p
 
-    from stylegan_tf.generate.timelapse import DEFAULT_FPS, MAX_DEFAULT_WIDTH
+    from stylegan_tf.generate.timelapse import MAX_DEFAULT_WIDTH
     p = run_dir_command("timelapse", "the run's fakes*.png grids in kimg order, kimg stamped on each frame "
-                        "(GIF, or MP4 with ffmpeg)", "timelapse.gif")
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"frames per second (default {DEFAULT_FPS})")
-    p.add_argument("--size", type=int, default=None, metavar="PX",
+                        "(GIF, or MP4 with ffmpeg)")
+    p.add_argument("--fps", type=float, help="frames per second (default %(default)s)")
+    p.add_argument("--size", type=int, metavar="PX",
                    help=f"frame width in pixels, height keeps the aspect ratio (default the grids' own width, "
                         f"at most {MAX_DEFAULT_WIDTH})")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
     run_dir_command("curves", "losses, D scores, R1/GP and metric values vs kimg from stats.jsonl and "
-                    "metric-*.jsonl (needs matplotlib: pip install -e \".[plot]\")", "curves.png")
+                    "metric-*.jsonl (needs matplotlib: pip install -e \".[plot]\")")
 
     _editing_commands(sub, command)
+    for name, p in sub.choices.items():
+        _take_defaults(p, _command_function(name))
     return parser
 
 
@@ -210,75 +251,78 @@ def _editing_commands(sub, command):
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=cli.Parser)
     t = actions.add_parser("train", help="train the labeler on a dataset's reals and their attributes",
                            description="train the labeler on a dataset's reals and their attributes; held-out "
-                                       "accuracy (categorical) / R^2 (continuous) are printed and saved beside it")
+                                       "accuracy (categorical) / R^2 (continuous) are printed and saved beside it",
+                           formatter_class=_HelpFormatter)
     t.add_argument("--data", required=True, metavar="DIR", help="dataset folder (dataset_tool's or the demo's)")
-    t.add_argument("--attributes", default=None, metavar="LIST",
+    t.add_argument("--attributes", metavar="LIST",
                    help="e.g. smile,yaw,hair_color (default: every attribute the dataset and --labels have)")
-    t.add_argument("--labels", default=None, metavar="CSV",
+    t.add_argument("--labels", metavar="CSV",
                    help="your own labels: header file,attr1,... (paths as in the dataset's files.json) or "
                         "index,attr1,... (record numbers); numeric columns are continuous, others categorical")
-    t.add_argument("--resolution", type=int, default=None, metavar="N",
+    t.add_argument("--resolution", type=int, metavar="N",
                    help="dataset level to train on = the resolution of the network it will label (default: the "
                         "dataset's full resolution)")
-    t.add_argument("--out", default="labeler.keras", metavar="FILE",
-                   help="labeler file (default labeler.keras; scores go to labeler.json)")
-    t.add_argument("--epochs", type=int, default=10, metavar="N", help="training epochs (default 10)")
-    t.add_argument("--batch", dest="batch_size", type=int, default=64, metavar="N", help="minibatch (default 64)")
-    t.add_argument("--heldout", type=float, default=0.1, metavar="F",
-                   help="fraction of images kept out to measure accuracy (default 0.1)")
-    t.add_argument("--max-images", type=int, default=None, metavar="N", help="use only the first N images")
-    t.add_argument("--seed", type=int, default=0, help="split and initialisation seed (default 0)")
+    t.add_argument("--out", metavar="FILE",
+                   help="labeler file (default %(default)s; its held-out scores go beside it as .json)")
+    t.add_argument("--epochs", type=int, metavar="N", help="training epochs (default %(default)s)")
+    t.add_argument("--batch", dest="batch_size", type=int, metavar="N", help="minibatch (default %(default)s)")
+    t.add_argument("--heldout", type=float, metavar="F",
+                   help="fraction of images kept out to measure accuracy (default %(default)s)")
+    t.add_argument("--max-images", type=int, metavar="N", help="use only the first N images")
+    t.add_argument("--seed", type=int, help="split and initialisation seed (default %(default)s)")
     t.add_argument("--overwrite", action="store_true", help="replace existing output files")
     t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
 
-    p = command("directions", "fit attribute directions in W: the two-layer predictor and a linear baseline",
-                "directions.npz")
+    p = command("directions", "fit attribute directions in W: the two-layer predictor and a linear baseline")
     p.add_argument("--labeler", required=True, metavar="FILE", help="from `generate.py attributes train`")
     p.add_argument("--attributes", required=True, metavar="LIST",
                    help="e.g. smile,yaw or hair_color:blonde (one class of a categorical attribute)")
-    p.add_argument("--samples", type=int, default=2000, metavar="N",
-                   help="generated images labelled (default 2000)")
-    p.add_argument("--heldout", type=float, default=0.2, metavar="F",
-                   help="fraction of samples kept out to measure accuracy (default 0.2)")
-    p.add_argument("--hidden", type=int, default=64, metavar="N", help="two-layer predictor width (default 64)")
-    p.add_argument("--steps", type=int, default=1500, metavar="N", help="its Adam steps (default 1500)")
-    p.add_argument("--seed", type=int, default=0, help="RandomState seed of the sampled z (default 0)")
-    p.add_argument("--trunc", dest="truncation_psi", default=1.0, metavar="PSI",
-                   help="sample from a truncated W (default 1 = none)")
-    p.add_argument("--batch", dest="batch_size", type=int, default=32, metavar="N", help="images per batch")
+    p.add_argument("--samples", type=int, metavar="N", help="generated images labelled (default %(default)s)")
+    p.add_argument("--heldout", type=float, metavar="F",
+                   help="fraction of samples kept out to measure accuracy (default %(default)s)")
+    p.add_argument("--hidden", type=int, metavar="N", help="two-layer predictor width (default %(default)s)")
+    p.add_argument("--steps", type=int, metavar="N", help="its Adam steps (default %(default)s)")
+    p.add_argument("--seed", type=int, help="RandomState seed of the sampled z (default %(default)s)")
+    p.add_argument("--trunc", dest="truncation_psi", metavar="PSI",
+                   help="sample from a truncated W (default %(default)s = none)")
+    p.add_argument("--batch", dest="batch_size", type=int, metavar="N", help="images per batch (default %(default)s)")
 
     p = command("edit", "a grid of edits along an attribute: one row per seed (or w), one column per amount",
-                "out/edit.png", progress=False)
+                progress=False)
     p.add_argument("--directions", required=True, metavar="FILE", help="from `generate.py directions`")
     p.add_argument("--attribute", required=True, metavar="NAME", help="the attribute to change, e.g. smile")
-    p.add_argument("--amount", dest="amounts", default="-2:2:5", metavar="START:STOP:COUNT",
-                   help="amounts in standard deviations, START:STOP:COUNT or a list (default -2:2:5)")
+    p.add_argument("--amount", dest="amounts", metavar="START:STOP:COUNT",
+                   help="amounts in standard deviations, START:STOP:COUNT or a list (default %(default)s)")
     rows = p.add_mutually_exclusive_group(required=True)
     rows.add_argument("--seeds", metavar="LIST", help="e.g. 1-4")
     rows.add_argument("--w", metavar="FILE", help="a w.npy (from `generate.py project`: its noise.npz is used)")
-    p.add_argument("--mode", choices=["linear", "gradient"], default="linear",
-                   help="linear: w + a*n; gradient: descend the two-layer predictor to its target (default linear)")
-    p.add_argument("--layers", default="all", help="layers edited: all|coarse|middle|fine|0-3 (default all)")
-    p.add_argument("--labeler", default=None, metavar="FILE",
+    p.add_argument("--mode", choices=["linear", "gradient"],
+                   help="linear: w + a*n; gradient: descend the two-layer predictor to its target "
+                        "(default %(default)s)")
+    p.add_argument("--layers", help="layers edited: all|coarse|middle|fine|0-3 (default %(default)s)")
+    p.add_argument("--labeler", metavar="FILE",
                    help="also read every edited image with this labeler and print how each attribute moved")
-    p.add_argument("--steps", type=int, default=200, metavar="N", help="gradient mode's steps (default 200)")
+    p.add_argument("--steps", type=int, metavar="N", help="gradient mode's steps (default %(default)s)")
     p.add_argument("--no-hold-others", dest="hold_others", action="store_false",
                    help="let the directions file's other attributes move too (default: hold them)")
-    p.add_argument("--trunc", dest="truncation_psi", default=1.0, metavar="PSI", help="for seeds (default 1)")
+    p.add_argument("--trunc", dest="truncation_psi", metavar="PSI", help="for seeds (default %(default)s)")
 
-    p = command("project", "find the w (and noise) that reproduce a photo, as NVIDIA's StyleGAN2 projector")
-    p.add_argument("--out", default="out/projection", metavar="DIR",
+    p = command("project", "find the w (and noise) that reproduce a photo, as NVIDIA's StyleGAN2 projector",
+                out=False)
+    p.add_argument("--out", metavar="DIR",
                    help="output folder: w.npy, noise.npz, target/reconstruction.png, progress.gif, projection.json "
-                        "(default out/projection)")
+                        "(default %(default)s); --overwrite replaces only a folder holding nothing else")
     p.add_argument("--image", required=True, metavar="FILE", help="any size/mode; centre-cropped and resized")
-    p.add_argument("--steps", type=int, default=1000, metavar="N", help="optimisation steps (default 1000)")
-    p.add_argument("--space", choices=["w", "w+"], default="w", help="W (default) or W+ (one w per layer)")
+    p.add_argument("--max-pixels", type=int, metavar="N",
+                   help="refuse a larger photo before decoding it (default Pillow's decompression-bomb limit)")
+    p.add_argument("--steps", type=int, metavar="N", help="optimisation steps (default %(default)s)")
+    p.add_argument("--space", choices=["w", "w+"], help="w or w+ (one w per layer) (default %(default)s)")
     p.add_argument("--no-discriminator", dest="use_discriminator", action="store_false",
                    help="pixel and multi-scale loss only, without the discriminator's features")
-    p.add_argument("--lpips", default=None, metavar="FILE[,FILE]",
+    p.add_argument("--lpips", metavar="FILE[,FILE]",
                    help="LPIPS distance as NVIDIA's projector: torchvision's vgg16 .pth and LPIPS's vgg.pth "
                         "(read without running code from them); default: pixel + multi-scale + D features")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--seed", type=int, help="noise seed (default %(default)s)")
 
 
 # Flags whose values may start with '-' (negative numbers): "--scale -3:3:7" must not read as a new flag.
@@ -310,18 +354,7 @@ def _generate(args):
     for dest, convert in _converters().items():
         if isinstance(args.get(dest), str):
             args[dest] = convert(args[dest])
-    name = args.pop("command").replace("-", "_")
-    if name == "timelapse":
-        from stylegan_tf.generate.timelapse import make_timelapse as run
-    elif name == "curves":
-        from stylegan_tf.generate.curves import plot_curves as run
-    elif name in ("attributes", "directions", "edit", "project"):
-        from stylegan_tf.editing import commands as editing
-        run = getattr(editing, name)
-    else:
-        from stylegan_tf.generate import commands
-        run = getattr(commands, name)
-    for path in run(**args):
+    for path in _command_function(args.pop("command"))(**args):
         print(path)
     return 0
 

@@ -29,6 +29,7 @@ if _BACKEND == "tensorflow":
     import tensorflow as tf
 
 from stylegan_tf.atomic import atomic_path
+from stylegan_tf.layers.serialization import register
 from stylegan_tf.metrics import torch_pth
 from stylegan_tf.paths import CACHE_ENV, cache_root
 
@@ -60,7 +61,7 @@ def cache_dir():
 # ----------------------------------------------------------------------------------------------
 # The network.
 
-@keras.saving.register_keras_serializable(package="stylegan_tf")
+@register
 class BasicConv2d(keras.layers.Layer):
     """Conv (no bias) -> BatchNorm (inference, eps 1e-3) -> ReLU, the unit every Inception branch is made of.
 

@@ -350,16 +350,9 @@ class MetricContext:
 def _load(network):
     if hasattr(network, "Gs"):
         return network, None
+    from stylegan_tf.network_io import open_network
     path = os.fspath(network)
-    if not os.path.isfile(path):
-        raise MetricError(f"{path}: network file not found")
-    # Imported outside the try: a broken installation must not be reported as a bad network file.
-    from stylegan_tf.network_io import load_network
-    try:
-        return load_network(path), path
-    except Exception as e:  # noqa: BLE001 - a wrong, damaged or hostile file: whatever the reader raised
-        detail = " ".join(str(e).split())[:300] or type(e).__name__
-        raise MetricError(detail if path in detail else f"{path}: not a StyleGAN network file ({detail})") from None
+    return open_network(path, "--network", MetricError), path
 
 
 def calc_metrics(network, metrics, data_dir, mirror=False, snapshot=None, batch_size=64, report_dir=None,

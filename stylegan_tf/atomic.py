@@ -3,6 +3,9 @@
 A temp's name says who owns it: `.<target>.tmp-<host>-<pid>-<random><suffix>`. A process killed with
 SIGKILL cannot delete its temp, so `remove_stale_temps(folder)` (which `atomic_dir` runs on its parent
 folder, and tools run where they write) deletes the temps whose owner is provably gone, and no others.
+
+`--overwrite` replaces only what a tool recognises as its own output: `check_dir_target` is that rule for
+folders, and `atomic_dir` applies it.
 """
 import contextlib
 import errno
@@ -62,14 +65,74 @@ def atomic_path(path, suffix=".tmp"):
             os.remove(tmp)
 
 
-@contextlib.contextmanager
-def atomic_dir(path, overwrite=False, replaceable=None):
-    """Yield a temporary folder beside `path`; on success it becomes `path` (replacing it if `overwrite`).
+class NotOursError(ValueError):
+    """An existing path that `--overwrite` may not replace: it holds something this project did not write there."""
 
-    `replaceable(path)`, if given, is called just before an existing `path` is replaced and raises to
-    refuse (the folder may have changed while the new one was being written). Stale temps of killed
-    runs in the parent folder are removed first."""
-    path = os.path.abspath(os.fspath(path))
+
+def _recogniser(ours):
+    """`ours` (a name -> bool function, a compiled regex that must match a whole name, or a collection of names)
+    as a name -> bool function; None recognises nothing."""
+    if ours is None:
+        return lambda name: False
+    if callable(ours):
+        return ours
+    if isinstance(ours, re.Pattern):
+        return lambda name: ours.fullmatch(name) is not None
+    names = frozenset(ours)
+    return names.__contains__
+
+
+def check_dir_target(path, overwrite=False, ours=None, what="this tool's output"):
+    """Refuse, with one line, to write a folder at `path` unless nothing is there or, with `overwrite`, it is a
+    folder (not a link) holding only plain files that `ours` recognises (see `_recogniser`): `--overwrite`
+    deletes the old folder, so it may only replace what the tool itself writes, never a folder of the user's.
+    The folder a process works in (or one above it) is never replaced.
+
+    Args:
+        path: the folder to be written.
+        overwrite: whether the user asked to replace an existing one.
+        ours: the file names the tool writes there: a set of names, a compiled regex or a name -> bool function.
+        what: the kind of folder, for the message ("a projection").
+
+    Example:
+        check_dir_target("out/proj", True, {"w.npy", "noise.npz"}, "a projection")
+    """
+    given = os.fspath(path)  # as the user wrote it, for the messages
+    path = os.path.abspath(given)
+    if not os.path.lexists(path):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{given} already exists; pass --overwrite to replace it")
+    refuse = f"--overwrite only replaces {what}: choose another folder"
+    if os.path.islink(path) or not os.path.isdir(path):
+        raise NotOursError(f"{given} is not {what} (it is a {'link' if os.path.islink(path) else 'file'}); {refuse}")
+    real = os.path.realpath(path)
+    if os.path.commonpath([os.path.realpath(os.getcwd()), real]) == real:
+        raise NotOursError(f"{given} is the working folder or holds it; {refuse}")
+    is_ours = _recogniser(ours)
+    with os.scandir(path) as it:
+        foreign = sorted(e.name for e in it if not (e.is_file(follow_symlinks=False) and is_ours(e.name)))
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise NotOursError(f"{given} is not {what} (it holds {foreign[0]}{more}); {refuse}")
+
+
+@contextlib.contextmanager
+def atomic_dir(path, overwrite=False, ours=None, what="this tool's output", replaceable=None):
+    """Yield a temporary folder beside `path`; on success it becomes `path`.
+
+    An existing `path` is replaced only with `overwrite`, and only when `check_dir_target` finds nothing in it
+    but files that `ours` recognises (with neither `ours` nor `replaceable`: only an empty folder). The check
+    runs just before the replacement, as the folder may have changed while the new one was being written; call
+    `check_dir_target` yourself before slow work, to fail early. `replaceable(path)`, if given, is called then
+    too and raises to refuse (a tool's further conditions; given without `ours`, it alone judges the folder's
+    files). Stale temps of killed runs in the parent folder are removed first.
+
+    Example:
+        with atomic_dir("out/proj", overwrite=True, ours={"w.npy"}, what="a projection") as tmp:
+            np.save(os.path.join(tmp, "w.npy"), w)
+    """
+    given, path = path, os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     remove_stale_temps(parent)
@@ -78,8 +141,9 @@ def atomic_dir(path, overwrite=False, replaceable=None):
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it 0700; the result gets the usual folder permissions
         if os.path.lexists(path):
-            if not overwrite:
-                raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
+            if ours is None and replaceable is not None:
+                ours = lambda name: True  # noqa: E731 - `replaceable` alone judges what the folder holds
+            check_dir_target(given, overwrite, ours, what)
             if replaceable is not None:
                 replaceable(path)
             # Between these two renames `path` is missing; remove_stale_temps puts `old` back if we die here.

@@ -119,6 +119,34 @@ def load_network(path):
     raise NetworkFileError(f"{path}: holds a {type(obj).__name__}, not StyleGAN networks")
 
 
+def open_network(path, flag="--network", error=NetworkFileError):
+    """`load_network` for a tool: any failure to read the file becomes one `error` line naming `flag` and the
+    file. Users pass the wrong file (a dataset, a half-downloaded pickle, a metrics log) far more often than a
+    broken network, so every reader error means the same thing to them; an ImportError is a broken
+    installation, not a bad file, and keeps its traceback.
+
+    Args:
+        path: a `.keras` file or an official `.pkl`.
+        flag: the option that named the file, for the message.
+        error: the exception class the tool reports as one line (a ValueError subclass).
+
+    Example:
+        nets = open_network(args.network, "--network", GenerateError)
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise error(f"{flag}: {path} does not exist (give a .keras snapshot or an official .pkl)")
+    try:
+        return load_network(path)
+    except ImportError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a wrong, damaged or hostile file: whatever the reader raised
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        if path in detail:
+            raise error(f"{flag}: {detail}") from None
+        raise error(f"{flag}: {path} is not a StyleGAN network file ({detail})") from None
+
+
 def save_network(nets, path):
     """Write `nets` (Networks, the training model, anything with .G/.D/.Gs, or a Generator) as a `.keras` file,
     atomically: a crash never leaves a half-written file at `path`."""

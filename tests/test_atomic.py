@@ -1,5 +1,6 @@
 import errno
 import os
+import re
 import subprocess
 import sys
 import time
@@ -7,7 +8,7 @@ import time
 import pytest
 
 from stylegan_tf import atomic
-from stylegan_tf.atomic import atomic_dir, atomic_path, is_disk_full, remove_stale_temps
+from stylegan_tf.atomic import NotOursError, atomic_dir, atomic_path, check_dir_target, is_disk_full, remove_stale_temps
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,10 +43,85 @@ def test_atomic_dir_refuses_to_replace_without_overwrite(tmp_path):
     with pytest.raises(FileExistsError):
         with atomic_dir(target) as tmp:
             open(os.path.join(tmp, "a"), "w").write("2")
-    with atomic_dir(target, overwrite=True) as tmp:
+    with atomic_dir(target, overwrite=True, ours={"a"}) as tmp:
         open(os.path.join(tmp, "a"), "w").write("3")
     assert (target / "a").read_text() == "3"
     assert sorted(os.listdir(tmp_path)) == ["ds"]
+
+
+def _users_folder(folder):
+    (folder / "sub").mkdir(parents=True)
+    (folder / "thesis.txt").write_text("years of work")
+    (folder / "sub" / "data.csv").write_text("1,2")
+    (folder / "a").write_text("ours")
+
+
+@pytest.mark.parametrize("ours", [None, {"a", "b"}, re.compile(r"[ab]"), lambda name: name in ("a", "b")])
+def test_overwrite_never_replaces_a_folder_holding_files_that_are_not_ours(tmp_path, ours):
+    target = tmp_path / "out"
+    _users_folder(target)
+    with pytest.raises(NotOursError, match=r"out is not a projection \(it holds (a and 2|sub and 1) more\); --overwrite only "
+                                           r"replaces a projection: choose another folder$"):
+        with atomic_dir(target, overwrite=True, ours=ours, what="a projection") as tmp:
+            open(os.path.join(tmp, "a"), "w").write("new")
+    assert sorted(os.listdir(target)) == ["a", "sub", "thesis.txt"]
+    assert (target / "sub" / "data.csv").read_text() == "1,2"
+    assert sorted(os.listdir(tmp_path)) == ["out"]  # and no temp left
+
+
+def test_overwrite_replaces_a_folder_of_only_our_files_and_an_empty_one(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "a").write_text("old")
+    (target / "b").write_text("old")
+    with atomic_dir(target, overwrite=True, ours={"a", "b"}) as tmp:
+        open(os.path.join(tmp, "a"), "w").write("new")
+    assert os.listdir(target) == ["a"] and (target / "a").read_text() == "new"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with atomic_dir(empty, overwrite=True) as tmp:  # nothing recognised: an empty folder still may go
+        open(os.path.join(tmp, "a"), "w").write("new")
+    assert os.listdir(empty) == ["a"]
+    (empty / "x").write_text("theirs")
+    with pytest.raises(NotOursError, match="it holds a and 1 more"):
+        check_dir_target(empty, True)
+
+
+def test_overwrite_refuses_a_file_a_link_a_subfolder_named_like_ours_and_the_working_folder(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("theirs")
+    with pytest.raises(NotOursError, match="it is a file"):
+        check_dir_target(tmp_path / "file", True, {"file"})
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(NotOursError, match="it is a link"):
+        check_dir_target(tmp_path / "link", True, {"a"})
+    (real / "a").mkdir()
+    with pytest.raises(NotOursError, match="it holds a"):
+        check_dir_target(real, True, {"a"})
+    work = tmp_path / "work"
+    (work / "deeper").mkdir(parents=True)
+    monkeypatch.chdir(work / "deeper")
+    for folder in (".", "..", str(work)):
+        with pytest.raises(NotOursError, match="is the working folder or holds it"):
+            check_dir_target(folder, True, lambda name: True)
+    assert (work / "deeper").is_dir()
+
+
+def test_overwrite_checks_again_at_the_replacement_and_replaceable_alone_judges(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "a").write_text("old")
+    with pytest.raises(NotOursError, match="it holds late.txt"):
+        with atomic_dir(target, overwrite=True, ours={"a"}) as tmp:
+            check_dir_target(target, True, {"a"})                  # fine when the work starts ...
+            (target / "late.txt").write_text("written meanwhile")  # ... then the user puts a file there
+            open(os.path.join(tmp, "a"), "w").write("new")
+    assert (target / "late.txt").exists() and (target / "a").read_text() == "old"
+    seen = []
+    with atomic_dir(target, overwrite=True, replaceable=seen.append) as tmp:  # the caller's own rule
+        open(os.path.join(tmp, "a"), "w").write("new")
+    assert seen == [str(target)] and os.listdir(target) == ["a"]
 
 
 def test_atomic_path_suffix_for_writers_that_check_extensions(tmp_path):

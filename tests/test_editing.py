@@ -2,17 +2,17 @@
 tiny random generator and a small demo dataset at its resolution (32x32)."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
+
+from conftest import TINY_G as TINY
 
 from stylegan_tf import editing
 from stylegan_tf.editing.errors import EditError
 
 KEYS = ["smile", "yaw", "hair_color:blonde"]
-
-
-TINY = dict(resolution=32, fmap_base=64, fmap_max=32, latent_size=32, dlatent_size=32, mapping_fmaps=32)
 
 
 def _tiny_generator(seed):
@@ -424,3 +424,130 @@ def test_cli_refuses_a_w_file_of_another_network(tiny_network_path, directions_p
                               str(tmp_path / "e.png")], capsys)
     assert code == 2 and "[18, 512]" in err and "[8, 32]" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "e.png").exists()
+
+
+def _one_line_error(code, err, *parts):
+    """The CLI refused with exit code 2 and one line that holds every one of `parts`."""
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for part in parts:
+        assert part in err, (part, err)
+
+
+def _users_folder(folder):
+    (folder / "sub").mkdir(parents=True)
+    (folder / "thesis.txt").write_text("years of work")
+    (folder / "sub" / "data.csv").write_text("1,2")
+
+
+def test_project_overwrite_refuses_a_folder_of_the_users_files(tiny_network_path, tmp_path, capsys, monkeypatch):
+    """--overwrite replaces only a projection folder; the user's folder, or the working folder, stays as it
+    was, and the refusal comes before the projection runs."""
+    from PIL import Image
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "photo.png")
+    work = tmp_path / "work"
+    _users_folder(work)
+    before = sorted(str(p.relative_to(work)) for p in work.rglob("*"))
+    project = ["project", "--network", tiny_network_path, "--image", str(tmp_path / "photo.png"), "--steps", "2",
+               "--no-progress", "--overwrite", "--out"]
+    code, _, err = _generate(project + [str(work)], capsys)
+    _one_line_error(code, err, f"{work} is not a projection (it holds sub and 1 more)", "choose another folder")
+    monkeypatch.chdir(work)
+    code, _, err = _generate(project + ["."], capsys)
+    _one_line_error(code, err, ". is the working folder or holds it")
+    assert sorted(str(p.relative_to(work)) for p in work.rglob("*")) == before
+    assert (work / "thesis.txt").read_text() == "years of work"
+    # A projection folder is replaced by the new projection; one file of the user's added to it stops that.
+    code, _, err = _generate(project + [str(tmp_path / "proj")], capsys)
+    assert code == 0, err
+    first = (tmp_path / "proj" / "w.npy").stat().st_mtime_ns
+    code, _, err = _generate(project + [str(tmp_path / "proj")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "proj" / "w.npy").stat().st_mtime_ns != first
+    (tmp_path / "proj" / "notes.txt").write_text("mine")
+    code, _, err = _generate(project + [str(tmp_path / "proj")], capsys)
+    _one_line_error(code, err, "it holds notes.txt")
+    assert (tmp_path / "proj" / "notes.txt").exists()
+
+
+def test_project_refuses_a_huge_photo_naming_its_own_max_pixels_flag(tiny_network_path, tmp_path, capsys):
+    """A 12000x12000 photo is refused from its header, and the message names a flag `project` has."""
+    from PIL import Image
+    Image.new("1", (12000, 12000)).save(tmp_path / "huge.png")  # 1 bit per pixel: 18 MB in memory
+    Image.new("RGB", (40, 40)).save(tmp_path / "photo.png")
+    base = ["project", "--network", tiny_network_path, "--steps", "1", "--no-progress", "--out", str(tmp_path / "p")]
+    code, _, err = _generate(base + ["--image", str(tmp_path / "huge.png")], capsys)
+    _one_line_error(code, err, "12000x12000", "--max-pixels 89,478,485")
+    code, _, err = _generate(base + ["--image", str(tmp_path / "photo.png"), "--max-pixels", "1000"], capsys)
+    _one_line_error(code, err, "40x40 = 1,600 pixels > --max-pixels 1,000")
+    assert not (tmp_path / "p").exists()
+    code, _, err = _generate(base + ["--image", str(tmp_path / "photo.png"), "--max-pixels", "1600"], capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["edit", "--seeds", "1", "--amount", "1e308"], "--amount: 1e+308 is out of range; amounts are standard "
+                                                      "deviations between -20 and 20"),
+    (["edit", "--seeds", "1", "--amount", "-1e30,0"], "--amount: -1e+30 is out of range"),
+    (["edit", "--seeds", "1", "--mode", "gradient", "--steps", "0"], "--steps must be between 1 and 10,000 (got 0)"),
+    (["directions", "--hidden", "0"], "--hidden must be between 1 and 4,096 (got 0)"),
+    (["directions", "--steps", "0"], "--steps must be between 1 and 100,000 (got 0)"),
+    (["directions", "--batch", "-1"], "--batch must be between 1 and 4,096 (got -1)"),
+    (["attributes", "train", "--batch", "0"], "--batch must be between 1 and 4,096 (got 0)"),
+    (["project", "--steps", "10000000"], "--steps must be between 1 and 10,000 (got 10,000,000)"),
+])
+def test_cli_refuses_out_of_range_numbers_naming_the_flag_and_range(args, message, faces, tiny_network_path,
+                                                                    labeler_path, directions_path, tmp_path, capsys):
+    from PIL import Image
+    Image.new("RGB", (40, 40)).save(tmp_path / "photo.png")
+    extra = {"edit": ["--network", tiny_network_path, "--directions", directions_path, "--attribute", "smile",
+                      "--out", str(tmp_path / "out" / "e.png")],
+             "directions": ["--network", tiny_network_path, "--labeler", labeler_path, "--attributes", "smile",
+                            "--out", str(tmp_path / "out" / "d.npz")],
+             "attributes": ["--data", faces, "--out", str(tmp_path / "out" / "l.keras"), "--no-progress"],
+             "project": ["--network", tiny_network_path, "--image", str(tmp_path / "photo.png"), "--no-progress",
+                         "--out", str(tmp_path / "out" / "p")]}[args[0]]
+    code, _, err = _generate(args + extra, capsys)
+    _one_line_error(code, err, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_bad_w_files_in_one_line(tiny_network_path, directions_path, tmp_path, capsys):
+    """Each bad --w gives one line naming the file and what a w is; an .npz holding a w is read."""
+    files = {"two.npz": lambda p: np.savez(p, a=np.zeros(32), b=np.zeros(32)),
+             "huge.npy": lambda p: np.save(p, np.full([32], 1e30, np.float32)),
+             "complex.npy": lambda p: np.save(p, np.zeros([32], np.complex64) + 1j),
+             "empty.npy": lambda p: np.save(p, np.zeros([0, 8, 32], np.float32)),
+             "flat-empty.npy": lambda p: np.save(p, np.zeros([0])),
+             "zero-bytes.npy": lambda p: open(p, "wb").close(),
+             "w.npz": lambda p: np.savez(p, w=np.zeros([8, 32], np.float32), other=np.ones(3))}
+    for name, write in files.items():
+        write(str(tmp_path / name))
+    expected = {"two.npz": "is an .npz holding a, b; give the w.npy",
+                "huge.npy": "has values up to 1e+30; a w lies between -1000 and 1000",
+                "complex.npy": "holds complex64 values; a w is real numbers",
+                "empty.npy": "holds no latents (shape [0, 8, 32])",
+                "flat-empty.npy": "holds no latents (shape [0])",
+                "zero-bytes.npy": "is not a numpy .npy array"}
+    edit = ["edit", "--network", tiny_network_path, "--directions", directions_path, "--attribute", "smile",
+            "--amount", "0", "--out", str(tmp_path / "out" / "e.png"), "--w"]
+    for name, message in expected.items():
+        code, _, err = _generate(edit + [str(tmp_path / name)], capsys)
+        _one_line_error(code, err, f"--w: {tmp_path / name} {message}")
+        assert not (tmp_path / "out").exists()
+    code, _, err = _generate(edit + [str(tmp_path / "w.npz")], capsys)
+    assert code == 0, err
+
+
+def test_user_csv_with_a_repeated_row_or_column_is_refused(faces, tmp_path):
+    from stylegan_tf.data import open_dataset
+    from stylegan_tf.editing.labeler import read_user_labels
+    info = open_dataset(faces)
+    cases = {"index,smile\n0,1\n1,2\n0,3\n": "line 4 labels record '0' again (line 2 did already)",
+             "index,smile,smile\n0,1,2\n": "names the column 'smile' twice",
+             "index,smile,\n0,1,2\n": "has a column without a name"}
+    for i, (text, message) in enumerate(cases.items()):
+        path = tmp_path / f"labels{i}.csv"
+        path.write_text(text)
+        with pytest.raises(EditError, match=re.escape(f"--labels: {path} {message}")):
+            read_user_labels(str(path), info)

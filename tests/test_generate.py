@@ -32,14 +32,18 @@ def official(official_path):
     return load_generator(official_path)
 
 
-def _generate_main():
-    """generate.py's main(), loaded by path (the repository root need not be on sys.path)."""
+def _generate_module():
+    """generate.py, loaded by path (the repository root need not be on sys.path)."""
     import importlib.util
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "generate.py")
     spec = importlib.util.spec_from_file_location("generate_cli", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main
+    return module
+
+
+def _generate_main():
+    return _generate_module().main
 
 
 def _same_image(a, b):
@@ -381,3 +385,64 @@ def test_check_grid_bounds_the_picture_by_the_seed_count():
         with pytest.raises(GenerateError, match="--grid"):
             commands.check_grid(grid, n)
 
+
+
+@pytest.mark.parametrize("arch", ["msggan", "dcgan"])
+def test_interpolate_in_w_needs_a_learned_mapping_on_every_architecture(arch, tmp_path, capsys):
+    """MSG-GAN's mapping has no layers (its w is the normalised z) and DCGAN has none: --space w is refused
+    alike on both, in one line; --space z works."""
+    from stylegan_tf.network_io import save_network
+    from stylegan_tf.networks import Networks
+    from stylegan_tf.networks.dcgan import DCGANGenerator
+    from stylegan_tf.networks.msg import MSGProGANGenerator
+    if arch == "msggan":
+        G = MSGProGANGenerator(resolution=16, num_channels=3, latent_size=16, fmap_base=64, fmap_max=16)
+    else:
+        G = DCGANGenerator(resolution=16, num_channels=3, latent_size=16, width=4)
+    G(np.zeros([1, 16], np.float32))
+    path = str(tmp_path / f"{arch}.keras")
+    save_network(Networks(G, None, G), path)
+    main = _generate_main()
+    walk = ["interpolate", "--network", path, "--seeds", "1,2", "--frames-per-transition", "2", "--no-progress"]
+    assert main(walk + ["--space", "w", "--out", str(tmp_path / "w.gif")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["generate.py: error: --space w needs a StyleGAN generator (a mapping network "
+                                        "with layers); this network has no learned W space: use --space z"], err
+    assert not (tmp_path / "w.gif").exists()
+    assert main(walk + ["--space", "z", "--out", str(tmp_path / "z.gif")]) == 0
+
+
+def test_every_option_default_is_the_command_functions_own():
+    """generate.py writes no default of its own: each option's default (and what --help shows) is the default
+    of the command function's parameter of that name."""
+    import argparse
+    import inspect
+    cli_module = _generate_module()
+    parser = cli_module.build_parser()
+
+    def subparsers(p):
+        return [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+
+    checked = 0
+    for name, sub in subparsers(parser)[0].choices.items():
+        params = inspect.signature(cli_module._command_function(name)).parameters
+        for p in [sub] + [c for a in subparsers(sub) for c in a.choices.values()]:
+            for action in p._actions:
+                param = params.get(action.dest)
+                if param is None or action.required or param.default is inspect.Parameter.empty:
+                    continue
+                assert p.get_default(action.dest) == param.default, (name, action.dest)
+                checked += 1
+    assert checked > 100
+    # Each editing command's --out has its default in the function too (none was there before).
+    assert parser.parse_args(["project", "--network", "n", "--image", "i"]).out == "out/projection"
+
+
+def test_noise_mode_is_checked_against_the_layers_noise_modes(tiny_network_path, tmp_path, capsys):
+    from stylegan_tf.layers.noise import NOISE_MODES
+    main = _generate_main()
+    assert main(["images", "--network", tiny_network_path, "--seeds", "1", "--outdir", str(tmp_path / "o"),
+                 "--noise-mode", "fresh"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"generate.py: error: --noise-mode: 'fresh' is not one of {', '.join(NOISE_MODES)}"
+    assert not (tmp_path / "o").exists()

@@ -357,3 +357,17 @@ def test_network_stays_float32_under_mixed_precision():
         keras.config.set_dtype_policy(old)
     assert keras.config.dtype_policy().name == old.name
     assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+
+
+def test_inception_layers_register_under_the_projects_one_package_name():
+    """The Keras package name is part of the file format and is spelled once (layers.serialization.PACKAGE):
+    with that one constant changed, the Inception layers register under the new name too."""
+    import subprocess
+    code = ("import keras, stylegan_tf.layers.serialization as s\n"
+            "s.PACKAGE = 'renamed'\n"
+            "from stylegan_tf.metrics import inception\n"
+            "print(keras.saving.get_registered_name(inception.BasicConv2d))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "renamed>BasicConv2d"

@@ -438,7 +438,7 @@ def test_hostile_or_wrong_network_file_is_one_line(demo_data, tmp_path, capsys):
     for path in (evil, junk):
         assert main(["--network", str(path), "--data", demo_data, "--metrics", "swd1k", "--num", "16"]) == 1
         err = capsys.readouterr().err
-        assert err.startswith(f"python -m stylegan_tf.metrics: error: {path}") and err.count("\n") == 1, err
+        assert err.startswith(f"python -m stylegan_tf.metrics: error: --network: {path}") and err.count("\n") == 1, err
     assert not marker.exists()
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 
 import stylegan_tf
@@ -94,3 +95,39 @@ def test_damaged_keras_files_are_one_line(training_snapshot, tmp_path):
     text.write_text("my notes")
     with pytest.raises(NetworkFileError, match="notes.keras: not a network file"):
         stylegan_tf.load_network(str(text))
+
+
+def test_open_network_turns_any_reader_failure_into_one_line_of_the_callers_error(tmp_path):
+    from stylegan_tf.network_io import open_network
+
+    class ToolError(ValueError):
+        pass
+
+    (tmp_path / "log.keras").write_text('{"kimg": 1}\n')  # a metrics log saved under a network's name
+    with pytest.raises(ToolError, match=r"^--net: .*log\.keras: not a network file \(expected a \.keras file or "
+                                        r"an official StyleGAN \.pkl\)$"):
+        open_network(str(tmp_path / "log.keras"), "--net", ToolError)
+    with pytest.raises(ToolError, match=r"^--net: .*missing\.pkl does not exist \(give a \.keras snapshot or an "
+                                        r"official \.pkl\)$"):
+        open_network(str(tmp_path / "missing.pkl"), "--net", ToolError)
+
+
+def test_every_tool_reports_a_bad_network_file_with_the_same_line(tmp_path):
+    """generate's figures and convert, projection and the metrics all load through open_network: one message."""
+    from stylegan_tf import editing
+    from stylegan_tf.generate import commands
+    from stylegan_tf.generate.sampling import load_generator
+    from stylegan_tf.metrics import metric_base
+    bad = tmp_path / "half.pkl"
+    bad.write_bytes(b"\x80\x04\x95" + b"\x00" * 20)  # a pickle cut after its first bytes
+    calls = [lambda: load_generator(str(bad)), lambda: commands.convert(str(bad), str(tmp_path / "n.keras")),
+             lambda: editing.project(str(bad), np.zeros([32, 32, 3], np.uint8)),
+             lambda: metric_base.calc_metrics(str(bad), "swd1k", str(tmp_path))]
+    messages = set()
+    for call in calls:
+        with pytest.raises(ValueError) as info:
+            call()
+        messages.add(str(info.value))
+    assert len(messages) == 1, messages
+    message = messages.pop()
+    assert message.startswith(f"--network: {bad}") and "\n" not in message

@@ -14,7 +14,7 @@ def parse_amounts(text, flag="--amount"):
     return parse_float_list(text, flag)
 
 
-def attributes(action, data, out, attributes=None, resolution=None, labels=None, epochs=10, batch_size=64,
+def attributes(action, data, out="labeler.keras", attributes=None, resolution=None, labels=None, epochs=10, batch_size=64,
                heldout=0.1, max_images=None, seed=0, overwrite=False, progress=True):
     """`generate.py attributes train`: train the labeler, print its held-out scores."""
     from stylegan_tf.editing.labeler import format_scores, metrics_path, train_labeler
@@ -30,7 +30,7 @@ def attributes(action, data, out, attributes=None, resolution=None, labels=None,
     return [out, metrics_path(out)]
 
 
-def directions(network, labeler, attributes, out, samples=2000, heldout=0.2, seed=0, hidden=64, steps=1500,
+def directions(network, labeler, attributes, out="directions.npz", samples=2000, heldout=0.2, seed=0, hidden=64, steps=1500,
                truncation_psi=1.0, batch_size=32, overwrite=False, progress=True):
     """`generate.py directions`: fit both predictors, print held-out accuracy and the accuracy-vs-labels curve."""
     from stylegan_tf.editing.directions import fit_directions, format_report
@@ -43,7 +43,7 @@ def directions(network, labeler, attributes, out, samples=2000, heldout=0.2, see
     return [out]
 
 
-def edit(network, directions, attribute, out, amounts="-2:2:5", seeds=None, w=None, mode="linear", layers="all",
+def edit(network, directions, attribute, out="out/edit.png", amounts="-2:2:5", seeds=None, w=None, mode="linear", layers="all",
          labeler=None, truncation_psi=1.0, steps=200, hold_others=True, overwrite=False):
     """`generate.py edit`: the grid (rows seeds or w, columns amounts) and how every attribute moved."""
     from stylegan_tf.editing.edits import edit as run_edit
@@ -61,14 +61,14 @@ def edit(network, directions, attribute, out, amounts="-2:2:5", seeds=None, w=No
     return [out, summary_path(out)]
 
 
-def project(network, image, out, steps=1000, space="w", use_discriminator=True, lpips=None, seed=0,
-            overwrite=False, progress=True):
+def project(network, image, out="out/projection", steps=1000, space="w", use_discriminator=True, lpips=None,
+            seed=0, overwrite=False, progress=True, max_pixels=None):
     """`generate.py project`: w.npy, noise.npz, target/reconstruction PNGs, progress.gif, projection.json."""
     from stylegan_tf.editing.projection import project as run_project
     if os.path.exists(out) and not os.path.isdir(out):
         raise EditError(f"--out: {out} is a file; give a folder")
     p = run_project(network, image, out, steps=steps, space=space, use_discriminator=use_discriminator, lpips=lpips,
-                    seed=seed, overwrite=overwrite, progress=progress)
+                    seed=seed, overwrite=overwrite, progress=progress, max_pixels=max_pixels)
     print(f"projected in {steps} steps: loss {p.losses[0]:.4f} -> {p.losses[-1]:.4f}, PSNR {p.psnr:.2f} dB, "
           f"SSIM {p.ssim:.4f}")
     return p.paths

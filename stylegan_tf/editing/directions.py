@@ -21,8 +21,14 @@ import zipfile
 import numpy as np
 
 from stylegan_tf.editing.errors import EditError
+from stylegan_tf.generate.seeds import check_range
 
 FORMAT = "stylegan_tf-directions-1"
+# Valid ranges of the fit's flags: a predictor of 0 units or 0 steps is untrained; the upper bounds are far past
+# any gain and keep a typo from taking hours or all memory.
+MAX_HIDDEN = 4096
+MAX_STEPS = 100000
+MAX_BATCH = 4096
 CURVE_SIZES = (10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000)
 
 
@@ -249,6 +255,9 @@ def fit_directions(network, labeler, attributes, samples=2000, heldout=0.2, seed
         check_writable([out], overwrite)
     if int(samples) < 20:
         raise EditError(f"--samples must be at least 20 (got {samples})")
+    check_range(int(hidden), "--hidden", 1, MAX_HIDDEN)
+    check_range(int(steps), "--steps", 1, MAX_STEPS)
+    check_range(int(batch_size), "--batch", 1, MAX_BATCH)
     if not 0.0 < float(heldout) < 0.9:
         raise EditError(f"--heldout must be between 0 and 0.9 (got {heldout})")
     lab = load_labeler(labeler)

@@ -11,8 +11,13 @@ import os
 import numpy as np
 
 from stylegan_tf.editing.errors import EditError
+from stylegan_tf.generate.seeds import check_range
 
 MODES = ("linear", "gradient")
+# Amounts are standard deviations of W along the direction; past this many, w has left the distribution the
+# network was trained on (and 1e308 overflows to NaN).
+MAX_AMOUNT = 20.0
+MAX_STEPS = 10000
 
 
 @dataclasses.dataclass
@@ -152,6 +157,11 @@ def edit(network, directions, attribute, amounts=(-2, -1, 0, 1, 2), seeds=None, 
     amounts = np.asarray(list(amounts), np.float64)
     if amounts.size < 1 or amounts.size > 100:
         raise EditError("--amount: give between 1 and 100 amounts, e.g. -2:2:5")
+    if not np.all(np.abs(amounts) <= MAX_AMOUNT):  # NaN too
+        bad = amounts[~(np.abs(amounts) <= MAX_AMOUNT)][0]
+        raise EditError(f"--amount: {bad:g} is out of range; amounts are standard deviations between "
+                        f"{-MAX_AMOUNT:g} and {MAX_AMOUNT:g}")
+    check_range(int(steps), "--steps", 1, MAX_STEPS)
     if (seeds is None) == (w is None):
         raise EditError("give either --seeds or --w")
     if mode not in MODES:

@@ -21,8 +21,10 @@ import zipfile
 import numpy as np
 
 from stylegan_tf.editing.errors import EditError
+from stylegan_tf.generate.seeds import check_range
 
 SPEC_MEMBER = "stylegan_tf_labeler.json"
+MAX_BATCH = 4096
 
 
 # --- where labels come from ---------------------------------------------------------------------------
@@ -84,7 +86,12 @@ def read_user_labels(csv_path, info):
         with open(files_json, encoding="utf-8") as f:
             position = {os.path.normpath(p): i for i, p in enumerate(json.load(f))}
     names = header[1:]
+    repeated = sorted({n for n in header if header.count(n) > 1})
+    if repeated or "" in names:
+        what = f"names the column '{repeated[0]}' twice" if repeated else "has a column without a name"
+        raise EditError(f"--labels: {csv_path} {what}; give each attribute one column with its own name")
     raw = {n: [""] * info.num_images for n in names}
+    seen = {}
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise EditError(f"--labels: {csv_path} line {line} has {len(row)} fields, the header {len(header)}")
@@ -102,6 +109,10 @@ def read_user_labels(csv_path, info):
             if not 0 <= idx < info.num_images:
                 raise EditError(f"--labels: {csv_path} line {line}: index '{ident}' is not a record number "
                                 f"0-{info.num_images - 1}")
+        if idx in seen:
+            raise EditError(f"--labels: {csv_path} line {line} labels record '{ident}' again (line {seen[idx]} "
+                            "did already); give each image one row")
+        seen[idx] = line
         for n, cell in zip(names, row[1:]):
             raw[n][idx] = cell.strip()
     values, specs = {}, {}
@@ -384,6 +395,7 @@ def train_labeler(data, attributes=None, out=None, resolution=None, labels_csv=N
         _check_out([out, metrics_path(out)], overwrite)
     if not 0.0 < float(heldout) < 0.9:
         raise EditError(f"--heldout must be between 0 and 0.9 (got {heldout})")
+    check_range(int(batch_size), "--batch", 1, MAX_BATCH)
     info = open_dataset(os.path.expanduser(os.fspath(data)))
     values, specs = available_attributes(info, labels_csv)
     if not specs:

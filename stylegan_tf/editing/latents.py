@@ -50,21 +50,45 @@ def seeds_to_w(Gs, seeds, truncation_psi=1.0):
     return w
 
 
+# Sampled w lie within a few units of zero; a latent beyond this is no w of any network (a wrong file, or a typo
+# such as 1e30) and would only make NaN pictures.
+W_LIMIT = 1000.0
+
+
 def load_w(path, Gs, flag="--w"):
-    """A w file (projection's w.npy, or any .npy of [D], [L, D] or [N, L, D]) -> [N, num_styles, dlatent]."""
+    """A w file (projection's w.npy, any .npy of [D], [L, D] or [N, L, D], or a .npz holding one such array or
+    one named `w`) -> [N, num_styles, dlatent]."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise EditError(f"{flag}: {path} does not exist")
     try:
         w = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise EditError(f"{flag}: {path} is not a numpy .npy array ({e})") from None
+        if not isinstance(w, np.ndarray):  # an .npz archive
+            with w as archive:
+                w = _npz_w(archive, f"{flag}: {path}")
+    except (OSError, ValueError, EOFError) as e:
+        raise EditError(f"{flag}: {path} is not a numpy .npy array ({' '.join(str(e).split()) or 'empty'})") \
+            from None
     return check_w(w, Gs, f"{flag}: {path}")
 
 
+def _npz_w(archive, what):
+    names = list(archive.files)
+    if "w" in names or len(names) == 1:
+        return archive["w" if "w" in names else names[0]]
+    raise EditError(f"{what} is an .npz holding {', '.join(names) or 'nothing'}; give the w.npy written by "
+                    "`generate.py project` (or an .npz with one array, or one named w)")
+
+
 def check_w(w, Gs, what="w"):
-    """Latents of shape [D], [L, D], [N, D] or [N, L, D] -> [N, num_styles, dlatent] float32, or EditError."""
-    w = np.asarray(w, np.float32)
+    """Latents of shape [D], [L, D], [N, D] or [N, L, D] -> [N, num_styles, dlatent] float32, or EditError:
+    real numbers within +-W_LIMIT, at least one latent."""
+    w = np.asarray(w)
+    if w.dtype.kind not in "fiu":
+        raise EditError(f"{what} holds {w.dtype} values; a w is real numbers (float32)")
+    w = w.astype(np.float64)  # checked before the cast: 1e300 must not turn into float32's inf
+    if w.size == 0:
+        raise EditError(f"{what} holds no latents (shape {list(w.shape)}); give at least one w")
     L, D = Gs.num_styles, Gs.dlatent_size
     if w.ndim == 1 and w.shape == (D,):
         w = np.broadcast_to(w, (1, L, D))
@@ -77,4 +101,7 @@ def check_w(w, Gs, what="w"):
                         f"(or [{D}], or [N, {L}, {D}]); was it projected with another network?")
     if not np.all(np.isfinite(w)):
         raise EditError(f"{what} contains NaN or infinite values")
-    return np.array(w)
+    if np.abs(w).max() > W_LIMIT:
+        raise EditError(f"{what} has values up to {np.abs(w).max():g}; a w lies between {-W_LIMIT:g} and "
+                        f"{W_LIMIT:g} (sampled ones within a few units): is this a w file?")
+    return np.array(w, np.float32)

@@ -22,9 +22,15 @@ import os
 
 import numpy as np
 
+from stylegan_tf.atomic import atomic_dir, check_dir_target
 from stylegan_tf.editing.errors import EditError
+from stylegan_tf.generate.seeds import check_range
 
 SPACES = ("w", "w+")
+# Everything a projection folder holds; `--overwrite` replaces only a folder holding nothing else.
+PROJECTION_FILES = ("w.npy", "noise.npz", "target.png", "reconstruction.png", "projection.json", "progress.gif")
+# NVIDIA's projector runs 1000 steps; ten times that is past any gain, and a mistyped count must not run for days.
+MAX_STEPS = 10000
 
 
 @dataclasses.dataclass
@@ -42,9 +48,10 @@ class Projection:
     paths: list = dataclasses.field(default_factory=list)
 
 
-def load_target(image, resolution, channels, flag="--image"):
+def load_target(image, resolution, channels, flag="--image", max_pixels=None):
     """A photo (any size/mode, centre-cropped and resized with Lanczos as dataset_tool does) or a uint8 HWC
-    array -> uint8 [resolution, resolution, channels]."""
+    array -> uint8 [resolution, resolution, channels]. A photo of more than `max_pixels` pixels (default
+    Pillow's decompression-bomb limit, as dataset_tool's --max-pixels) is refused before it is decoded."""
     if isinstance(image, np.ndarray):
         a = np.asarray(image)
         if a.ndim == 2:
@@ -58,7 +65,7 @@ def load_target(image, resolution, channels, flag="--image"):
         raise EditError(f"{flag}: {path} does not exist")
     opts = {"resolution": int(resolution), "channels": int(channels), "transform": "center-crop",
             "resample": "lanczos", "alpha_bg": (255, 255, 255), "pad_color": (0, 0, 0), "wide_aspect": 4 / 3,
-            "min_size": 1, "allow_upscale": True, "max_pixels": DEFAULT_MAX_PIXELS}
+            "min_size": 1, "allow_upscale": True, "max_pixels": int(max_pixels or DEFAULT_MAX_PIXELS)}
     try:
         chw = load_image(path, opts)
     except SkipImage as e:
@@ -129,22 +136,15 @@ def _load_networks(network):
         return network.Gs, getattr(network, "D", None)
     if hasattr(network, "synthesize"):
         return network, None
-    from stylegan_tf.generate.sampling import network_error_message
-    path = os.fspath(network)
-    if not os.path.isfile(path):
-        raise EditError(f"--network: {path} does not exist (give a .keras snapshot or an official .pkl)")
-    from stylegan_tf.network_io import load_network
-    try:
-        nets = load_network(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure means the same thing to the user
-        raise EditError(network_error_message(path, exc)) from None
+    from stylegan_tf.network_io import open_network
+    nets = open_network(network, "--network", EditError)
     return nets.Gs, getattr(nets, "D", None)
 
 
 def project(network, image, out_dir=None, steps=1000, space="w", w_avg_samples=10000, initial_lr=0.1,
             initial_noise_factor=0.05, lr_rampdown=0.25, lr_rampup=0.05, noise_ramp=0.75, noise_weight=1e5,
             feature_weight=0.1, use_discriminator=True, lpips=None, frames=50, seed=0, overwrite=False,
-            progress=True):
+            progress=True, max_pixels=None):
     """Find w (and noise maps) reproducing `image`; with `out_dir`, write w.npy, noise.npz, target.png,
     reconstruction.png, progress.gif and projection.json there (all or nothing).
 
@@ -159,6 +159,8 @@ def project(network, image, out_dir=None, steps=1000, space="w", w_avg_samples=1
         feature_weight: weight of the discriminator-feature term; use_discriminator False: pixel terms only.
         lpips: LPIPS weights (path, list of paths, 'a.pth,b.pth' or an `LPIPS`): the distance is LPIPS alone.
         frames: progress video frames (0 = none).
+        overwrite: replace an existing `out_dir`, only if it holds nothing but a projection's files.
+        max_pixels: refuse a photo of more pixels (default Pillow's decompression-bomb limit).
 
     Example:
         p = project("net.keras", "photo.png", out_dir="proj", steps=500)
@@ -174,14 +176,10 @@ def project(network, image, out_dir=None, steps=1000, space="w", w_avg_samples=1
                         f"KERAS_BACKEND=tensorflow (now {keras.backend.backend()})")
     if space not in SPACES:
         raise EditError(f"--space: '{space}' is not one of {', '.join(SPACES)}")
-    if int(steps) < 1:
-        raise EditError(f"--steps must be at least 1 (got {steps})")
+    check_range(int(steps), "--steps", 1, MAX_STEPS)
     if out_dir is not None:
         out_dir = os.fspath(out_dir)
-        if os.path.exists(out_dir) and not overwrite:
-            raise EditError(f"{out_dir} already exists; pass --overwrite to replace it or choose another --out")
-        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-            raise EditError(f"--out: {out_dir} is a file, not a folder")
+        check_dir_target(out_dir, overwrite, PROJECTION_FILES, "a projection")
         from stylegan_tf.generate.output import check_folder_writable
         check_folder_writable(os.path.dirname(os.path.abspath(out_dir)))
     lp = None
@@ -201,7 +199,7 @@ def project(network, image, out_dir=None, steps=1000, space="w", w_avg_samples=1
     if space == "w" and getattr(Gs, "per_level_styles", False):
         raise EditError("--space: this network's mapping gives each resolution level its own style; project "
                         "with --space w+")
-    target_u8 = load_target(image, Gs.resolution, Gs.num_channels)
+    target_u8 = load_target(image, Gs.resolution, Gs.num_channels, max_pixels=max_pixels)
     target = tf.constant(target_u8[None].astype(np.float32) / 127.5 - 1.0)
 
     _, w_samples = sample_w(Gs, w_avg_samples, seed)
@@ -314,11 +312,10 @@ def project(network, image, out_dir=None, steps=1000, space="w", w_avg_samples=1
 def _write(result, out_dir, overwrite, meta):
     import json
 
-    from stylegan_tf.atomic import atomic_dir
     from stylegan_tf.generate.video import write_gif
     from stylegan_tf.image_grid import save_image
-    names = ["w.npy", "noise.npz", "target.png", "reconstruction.png", "projection.json"]
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    names = list(PROJECTION_FILES[:5])
+    with atomic_dir(out_dir, overwrite=overwrite, ours=PROJECTION_FILES, what="a projection") as tmp:
         np.save(os.path.join(tmp, "w.npy"), result.w.astype(np.float32))
         np.savez(os.path.join(tmp, "noise.npz"), **{f"noise{i}": n for i, n in enumerate(result.noise)})
         save_image(result.target, os.path.join(tmp, "target.png"))

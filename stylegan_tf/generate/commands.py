@@ -13,7 +13,7 @@ from stylegan_tf.generate.errors import GenerateError
 from stylegan_tf.generate.noise import noise_stream
 from stylegan_tf.generate.output import check_image_path, check_writable, write_image
 from stylegan_tf.generate.sampling import (check_noise_mode, class_labels, for_each_batch, load_generator,
-                                          network_error_message, precision_kwargs, run_z)
+                                          precision_kwargs, run_z)
 from stylegan_tf.generate.seeds import parse_layers, seeds_to_z
 from stylegan_tf.image_grid import grid_shape, make_grid
 
@@ -158,9 +158,10 @@ def interpolate(network, seeds, out="out/interpolate.gif", space="z", frames_per
     if len(seeds) < 2:
         raise GenerateError("--seeds: interpolation needs at least two seeds")
     Gs = _prepare(network, None, overwrite, class_idx, noise_mode, figure="interpolate")
-    if space == "w" and not hasattr(Gs, "mapping"):
-        raise GenerateError("--space w needs a StyleGAN generator (a mapping network); this network has no W "
-                            "space: use --space z")
+    # W is what a learned mapping makes of z; MSG-GAN's mapping has no layers (w = normalised z) and DCGAN none.
+    if space == "w" and int(getattr(getattr(Gs, "mapping", None), "mapping_layers", 0)) < 1:
+        raise GenerateError("--space w needs a StyleGAN generator (a mapping network with layers); this network "
+                            "has no learned W space: use --space z")
     frames = video.interpolation_frames(Gs, seeds, space, frames_per_transition, loop, class_idx, truncation_psi,
                                         truncation_cutoff, noise_mode, batch_size, progress)
     return [video.write_video(frames, out, fps, size)]
@@ -188,15 +189,8 @@ def convert(network, out, overwrite=False):
     if not os.fspath(out).endswith(".keras"):
         raise GenerateError(f"--out: {out} must end in .keras")
     check_writable([out], overwrite)
-    path = os.fspath(network)
-    if not os.path.isfile(path):
-        raise GenerateError(f"--network: {path} does not exist")
-    from stylegan_tf.network_io import load_network, save_network
-    try:
-        nets = load_network(path)
-    except Exception as exc:  # noqa: BLE001 - one clear line for any unreadable file
-        raise GenerateError(network_error_message(path, exc)) from None
-    save_network(nets, out)
+    from stylegan_tf.network_io import open_network, save_network
+    save_network(open_network(network, "--network", GenerateError), out)
     return [os.fspath(out)]
 
 

@@ -16,27 +16,17 @@ from stylegan_tf.image_grid import to_uint8
 def load_generator(network):
     """`network`: a path (our .keras or an official .pkl) or an object with `.Gs`; returns Gs.
 
-    Any failure to read the file becomes one GenerateError line naming the file: users pass the wrong
-    file (a dataset, a half-downloaded pickle, a metrics log) far more often than a broken network."""
+    Any failure to read the file becomes one GenerateError line naming the file (`network_io.open_network`)."""
     if hasattr(network, "Gs"):
         return network.Gs
     if hasattr(network, "run") and hasattr(network, "synthesize"):
         return network
     path = os.fspath(network)
-    if not os.path.isfile(path):
-        raise GenerateError(f"--network: {path} does not exist (give a .keras snapshot or an official .pkl)")
-    stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
-    if key in _CACHE:
+    key = _cache_key(path)
+    if key is not None and key in _CACHE:
         return _CACHE[key]
-    # Imported outside the try: a broken installation must not be reported as a bad network file.
-    from stylegan_tf.network_io import load_network
-    try:
-        nets = load_network(path)
-    except GenerateError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every reader error means the same thing to the user
-        raise GenerateError(network_error_message(path, exc)) from None
+    from stylegan_tf.network_io import open_network
+    nets = open_network(path, "--network", GenerateError)
     Gs = getattr(nets, "Gs", None)
     if Gs is None or not hasattr(Gs, "run"):
         raise GenerateError(f"--network: {path} holds no generator (Gs)")
@@ -49,12 +39,13 @@ def load_generator(network):
 _CACHE = {}
 
 
-def network_error_message(path, exc):
-    """One line for a file load_network refused; its own message already names the file when it can."""
-    detail = " ".join(str(exc).split())[:300] or type(exc).__name__
-    if path in detail:
-        return f"--network: {detail}"
-    return f"--network: {path} is not a StyleGAN network file ({detail})"
+def _cache_key(path):
+    """The file's identity and version; None for a missing file (open_network then says so)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return os.path.realpath(path), stat.st_mtime_ns, stat.st_size
 
 
 def class_labels(Gs, class_idx, count, flag="--class"):

@@ -21,6 +21,18 @@ def _int(text, flag):
         raise GenerateError(f"{flag}: '{text}' is not an integer") from None
 
 
+def check_range(value, flag, low, high):
+    """`value` itself when low <= value <= high; otherwise GenerateError naming `flag` and the valid range.
+
+    Example:
+        steps = check_range(steps, "--steps", 1, 10000)
+    """
+    if not low <= value <= high:
+        show = lambda x: f"{x:,}" if isinstance(x, int) else f"{x:g}"  # noqa: E731
+        raise GenerateError(f"{flag} must be between {show(low)} and {show(high)} (got {show(value)})")
+    return value
+
+
 def parse_int_list(text, flag="--seeds", allow_negative=False):
     """'0-9,20,100-105' -> [0..9, 20, 100..105]; ranges are inclusive, order and repeats are kept."""
     if text is None or not str(text).strip():
