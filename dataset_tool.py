@@ -15,6 +15,7 @@ import sys
 
 # Keep this module free of TensorFlow at import time: worker processes may import it (cli does not).
 from stylegan_tf import cli
+from stylegan_tf.data import interrupts
 
 
 def _positive(text):
@@ -167,16 +168,10 @@ def run(args):
 def main(argv=None):
     cli.quiet_tensorflow(cli.verbose(argv))
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        # The create commands build in a temporary folder that is removed; extract may have written some PNGs.
-        detail = "; no dataset was written" if args.command.startswith("create") else ""
-        print(f"dataset_tool.py: interrupted{detail}", file=sys.stderr)
-        return 130
-    except (ValueError, OSError) as e:  # DatasetError is a ValueError; FileExistsError an OSError
-        print(f"dataset_tool.py: error: {e}", file=sys.stderr)
-        return 1
+    # The create commands build in a temporary folder that is removed; extract may have written some PNGs.
+    interrupted = "interrupted; no dataset was written" if args.command.startswith("create") else "interrupted"
+    with interrupts.stop_on_signals():  # SIGTERM too; a Ctrl-C that Python swallowed still stops the writers
+        return cli.run("dataset_tool.py", lambda: run(args), interrupted=interrupted)
 
 
 if __name__ == "__main__":

@@ -339,7 +339,7 @@ def test_workers_do_not_rerun_the_main_script(tmp_path):
                       "from stylegan_tf.data.workers import Workers, tensorflow_loaded\n"
                       "if __name__ == '__main__':\n"
                       "    with Workers(2) as w:\n"
-                      "        print('workers', list(w.imap(tensorflow_loaded, range(4))),\n"
+                      "        print('workers', list(w.imap(tensorflow_loaded, range(4), chunksize=1)),\n"
                       "              len(multiprocessing.active_children()))\n"
                       "    print('parent', os.getpid())\n")
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)

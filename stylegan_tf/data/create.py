@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from stylegan_tf.data import images as imlib
+from stylegan_tf.data import interrupts
 from stylegan_tf.data.tfrecords import DatasetError
 
 JUNK_FILES = {"thumbs.db", "desktop.ini"}  # OS litter, ignored like hidden files
@@ -75,6 +76,7 @@ def _default_resolution(sizes):
     return int(min(1024, 2 ** int(np.floor(np.log2(median)))))
 
 
+@interrupts.stop_on_signals()
 def create_from_images(tfrecord_dir, image_dir, resolution=None, channels=3, transform="center-crop",
                        resample="lanczos", alpha_bg="white", pad_color="black", wide_aspect=4 / 3,
                        min_size=None, allow_upscale=False, max_pixels=imlib.DEFAULT_MAX_PIXELS, shuffle=True,
@@ -85,7 +87,8 @@ def create_from_images(tfrecord_dir, image_dir, resolution=None, channels=3, tra
     Records are written in `np.random.RandomState(seed).shuffle` order of the sorted usable files (the
     original's order when every file is usable), or sorted with shuffle=False. Files that cannot be
     used are skipped with a reason (`skipped.json`). Raises DatasetError for bad options or when no
-    image is usable, FileExistsError when the target exists and `overwrite` is False.
+    image is usable, FileExistsError when the target exists and `overwrite` is False. Ctrl-C or SIGTERM
+    (data/interrupts.py) stops the worker processes, removes the unfinished dataset and raises KeyboardInterrupt.
     """
     from stylegan_tf.atomic import atomic_dir
     from stylegan_tf.data.tfrecords import (DatasetWriter, check_output, dataset_bytes, explain_disk_full,
@@ -178,7 +181,8 @@ def create_from_images(tfrecord_dir, image_dir, resolution=None, channels=3, tra
         name = os.path.basename(tfrecord_dir)
         kept = []
         with explain_disk_full(tfrecord_dir, dataset_bytes(len(order), resolution, channels)), \
-                atomic_dir(tfrecord_dir, overwrite=overwrite, replaceable=lambda p: check_output(p, True)) as tmp:
+                interrupts.guarded(atomic_dir(tfrecord_dir, overwrite=overwrite,
+                                              replaceable=lambda p: check_output(p, True))) as tmp:
             with DatasetWriter(tmp, name, resolution, channels) as writer:
                 tasks = [(int(candidates[k]), os.path.join(image_dir, files[candidates[k]]), opts) for k in order]
                 for i, pyramid, skip in bar(pool.imap(imlib.load_task, tasks, chunksize=4), len(tasks), "images"):

@@ -14,6 +14,7 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
+from stylegan_tf.data import interrupts
 from stylegan_tf.data.pyramid import build_pyramid
 
 SKIN_TONES = {"porcelain": (255, 233, 222), "fair": (252, 216, 192), "peach": (240, 190, 152),
@@ -234,6 +235,7 @@ def _render_task(args):
     return build_pyramid(image.transpose(2, 0, 1)), attrs.astype(np.float32)
 
 
+@interrupts.stop_on_signals()
 def create_demo(out_dir, count=10000, resolution=64, seed=0, label_attribute=None, overwrite=False,
                 workers=None, progress=True):
     """Write the demo dataset of `count` procedural faces at `resolution` to `out_dir` (atomically).
@@ -260,7 +262,8 @@ def create_demo(out_dir, count=10000, resolution=64, seed=0, label_attribute=Non
     start = time.time()
     attrs = np.zeros([count, len(ATTRIBUTES)], np.float32)
     with explain_disk_full(out_dir, dataset_bytes(count, resolution, 3)), \
-            atomic_dir(out_dir, overwrite=overwrite, replaceable=lambda p: check_output(p, True)) as tmp:
+            interrupts.guarded(atomic_dir(out_dir, overwrite=overwrite,
+                                          replaceable=lambda p: check_output(p, True))) as tmp:
         with DatasetWriter(tmp, name, resolution, 3) as writer:
             tasks = [(seed, i, resolution) for i in range(count)]
             results = imap(_render_task, tasks, workers, chunksize=64)

@@ -10,6 +10,7 @@ import struct
 
 import numpy as np
 
+from stylegan_tf.data import interrupts
 from stylegan_tf.data.tfrecords import DatasetError
 from stylegan_tf.safe_pickle import NUMPY_ARRAY_GLOBALS
 
@@ -82,6 +83,7 @@ def load_cifar10(cifar_dir):
     return np.concatenate(images), labels, list(CIFAR10_CLASSES)
 
 
+@interrupts.stop_on_signals()
 def write_arrays(tfrecord_dir, images_nchw, labels, label_names, source, tool, shuffle=True, seed=123,
                  overwrite=False):
     """Write uint8 [N, C, R, R] images with integer class labels as a dataset, in the shuffled order."""
@@ -100,9 +102,11 @@ def write_arrays(tfrecord_dir, images_nchw, labels, label_names, source, tool, s
     onehot = np.eye(len(label_names), dtype=np.float32)[labels[order]]
     name = os.path.basename(tfrecord_dir)
     with explain_disk_full(tfrecord_dir, dataset_bytes(n, r, c)), \
-            atomic_dir(tfrecord_dir, overwrite=overwrite, replaceable=lambda p: check_output(p, True)) as tmp:
+            interrupts.guarded(atomic_dir(tfrecord_dir, overwrite=overwrite,
+                                              replaceable=lambda p: check_output(p, True))) as tmp:
         with DatasetWriter(tmp, name, r, c) as w:
             for i in order:
+                interrupts.check()
                 w.add(build_pyramid(np.ascontiguousarray(images_nchw[i])))
             w.write_labels(onehot)
         write_metadata(tmp, tool, {
