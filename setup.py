@@ -24,7 +24,11 @@ setup(
         "plot": ["matplotlib>=3.6"],
         # jax: CI checks that the layers and networks give the same numbers on Keras' JAX backend;
         # matplotlib: so CI runs the `generate.py curves` tests.
-        "test": ["pytest>=7", "jax", "matplotlib>=3.6"],
+        # gradio, playwright: the explorer's API and browser tests (the browser is Debian's chromium, which
+        # .ci/run installs; `playwright install` is never needed).
+        "test": ["pytest>=7", "jax", "matplotlib>=3.6", "gradio>=6,<7", "playwright>=1.40"],
+        # The browser explorer (`generate.py explore`, docs/explore.md); one Gradio major: its API moves between them.
+        "app": ["gradio>=6,<7"],
         # Keras' JAX backend: training, generation and metrics run on it without TensorFlow (GPU: install
         # jax[cuda12] or jax[cuda13] as JAX's documentation says).
         "jax": ["jax>=0.4.30"],

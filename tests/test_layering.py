@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-HIGH = {"training", "generate", "metrics", "editing", "callbacks"}
+HIGH = {"training", "generate", "metrics", "editing", "callbacks", "explore"}
 NETWORK_IO = {"network_io", "official_pickle"}
 LAYERED = HIGH | NETWORK_IO | {"networks", "layers", "data"}
 # Small modules that everything may use (files, pictures, pickles, the cache folder, the CLI conventions):
@@ -25,12 +25,14 @@ FORBIDDEN = {
     # Editing sits beside generate (whose seeds, layer presets and output checks it reuses) and metrics (the
     # torch-free .pth reader, for LPIPS weights) and reads datasets; training is not its business, and
     # nothing but the CLIs imports it.
-    "editing": {"training"},
-    "generate": {"editing"},
-    "metrics": {"editing"},
+    "editing": {"training", "explore"},
+    "generate": {"editing", "explore"},
+    "metrics": {"editing", "explore"},
+    # The browser explorer sits on top: it draws with generate and editing; only generate.py's CLI imports it.
+    "explore": {"training", "callbacks"},
     # The public Keras callbacks adapt training's snapshot/options code for a user's own fit; training itself
     # never imports them (its loop has its own in training/callbacks.py).
-    "training": {"callbacks"},
+    "training": {"callbacks", "explore"},
 }
 
 
