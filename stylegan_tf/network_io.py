@@ -170,16 +170,20 @@ def convert_network(src, dst):
 
 def main(argv=None):
     """python -m stylegan_tf.network_io SRC.pkl DST.keras"""
+    from stylegan_tf import cli
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: python -m stylegan_tf.network_io SRC.pkl DST.keras", file=sys.stderr)
-        return 2
-    try:
-        print(convert_network(argv[0], argv[1]))
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    cli.quiet_tensorflow(cli.verbose(argv))
+    prog = "python -m stylegan_tf.network_io"
+    parser = cli.Parser(prog=prog, description="convert an official StyleGAN .pkl (or any network file we read) "
+                                               "to our .keras format")
+    parser.add_argument("src", metavar="SRC", help="the network file to read")
+    parser.add_argument("dst", metavar="DST.keras", help="the .keras file to write")
+    args = parser.parse_args(argv)
+
+    def convert():
+        print(convert_network(args.src, args.dst))
+        return 0
+    return cli.run(prog, convert)
 
 
 if __name__ == "__main__":

@@ -551,3 +551,26 @@ def test_user_csv_with_a_repeated_row_or_column_is_refused(faces, tmp_path):
         path.write_text(text)
         with pytest.raises(EditError, match=re.escape(f"--labels: {path} {message}")):
             read_user_labels(str(path), info)
+
+
+def test_overwrite_keeps_a_users_json_beside_the_named_output(faces, tiny_network_path, directions_path, tmp_path,
+                                                               capsys):
+    """edit writes e.json beside e.png and attributes train labeler.json beside labeler.keras: --overwrite
+    replaces such a file only when it is one of ours, never the user's own file of that name."""
+    edit = ["edit", "--network", tiny_network_path, "--directions", directions_path, "--attribute", "smile",
+            "--seeds", "1", "--amount", "0", "--overwrite", "--out", str(tmp_path / "e.png")]
+    (tmp_path / "e.json").write_text('{"my": "notes"}')
+    code, _, err = _generate(edit, capsys)
+    _one_line_error(code, err, f"{tmp_path / 'e.json'} is not an edit summary; --overwrite only replaces an edit "
+                               "summary beside --out")
+    assert (tmp_path / "e.json").read_text() == '{"my": "notes"}' and not (tmp_path / "e.png").exists()
+    (tmp_path / "e.json").unlink()
+    for _ in range(2):  # the second run replaces the first's summary
+        code, _, err = _generate(edit, capsys)
+        assert code == 0, err
+    (tmp_path / "labeler.json").write_text("my labels, not JSON")
+    code, _, err = _generate(["attributes", "train", "--data", faces, "--overwrite", "--no-progress",
+                              "--out", str(tmp_path / "labeler.keras")], capsys)
+    _one_line_error(code, err, "labeler.json is not a labeler's scores")
+    assert (tmp_path / "labeler.json").read_text() == "my labels, not JSON"
+    assert not (tmp_path / "labeler.keras").exists()

@@ -131,3 +131,18 @@ def test_every_tool_reports_a_bad_network_file_with_the_same_line(tmp_path):
     assert len(messages) == 1, messages
     message = messages.pop()
     assert message.startswith(f"--network: {bad}") and "\n" not in message
+
+
+def test_convert_cli_speaks_the_project_conventions(tmp_path, capsys):
+    """`python -m stylegan_tf.network_io`: a usage mistake and a bad file are one line each, named by the tool."""
+    from stylegan_tf.network_io import main
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "only-one.pkl")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m stylegan_tf.network_io: error: ") and err.count("\n") == 1, err
+    (tmp_path / "notes.pkl").write_text("plain text")
+    assert main([str(tmp_path / "notes.pkl"), str(tmp_path / "out.keras")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"python -m stylegan_tf.network_io: error: {tmp_path / 'notes.pkl'}: not a network file")
+    assert err.count("\n") == 1 and not (tmp_path / "out.keras").exists()

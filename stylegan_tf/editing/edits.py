@@ -18,6 +18,8 @@ MODES = ("linear", "gradient")
 # network was trained on (and 1e308 overflows to NaN).
 MAX_AMOUNT = 20.0
 MAX_STEPS = 10000
+# What every summary `edit` writes beside its grid holds (so --overwrite knows one of ours).
+SUMMARY_KEYS = ("amounts", "attribute", "predicted", "measured")
 
 
 @dataclasses.dataclass
@@ -151,7 +153,7 @@ def edit(network, directions, attribute, amounts=(-2, -1, 0, 1, 2), seeds=None, 
     from stylegan_tf.editing.directions import check_labeler_fits, load_directions
     from stylegan_tf.editing.labeler import load_labeler
     from stylegan_tf.editing.latents import load_w, seeds_to_w
-    from stylegan_tf.generate.output import check_image_path, check_writable
+    from stylegan_tf.generate.output import check_image_path, check_ours_beside, check_writable
     from stylegan_tf.generate.sampling import load_generator
     from stylegan_tf.image_grid import make_grid, to_uint8
     amounts = np.asarray(list(amounts), np.float64)
@@ -169,6 +171,7 @@ def edit(network, directions, attribute, amounts=(-2, -1, 0, 1, 2), seeds=None, 
     if out is not None:
         check_image_path(out)
         check_writable([out, summary_path(out)], overwrite)
+        check_ours_beside(summary_path(out), overwrite, SUMMARY_KEYS, "an edit summary")
     Gs = load_generator(network)
     d = load_directions(directions, Gs)
     d.index(attribute)

@@ -25,6 +25,8 @@ from stylegan_tf.generate.seeds import check_range
 
 SPEC_MEMBER = "stylegan_tf_labeler.json"
 MAX_BATCH = 4096
+# What the scores file written beside a labeler holds (so --overwrite knows one of ours).
+SCORES_KEYS = ("heldout", "train_images", "heldout_images")
 
 
 # --- where labels come from ---------------------------------------------------------------------------
@@ -392,7 +394,7 @@ def train_labeler(data, attributes=None, out=None, resolution=None, labels_csv=N
         out = os.fspath(out)
         if not out.endswith(".keras"):
             raise EditError(f"--out: {out} must end in .keras")
-        _check_out([out, metrics_path(out)], overwrite)
+        _check_out(out, overwrite)
     if not 0.0 < float(heldout) < 0.9:
         raise EditError(f"--heldout must be between 0 and 0.9 (got {heldout})")
     check_range(int(batch_size), "--batch", 1, MAX_BATCH)
@@ -455,9 +457,10 @@ def write_json(path, obj):
     return os.fspath(path)
 
 
-def _check_out(paths, overwrite):
-    from stylegan_tf.generate.output import check_writable
-    check_writable(paths, overwrite)
+def _check_out(out, overwrite):
+    from stylegan_tf.generate.output import check_ours_beside, check_writable
+    check_writable([out, metrics_path(out)], overwrite)
+    check_ours_beside(metrics_path(out), overwrite, SCORES_KEYS, "a labeler's scores")
 
 
 def format_scores(heldout):

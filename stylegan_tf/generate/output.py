@@ -1,5 +1,6 @@
 """Where generate's pictures go: refuse to clobber existing files unless asked, refuse a folder that cannot be
 written before any work, write atomically."""
+import json
 import os
 import tempfile
 
@@ -23,6 +24,27 @@ def check_writable(paths, overwrite=False, flag="--out"):
             folders.append(parent)
     for folder in folders:
         check_folder_writable(folder, flag)
+
+
+def check_ours_beside(path, overwrite, keys, what, flag="--out"):
+    """A JSON file a command writes beside the one the user named (an edit's summary, a labeler's scores) is
+    replaced by `overwrite` only when it is one of ours, a JSON object holding `keys`: the user never named
+    it, so a file of their own that happens to have its name is refused, in one line, before any work.
+
+    Example:
+        check_ours_beside("out/edit.json", True, ("amounts", "predicted"), "an edit summary")
+    """
+    if not overwrite or not os.path.lexists(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        ours = isinstance(data, dict) and all(k in data for k in keys)
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise GenerateError(f"{path} is not {what}; --overwrite only replaces {what} beside {flag}: move it or "
+                            f"choose another {flag}")
 
 
 def check_folder_writable(folder, flag="--out"):
