@@ -85,7 +85,7 @@ def main(argv=None):
     results = {name: [] for name in pipelines}
     for _ in range(args.repeats):
         for name, make in pipelines.items():   # alternated: every round runs each once
-            numpy_reader._READERS.clear()       # a fresh process's state: the cache is filled again
+            numpy_reader.clear_readers()        # a fresh process's state: the cache is filled again
             results[name].append(measure(make, args.warmup, args.batches))
     load = os.getloadavg()
     print(f"{info.path}: {info.num_images} images, {res}x{res}, batch {mb}; load {load[0]:.2f} {load[1]:.2f}; "

@@ -8,7 +8,7 @@ from conftest import write_random_dataset
 
 tf = pytest.importorskip("tensorflow")
 
-from stylegan_tf.data import DatasetError, numpy_reader, open_dataset  # noqa: E402
+from stylegan_tf.data import DatasetError, level_reader, numpy_reader, open_dataset  # noqa: E402
 from stylegan_tf.data.batches import BatchStream  # noqa: E402
 
 N = 20
@@ -146,7 +146,7 @@ def test_cached_and_uncached_levels_read_the_same(dataset):
     # A budget that holds only the lower levels caches those, lowest first.
     small = BatchStream(info, 16, batch_size=5, pyramid=True, cache_mb=N * 3 * (16 + 64 + 100) / 2 ** 20)
     assert [r.cached for r in small.readers] == [True, True, False]
-    reader = numpy_reader.level_reader(info.level_path(16), (3, 16, 16))
+    reader = level_reader.level_reader(info.level_path(16), (3, 16, 16))
     np.testing.assert_array_equal(reader.read([3, 0, 3]), images[[3, 0, 3]].transpose(0, 2, 3, 1))
 
 
@@ -173,7 +173,7 @@ def test_a_damaged_record_is_named_by_both_paths(dataset, tmp_path):
     shutil.copytree(info.path, folder)
     bad = open_dataset(folder)
     path = bad.level_path(8)
-    step = numpy_reader.level_reader(path, (3, 8, 8)).step
+    step = level_reader.level_reader(path, (3, 8, 8)).step
     with open(path, "r+b") as f:                                # one flipped byte in record 13's pixels
         f.seek(13 * step + step // 2)
         byte = f.read(1)
@@ -200,7 +200,7 @@ def test_records_of_other_tools_varying_sizes_and_framing(tmp_path):
                        "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=im.shape)),
                        "note": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x" * i]))}
             w.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-    reader = numpy_reader.LevelReader(path, (3, 4, 4))
+    reader = level_reader.LevelReader(path, (3, 4, 4))
     assert reader.offsets is not None and reader.count == 7         # not one record size: headers walked
     order = [6, 0, 3, 3, 1]
     want = images[order].transpose(0, 2, 3, 1)
@@ -212,4 +212,4 @@ def test_records_of_other_tools_varying_sizes_and_framing(tmp_path):
     bad = str(tmp_path / "bad-r02.tfrecords")
     open(bad, "wb").write(bytes(data))
     with pytest.raises(DatasetError, match=r"bad-r02\.tfrecords: record 4: data damaged"):
-        numpy_reader.LevelReader(bad, (3, 4, 4)).read(range(7))
+        level_reader.LevelReader(bad, (3, 4, 4)).read(range(7))

@@ -1,5 +1,8 @@
-"""The official TFRecord layout: pyramid, records, labels, and compatibility with the original reader."""
+"""The official TFRecord layout: pyramid, records, labels, and compatibility with the original reader; the data
+package's module structure."""
+import ast
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -7,7 +10,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from stylegan_tf.data import DatasetError, DatasetWriter, build_pyramid, open_dataset  # noqa: E402
-from stylegan_tf.data.tfrecords import crc32c, masked_crc32c, scan_level, verify_level  # noqa: E402
+from stylegan_tf.data.records import crc32c, masked_crc32c, parse_example  # noqa: E402
+from stylegan_tf.data.tfrecords import scan_level, verify_level  # noqa: E402
 
 
 def _exact_box_means(image_chw):
@@ -237,3 +241,69 @@ def test_open_dataset_refuses_a_level_missing_from_dataset_json(tmp_path):
     # NVIDIA's datasets have no dataset.json, and another tool's is not ours to check.
     (tmp_path / "few" / "dataset.json").write_text('{"labels": null, "resolution": 64}')
     assert open_dataset(tmp_path / "few").num_images == 3
+
+
+def test_the_one_parser_reads_examples_as_protobuf_does():
+    """records.parse_example (by hand, no TensorFlow) against TensorFlow's protobuf class, on examples written
+    the ways other tools write them: feature order, packed and unpacked int64 lists, extra features."""
+    image = np.random.RandomState(3).randint(0, 256, [3, 4, 4]).astype(np.uint8)
+    shape = tf.train.Feature(int64_list=tf.train.Int64List(value=image.shape))
+    data = tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()]))
+    extra = tf.train.Feature(float_list=tf.train.FloatList(value=[0.5, -1.0]))
+    unpacked = bytes([0x1A, 3 * 2]) + b"".join(bytes([0x08, v]) for v in image.shape)  # Int64List, field by field
+    for features in ({"shape": shape, "data": data}, {"data": data, "label": extra, "shape": shape}):
+        serialized = tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+        theirs = tf.train.Example.FromString(serialized).features.feature
+        want = np.frombuffer(theirs["data"].bytes_list.value[0], np.uint8).reshape(theirs["shape"].int64_list.value)
+        np.testing.assert_array_equal(parse_example(serialized), want)
+    entry = b"\x0a\x05shape\x12" + bytes([len(unpacked)]) + unpacked
+    data_entry = tf.train.Features(feature={"data": data}).SerializeToString()[2:]   # the map entry of "data"
+    serialized = b"\x0a" + bytes([len(entry) + len(data_entry) + 4]) + b"\x0a" + bytes([len(entry)]) + entry + \
+        b"\x0a" + bytes([len(data_entry)]) + data_entry
+    theirs = tf.train.Example.FromString(serialized).features.feature
+    assert list(theirs["shape"].int64_list.value) == [3, 4, 4]
+    np.testing.assert_array_equal(parse_example(serialized), image)
+    with pytest.raises(DatasetError, match="official 'shape'"):
+        parse_example(tf.train.Example(features=tf.train.Features(feature={"data": data})).SerializeToString())
+
+
+DATA = pathlib.Path(__file__).resolve().parents[1] / "stylegan_tf" / "data"
+
+
+def _imports(path):
+    """{data module it imports (function-level imports too): [names it takes from it, or attributes it reads]}."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found, aliases = {}, {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "stylegan_tf.data":
+            for a in node.names:             # `from stylegan_tf.data import tfrecords` imports a module
+                if (DATA / f"{a.name}.py").exists():
+                    found.setdefault(a.name, [])
+                    aliases[a.asname or a.name] = a.name
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stylegan_tf.data."):
+            found.setdefault(node.module.split(".")[2], []).extend(a.name for a in node.names)
+    for node in ast.walk(tree):                   # `tfrecords._name`: a name read through the module
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            found[aliases[node.value.id]].append(node.attr)
+    return found
+
+
+def test_data_modules_import_one_way_and_share_no_private_names():
+    graph = {p.stem: _imports(p) for p in sorted(DATA.glob("*.py")) if p.stem != "__init__"}
+    private = [f"{m} takes {d}.{n}" for m, deps in graph.items() for d, names in deps.items() for n in names
+               if n.startswith("_")]
+    assert not private, private
+
+    def cycle_from(module, path):
+        for dep in graph.get(module, {}):
+            if dep in path:
+                return path[path.index(dep):] + [dep]
+            found = cycle_from(dep, path + [dep])
+            if found:
+                return found
+        return None
+
+    cycles = [c for c in (cycle_from(m, [m]) for m in graph) if c]
+    assert not cycles, f"import circles in data/: {cycles}"
+    parsers = [p.stem for p in DATA.glob("*.py") if "def parse_example(" in p.read_text(encoding="utf-8")]
+    assert parsers == ["records"]

@@ -7,10 +7,11 @@ import importlib
 
 _EXPORTS = {
     "open_dataset": "reader", "DatasetInfo": "reader",
-    "DatasetError": "tfrecords", "DatasetWriter": "tfrecords", "verify_level": "tfrecords",
+    "DatasetError": "records", "DatasetWriter": "tfrecords", "verify_level": "tfrecords",
     "build_pyramid": "pyramid",
     "create_from_images": "create",
     "create_demo": "demo_faces",
+    "SubsetView": "subset",
 }
 
 __all__ = sorted(_EXPORTS)

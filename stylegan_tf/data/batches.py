@@ -3,7 +3,7 @@
 The stream is the concatenation of per-epoch permutations of the images (numpy's `default_rng([seed, epoch])`),
 cut into batches of B: batch k holds stream positions [kB, (k+1)B), so any batch is found without reading the
 ones before it (a run resumed mid-phase starts at its step). Mirror flips are drawn per batch from
-`default_rng([seed, k, 1])`. Records are read by index through data/numpy_reader.py's `LevelReader` (from a cache
+`default_rng([seed, k, 1])`. Records are read by index through data/level_reader.py's `LevelReader` (from a cache
 of the decoded level when it fits in memory). `make_tf_dataset` (tf.data: `tf.numpy_function` over batch indices)
 and `numpy_reader.iterate_batches` (a prefetch thread) give the same batches bit for bit for the same seed.
 
@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from stylegan_tf.data import numpy_reader
+from stylegan_tf.data import level_reader
 
 SCALE, BIAS = np.float32(2.0 / 255.0), np.float32(-1.0)   # the original's uint8 -> [-1, 1]
 
@@ -38,7 +38,7 @@ class BatchStream:
         drop_remainder: drop a last partial batch (default: when repeating, which never has one).
         pyramid: images are a tuple of every level 4x4 .. `resolution`, lowest first (MSG-GAN): the same record
             of each level file, flipped alike.
-        cache_mb: decoded levels up to this many MB are kept in memory (default numpy_reader.CACHE_MB).
+        cache_mb: decoded levels up to this many MB are kept in memory (default level_reader.CACHE_MB).
 
     Example:
         >>> stream = BatchStream(open_dataset("datasets/mine"), 32, batch_size=16, seed=5)
@@ -65,9 +65,9 @@ class BatchStream:
         drop = self.repeat if drop_remainder is None else bool(drop_remainder)
         self.full_batches = self.repeat or drop          # every batch has batch_size images: a static shape
         self.num_batches = None if self.repeat else (n // self.batch_size if drop else -(-n // self.batch_size))
-        self.readers = [numpy_reader.level_reader(info.level_path(r), (info.num_channels, r, r))
+        self.readers = [level_reader.level_reader(info.level_path(r), (info.num_channels, r, r))
                         for r in self.resolutions]
-        numpy_reader.cache_levels(self.readers, cache_mb)
+        level_reader.cache_levels(self.readers, cache_mb)
         self._perms, self._perms_lock = {}, threading.Lock()
 
     def _permutation(self, epoch):

@@ -168,7 +168,7 @@ class DatasetInfo:
             drop_remainder: drop a last partial batch (default: when repeating).
             pyramid: every level 4x4 .. `resolution`, lowest first.
             start: the index of the first batch (a run resumed mid-phase starts at its step).
-            cache_mb: decoded levels up to this many MB stay in memory (default numpy_reader.CACHE_MB, 2048).
+            cache_mb: decoded levels up to this many MB stay in memory (default level_reader.CACHE_MB, 2048).
 
         Example:
             >>> ds = open_dataset("datasets/mine").make_tf_dataset(32, batch_size=8, pyramid=True, mirror=True)

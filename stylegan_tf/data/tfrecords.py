@@ -2,11 +2,12 @@
 
 `<dir>/<name>-rNN.tfrecords` holds, for NN = log2(resolution) down to 2, one `tf.train.Example` per image
 with `shape` (int64 [C, H, W]) and `data` (raw uint8 bytes, CHW). Record i is the same image in every
-file. Optional labels: `<dir>/<name>-rxx.labels`, an `np.save`d float32 [N, L] array in record order.
+file. Optional labels: `<dir>/<name>-rxx.labels`, an `np.save`d float32 [N, L] array in record order. The records
+themselves (framing, checksums, the example parser) are records.py's; this module is the folder's layout, its
+checks and the TensorFlow writer.
 """
 import contextlib
 import errno
-import functools
 import glob
 import json
 import os
@@ -16,15 +17,13 @@ import struct
 
 import numpy as np
 
+from stylegan_tf.data.records import DatasetError, find_damage, parse_example, read_record
+
 LEVEL_RE = re.compile(r"^(?P<name>.*)-r(?P<log2>\d\d)\.tfrecords$")
 METADATA_FILE = "dataset.json"
 FORMAT = "stylegan-tfrecords"
 # Everything a dataset folder may hold; `--overwrite` replaces only a folder holding nothing else.
 _SIDECAR_RE = re.compile(r"^(dataset\.json|skipped\.json|files\.json|.*-rxx\.labels|.*-attributes\.npy)$")
-
-
-class DatasetError(ValueError):
-    """A dataset folder or an input that cannot be used; the message names the path and what to do."""
 
 
 def human_size(n):
@@ -119,33 +118,6 @@ def find_levels(folder):
     return dict(sorted(levels.items()))
 
 
-def _read_record(f):
-    header = f.read(12)
-    if len(header) < 12:
-        return None
-    (length,) = struct.unpack("<Q", header[:8])
-    data = f.read(length)
-    if len(data) < length or len(f.read(4)) < 4:
-        return None
-    return data
-
-
-def parse_example(serialized):
-    """One serialized record -> uint8 array [C, H, W] (numpy, through the protobuf class TF ships, or parsed by
-    hand in numpy_reader where TensorFlow is not installed)."""
-    try:
-        import tensorflow as tf
-    except ImportError:
-        from stylegan_tf.data.numpy_reader import parse_example as parse_without_tf
-        return parse_without_tf(serialized)
-    ex = tf.train.Example.FromString(serialized)
-    shape = list(ex.features.feature["shape"].int64_list.value)
-    data = ex.features.feature["data"].bytes_list.value
-    if len(shape) != 3 or len(data) != 1:
-        raise DatasetError("record without the official 'shape' [C,H,W] and 'data' features")
-    return np.frombuffer(data[0], np.uint8).reshape(shape)
-
-
 def scan_level(path):
     """(shape [C,H,W] of the first record, record count) of one level file.
 
@@ -156,7 +128,7 @@ def scan_level(path):
     """
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        first = _read_record(f)
+        first = read_record(f)
         if first is None:
             raise DatasetError(f"{path}: empty or truncated TFRecord file; recreate the dataset")
         try:
@@ -187,97 +159,11 @@ def scan_level(path):
     return shape, count
 
 
-def _crc32c_table():
-    t = np.arange(256, dtype=np.uint32)
-    for _ in range(8):  # reflected CRC-32C (Castagnoli), polynomial 0x1EDC6F41
-        t = np.where(t & 1, (t >> 1) ^ np.uint32(0x82F63B78), t >> 1).astype(np.uint32)
-    return t
-
-
-_CRC_TABLE = _crc32c_table()
-_CRC_TABLE_LIST = _CRC_TABLE.tolist()
-
-
-@functools.lru_cache(maxsize=16)  # one chunk length per record size: a level file needs one
-def _zero_shift(n):
-    """Four 256-entry tables of the linear map "feed n zero bytes" on a CRC register, one per register byte."""
-    images = np.uint32(1) << np.arange(32, dtype=np.uint32)
-    for _ in range(n):
-        images = _CRC_TABLE[images & 0xFF] ^ (images >> 8)
-    bits = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(bool)
-    return [np.bitwise_xor.reduce(np.where(bits, images[8 * j:8 * j + 8], np.uint32(0)), axis=1).tolist()
-            for j in range(4)]
-
-
-def crc32c(data):
-    """CRC-32C of `data` (bytes-like), as TFRecord files use it; numpy, fast for megabyte records.
-
-    A byte-by-byte loop is sequential, so the message is cut into ~sqrt(n) chunks whose CRCs are
-    computed side by side (a CRC with a zero register is linear in the data), then chained with the
-    "append n zero bytes" map. The initial register ~0 is folded into the first four bytes instead."""
-    buf = np.frombuffer(bytes(data) if not isinstance(data, (bytes, bytearray, memoryview)) else data, np.uint8)
-    n = buf.size
-    if n < 64:
-        crc = 0xFFFFFFFF
-        for b in buf.tolist():
-            crc = _CRC_TABLE_LIST[(crc ^ b) & 0xFF] ^ (crc >> 8)
-        return crc ^ 0xFFFFFFFF
-    m = int(np.sqrt(n))
-    k = -(-n // m)
-    padded = np.zeros(k * m, np.uint8)  # leading zeros leave a zero register unchanged
-    padded[k * m - n:] = buf
-    padded[k * m - n:k * m - n + 4] ^= 0xFF
-    columns = np.ascontiguousarray(padded.reshape(k, m).T)
-    states = np.zeros(k, np.uint32)
-    for col in columns:
-        states = _CRC_TABLE[(states ^ col) & 0xFF] ^ (states >> 8)
-    t0, t1, t2, t3 = _zero_shift(m)
-    crc = 0
-    for state in states.tolist():
-        crc = t0[crc & 0xFF] ^ t1[(crc >> 8) & 0xFF] ^ t2[(crc >> 16) & 0xFF] ^ t3[crc >> 24] ^ state
-    return crc ^ 0xFFFFFFFF
-
-
-def masked_crc32c(data):
-    """The checksum TFRecord stores: CRC-32C rotated right by 15 bits plus a constant."""
-    crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _find_damage(path, first):
-    """(record index, what is wrong) of the first damaged record at or after record `first`, or None.
-
-    Records before `first` were already checked, so only their headers are read (to find the offsets)."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        index = 0
-        while True:
-            pos = f.tell()
-            header = f.read(12)
-            if not header:
-                return None
-            if len(header) < 12:
-                return index, f"truncated (the file ends inside its header, at byte {pos})"
-            (length,) = struct.unpack("<Q", header[:8])
-            if struct.unpack("<I", header[8:])[0] != masked_crc32c(header[:8]):
-                return index, f"length field damaged (bad header checksum at byte {pos})"
-            if pos + 12 + length + 4 > size:
-                return index, f"truncated (the file ends inside its data, at byte {size})"
-            if index < first:
-                f.seek(length + 4, os.SEEK_CUR)
-            else:
-                payload, stored = f.read(length), f.read(4)
-                if struct.unpack("<I", stored)[0] != masked_crc32c(payload):
-                    return index, f"data damaged (checksum mismatch over bytes {pos + 12}..{pos + 12 + length - 1})"
-            index += 1
-
-
 def _decode_damage(serialized, expected):
     """What is wrong with one record that passed its checksums, or None if it is a proper image record."""
-    from google.protobuf.message import DecodeError
     try:
         image = parse_example(serialized)
-    except (DatasetError, ValueError, DecodeError) as e:
+    except (ValueError, IndexError) as e:
         return f"not an image record ({e})"
     if image.shape != expected:
         return f"shape {list(image.shape)}, expected {list(expected)}"
@@ -308,7 +194,7 @@ def verify_level(path, expected_shape):
         except StopIteration:
             return count
         except tf.errors.OpError as e:
-            found = _find_damage(path, count)
+            found = find_damage(path, count)
             if found is None:  # TensorFlow saw damage our own reading cannot place: report its words
                 detail = re.sub(r"\{\{.*?\}\}\s*", "", e.message).split(" [Op:")[0].strip()
                 raise fail(f"{count} or later", detail) from None

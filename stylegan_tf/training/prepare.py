@@ -192,56 +192,6 @@ def new_optimizer(lr, beta_1=0.0, beta_2=0.99, epsilon=1e-8):
     return opt
 
 
-class SubsetView:
-    """A labelled dataset seen through one class: its images only, and no labels (the networks trained on it are
-    unconditional: one class carries no information). Everything the training loop reads from a dataset info
-    (`make_tf_dataset`, `iterate_uint8`, counts, levels) is answered for the subset."""
-
-    def __init__(self, info, index, name):
-        import numpy as np
-        self._info = info
-        self.class_index, self.class_name = index, name
-        self._mask = np.argmax(info.labels, axis=1) == index
-        self.num_images = int(self._mask.sum())
-        self.labels = np.zeros([self.num_images, 0], np.float32)
-        self.label_size = 0
-        self.label_names = None
-
-    def __getattr__(self, name):          # path, resolution, levels, num_channels, level_path, ...
-        return getattr(self._info, name)
-
-    @property
-    def record_indices(self):
-        """The dataset's record indices of the class's images, in record order (what data/batches.py reads)."""
-        import numpy as np
-        return np.flatnonzero(self._mask)
-
-    def make_tf_dataset(self, resolution=None, batch_size=32, mirror=False, shuffle=True, repeat=True, seed=None,
-                        shuffle_mb=None, num_parallel_calls=None, drop_remainder=None, pyramid=False, start=0,
-                        cache_mb=None):
-        """`DatasetInfo.make_tf_dataset` (the same arguments) over the class's images only, labels [B, 0]: the
-        class's records in per-epoch permutations, read by index (numpy_reader.iterate_batches on this view gives
-        the same batches)."""
-        from stylegan_tf.data.batches import BatchStream
-        stream = BatchStream(self, resolution, batch_size=batch_size, mirror=mirror, shuffle=shuffle, repeat=repeat,
-                             seed=seed, drop_remainder=drop_remainder, pyramid=pyramid, cache_mb=cache_mb)
-        return stream.tf_dataset(start=start, num_parallel_calls=num_parallel_calls)
-
-    def iterate_uint8(self, resolution=None, max_images=None, batch_size=64, with_labels=False):
-        import numpy as np
-        n = self.num_images if max_images is None else min(int(max_images), self.num_images)
-        got, start = 0, 0
-        for images in self._info.iterate_uint8(resolution, batch_size=batch_size):
-            mask = self._mask[start:start + len(images)]
-            start += len(images)
-            images = images[mask][:n - got]
-            got += len(images)
-            if len(images):
-                yield (images, np.zeros([len(images), 0], np.float32)) if with_labels else images
-            if got >= n:
-                return
-
-
 def subset_class(info, value, data_path):
     """`info` restricted to the class `value` (a name from the dataset's label_names, or an index); OptionsError
     (one line) for an unlabelled dataset or an unknown class."""
@@ -259,6 +209,7 @@ def subset_class(info, value, data_path):
     else:
         known = f"one of {', '.join(names)}" if names else f"an index 0..{info.label_size - 1}"
         raise OptionsError(f"--subset-class {text!r} is not a class of {data_path}: give {known}")
+    from stylegan_tf.data.subset import SubsetView
     view = SubsetView(info, index, names[index] if names else str(index))
     if view.num_images == 0:
         raise OptionsError(f"--subset-class {text}: {data_path} has no images of that class")
