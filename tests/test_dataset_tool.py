@@ -450,6 +450,43 @@ def test_overwrite_replaces_only_a_dataset(tmp_path, capsys, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["afile", "ds", "empty", "notes", "src"]  # no temp folders left
 
 
+def _mnist(folder, n=4):
+    import gzip
+    folder.mkdir()
+    with gzip.open(folder / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(np.array([2051, n, 28, 28], ">u4").tobytes() + bytes(n * 28 * 28))
+    with gzip.open(folder / "train-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(np.array([2049, n], ">u4").tobytes() + bytes(range(n)))
+    return folder
+
+
+def test_every_writer_overwrites_only_its_own_output(tmp_path, capsys):
+    """--overwrite of each command that writes: a folder of the user's, a file, or a folder holding a dataset and
+    something more is refused with one line and left as it was; so is a folder where grid writes its picture
+    (a file of that name it replaces: the user named it)."""
+    _numbered(tmp_path / "src", 5)
+    mnist = _mnist(tmp_path / "mnist")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "ideas.txt").write_text("my notes")
+    (tmp_path / "afile").write_text("keep")
+    assert _main(capsys, "create_mnist", tmp_path / "ds", mnist)[0] == 0
+    (tmp_path / "ds" / "mine.txt").write_text("mine")  # a dataset folder with a file of the user's in it
+    writers = (("create_from_images", "{}", tmp_path / "src", "--workers", "1", "--quiet"),
+               ("create_demo", "{}", "--count", "4", "--resolution", "8", "--workers", "1", "--quiet"),
+               ("create_mnist", "{}", mnist), ("create_cifar10", "{}", mnist),
+               ("grid", tmp_path / "ds", "{}"))
+    for target in (notes, tmp_path / "afile", tmp_path / "ds"):
+        for args in writers[:-1] if target.is_file() else writers:
+            code, out, err = _main(capsys, *[target if a == "{}" else a for a in args], "--overwrite")
+            assert code == 1 and out == "" and err.count("\n") == 1, (args, target, err)
+    assert os.listdir(notes) == ["ideas.txt"] and (tmp_path / "afile").read_text() == "keep"
+    assert (tmp_path / "ds" / "mine.txt").read_text() == "mine" and open_dataset(tmp_path / "ds").num_images == 4
+    assert sorted(os.listdir(tmp_path)) == ["afile", "ds", "mnist", "notes", "src"]
+    (tmp_path / "ds" / "mine.txt").unlink()
+    assert _main(capsys, "create_mnist", tmp_path / "ds", mnist, "--overwrite")[0] == 0  # its own output: replaced
+
+
 def test_grid_and_extract_refuse_to_replace_files(tmp_path, capsys):
     _numbered(tmp_path / "src", 5)
     assert _main(capsys, "create_from_images", tmp_path / "ds", tmp_path / "src", "--workers", "1", "--quiet")[0] == 0
