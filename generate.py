@@ -89,6 +89,9 @@ def _command_function(name):
     if name == "curves":
         from stylegan_tf.generate.curves import plot_curves
         return plot_curves
+    if name == "explore":
+        from stylegan_tf.explore.command import explore
+        return explore
     if name in ("attributes", "directions", "edit", "project"):
         from stylegan_tf.editing import commands as editing
         return getattr(editing, name)
@@ -239,6 +242,15 @@ def build_parser():
                     "metric-*.jsonl (needs matplotlib: pip install -e \".[plot]\")")
 
     _editing_commands(sub, command)
+    p = sub.add_parser("explore", help="the explorer in the browser: seeds, psi, style mixing, walks, attribute "
+                       "sliders, your photo, your camera (docs/explore.md; needs pip install -e \".[app]\")",
+                       description="serve the explorer until Ctrl-C", formatter_class=_HelpFormatter)
+    p.add_argument("--network", metavar="PATH", help="network file (default: the newest snapshot under results/)")
+    p.add_argument("--directions", metavar="FILE", help="directions file for the Edit tab's sliders")
+    p.add_argument("--labeler", metavar="FILE", help="labeler that reads each picture's attributes")
+    p.add_argument("--host", help="interface to listen on (default %(default)s: this machine only)")
+    p.add_argument("--port", type=int, help="TCP port (default %(default)s)")
+    p.add_argument("--share", action="store_true", help="also a public gradio.live link (anyone with it can use the app)")
     for name, p in sub.choices.items():
         _take_defaults(p, _command_function(name))
     return parser
