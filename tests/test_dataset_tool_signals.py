@@ -65,7 +65,7 @@ def small_images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def large_images(tmp_path_factory):
-    return _images(tmp_path_factory.mktemp("large") / "images", 300, 256)
+    return _images(tmp_path_factory.mktemp("large") / "images", 200, 256)
 
 
 def _group(pgid):
