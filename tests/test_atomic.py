@@ -60,8 +60,8 @@ def _users_folder(folder):
 def test_overwrite_never_replaces_a_folder_holding_files_that_are_not_ours(tmp_path, ours):
     target = tmp_path / "out"
     _users_folder(target)
-    with pytest.raises(NotOursError, match=r"out is not a projection \(it holds (a and 2|sub and 1) more\); --overwrite only "
-                                           r"replaces a projection: choose another folder$"):
+    with pytest.raises(NotOursError, match=r"out is not a projection \(it holds (a and 2|sub and 1) more\); "
+                                           r"--overwrite only replaces a projection: choose another folder$"):
         with atomic_dir(target, overwrite=True, ours=ours, what="a projection") as tmp:
             open(os.path.join(tmp, "a"), "w").write("new")
     assert sorted(os.listdir(target)) == ["a", "sub", "thesis.txt"]

@@ -14,8 +14,8 @@ def parse_amounts(text, flag="--amount"):
     return parse_float_list(text, flag)
 
 
-def attributes(action, data, out="labeler.keras", attributes=None, resolution=None, labels=None, epochs=10, batch_size=64,
-               heldout=0.1, max_images=None, seed=0, overwrite=False, progress=True):
+def attributes(action, data, out="labeler.keras", attributes=None, resolution=None, labels=None, epochs=10,
+               batch_size=64, heldout=0.1, max_images=None, seed=0, overwrite=False, progress=True):
     """`generate.py attributes train`: train the labeler, print its held-out scores."""
     from stylegan_tf.editing.labeler import format_scores, metrics_path, train_labeler
     if action != "train":
@@ -30,8 +30,8 @@ def attributes(action, data, out="labeler.keras", attributes=None, resolution=No
     return [out, metrics_path(out)]
 
 
-def directions(network, labeler, attributes, out="directions.npz", samples=2000, heldout=0.2, seed=0, hidden=64, steps=1500,
-               truncation_psi=1.0, batch_size=32, overwrite=False, progress=True):
+def directions(network, labeler, attributes, out="directions.npz", samples=2000, heldout=0.2, seed=0, hidden=64,
+               steps=1500, truncation_psi=1.0, batch_size=32, overwrite=False, progress=True):
     """`generate.py directions`: fit both predictors, print held-out accuracy and the accuracy-vs-labels curve."""
     from stylegan_tf.editing.directions import fit_directions, format_report
     from stylegan_tf.generate.seeds import parse_float_list
@@ -43,8 +43,8 @@ def directions(network, labeler, attributes, out="directions.npz", samples=2000,
     return [out]
 
 
-def edit(network, directions, attribute, out="out/edit.png", amounts="-2:2:5", seeds=None, w=None, mode="linear", layers="all",
-         labeler=None, truncation_psi=1.0, steps=200, hold_others=True, overwrite=False):
+def edit(network, directions, attribute, out="out/edit.png", amounts="-2:2:5", seeds=None, w=None, mode="linear",
+         layers="all", labeler=None, truncation_psi=1.0, steps=200, hold_others=True, overwrite=False):
     """`generate.py edit`: the grid (rows seeds or w, columns amounts) and how every attribute moved."""
     from stylegan_tf.editing.edits import edit as run_edit
     from stylegan_tf.editing.edits import format_summary, summary_path

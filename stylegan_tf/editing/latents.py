@@ -7,6 +7,10 @@ import numpy as np
 
 from stylegan_tf.editing.errors import EditError
 
+# Sampled w lie within a few units of zero; a latent beyond this is no w of any network (a wrong file, or a typo
+# such as 1e30) and would only make NaN pictures.
+W_LIMIT = 1000.0
+
 
 def network_fingerprint(Gs):
     """A short hex digest of Gs' mapping network, dlatent_avg and shape: a directions file is only meaningful
@@ -48,11 +52,6 @@ def seeds_to_w(Gs, seeds, truncation_psi=1.0):
         avg = np.asarray(Gs.dlatent_avg, np.float32)
         w = avg + (w - avg) * float(truncation_psi)
     return w
-
-
-# Sampled w lie within a few units of zero; a latent beyond this is no w of any network (a wrong file, or a typo
-# such as 1e30) and would only make NaN pictures.
-W_LIMIT = 1000.0
 
 
 def load_w(path, Gs, flag="--w"):

@@ -63,6 +63,8 @@ def load_target(image, resolution, channels, flag="--image", max_pixels=None):
     path = os.fspath(image)
     if not os.path.isfile(path):
         raise EditError(f"{flag}: {path} does not exist")
+    if max_pixels is not None and int(max_pixels) < 1:
+        raise EditError(f"--max-pixels must be at least 1 (got {max_pixels})")
     opts = {"resolution": int(resolution), "channels": int(channels), "transform": "center-crop",
             "resample": "lanczos", "alpha_bg": (255, 255, 255), "pad_color": (0, 0, 0), "wide_aspect": 4 / 3,
             "min_size": 1, "allow_upscale": True, "max_pixels": int(max_pixels or DEFAULT_MAX_PIXELS)}
@@ -314,7 +316,7 @@ def _write(result, out_dir, overwrite, meta):
 
     from stylegan_tf.generate.video import write_gif
     from stylegan_tf.image_grid import save_image
-    names = list(PROJECTION_FILES[:5])
+    names = [n for n in PROJECTION_FILES if n != "progress.gif"]  # the GIF only when there are frames
     with atomic_dir(out_dir, overwrite=overwrite, ours=PROJECTION_FILES, what="a projection") as tmp:
         np.save(os.path.join(tmp, "w.npy"), result.w.astype(np.float32))
         np.savez(os.path.join(tmp, "noise.npz"), **{f"noise{i}": n for i, n in enumerate(result.noise)})
