@@ -13,12 +13,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import TINY_NET
 
 from stylegan_tf.data import numpy_reader, open_dataset
 from stylegan_tf.data.tfrecords import DatasetError, parse_example
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY_NET = dict(fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=2, mapping_fmaps=16)
 
 pytest.importorskip("jax")
 

@@ -14,12 +14,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import TINY_NET
 
 pytest.importorskip("jax")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY = dict(resolution=16, fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=2,
-            mapping_fmaps=16)
+TINY = dict(resolution=16, **TINY_NET)
 ARCHS = ("msggan", "msg-stylegan")
 BATCH = 4
 

@@ -9,22 +9,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+from conftest import TINY_NET
 
 from stylegan_tf.networks import Discriminator, Generator
 from stylegan_tf.training import StyleGAN
 from stylegan_tf.training import loss as L
 from stylegan_tf.training.options import TrainingOptions, loss_settings, validate
 
-NET = dict(resolution=8, num_channels=3, latent_size=8, dlatent_size=8, mapping_layers=1, mapping_fmaps=8,
-           fmap_base=16, fmap_max=8)
+NET = dict(resolution=8, num_channels=3, **TINY_NET)
+LATENT = TINY_NET["latent_size"]
 
 
 def _model(loss_kwargs):
     keras.utils.set_random_seed(3)
     G = Generator(**NET, style_mixing_prob=None)
-    D = Discriminator(resolution=8, num_channels=3, fmap_base=16, fmap_max=8)
+    D = Discriminator(resolution=8, num_channels=3, fmap_base=TINY_NET["fmap_base"], fmap_max=TINY_NET["fmap_max"])
     model = StyleGAN(G, D, Generator(**NET, style_mixing_prob=None))
-    z = np.zeros([1, 8], np.float32)
+    z = np.zeros([1, LATENT], np.float32)
     G(z), model.Gs(z), D(np.zeros([1, 8, 8, 3], np.float32))
     model.ema_update_now(0.0)
     adam = lambda: keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.99, epsilon=1e-8)  # noqa: E731
@@ -35,8 +36,8 @@ def _model(loss_kwargs):
 
 def _step(model, step):
     rng = np.random.default_rng(step)
-    return model.deterministic_step(rng.uniform(-1, 1, (4, 8, 8, 3)), None, rng.normal(size=(4, 8)),
-                                    rng.normal(size=(4, 8)), step=step)
+    return model.deterministic_step(rng.uniform(-1, 1, (4, 8, 8, 3)), None, rng.normal(size=(4, LATENT)),
+                                    rng.normal(size=(4, LATENT)), step=step)
 
 
 def _same(a, b):

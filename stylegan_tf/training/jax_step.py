@@ -1,31 +1,24 @@
-"""The `StyleGAN` iteration on Keras' JAX backend: a pure function of the model's state, jitted by `fit`.
+"""The `StyleGAN` iteration (training/iteration.py) on Keras' JAX backend: a pure function of the model's state.
 
 Keras' JAX trainer calls `train_step(state, data)` with `state = (trainable, non_trainable, optimizer, metrics)`
 value lists and expects `(logs, new_state)` (keras.io, "Customizing what happens in fit() with JAX"). The
-iteration is the TF path's (`StyleGAN._iteration`, official order): Gs = lerp(G, Gs, beta), then the D step
-(fakes drawn through G in training mode, which moves `dlatent_avg`), then the G step against the updated D. The
-networks run through `keras.StatelessScope` over the state's values; gradients come from `jax.value_and_grad`;
-each optimizer applies them statelessly to the variables that took part in the traced graph, as the TF path
-applies only the non-None gradients (a lower level's ToRGB/FromRGB keeps its Adam state); an update with any
-non-finite gradient is dropped whole (weights, moments, step counter), as `apply_if_finite` does. Reals are one
-tensor, or for a pyramid architecture (MSG) a list of levels lowest first, handled as the TF path handles them.
+networks run through `keras.StatelessScope` over the state's values, held as an {id(variable): value} dict;
+gradients come from `jax.value_and_grad`; each optimizer applies them statelessly to the variables that took
+part in the traced graph, as the TF path applies only the non-None gradients (a lower level's ToRGB/FromRGB keeps
+its Adam state); an update with any non-finite gradient is dropped whole (weights, moments, step counter), as
+`apply_if_finite` does.
 
-Randomness is keyed by (seed, salt, step) exactly as the TF step keys it (same salts), as raw JAX PRNG keys: a
-run resumed from a snapshot draws what the uninterrupted run would, though JAX's numbers are not TF's. Under
-`keras.distribution.DataParallel` the jitted step sees the global batch, so the draws do not depend on the
-number of devices.
+The draws are JAX's, keyed by the same (seed, salt, step) as TF's: a run resumed from a snapshot draws what the
+uninterrupted run would, though JAX's numbers are not TF's. Under `keras.distribution.DataParallel` the jitted
+step sees the global batch, so the draws do not depend on the number of devices.
 """
 import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
 
-from stylegan_tf.networks import draws
+from stylegan_tf.training import iteration
 from stylegan_tf.training import loss as loss_lib
-from stylegan_tf.training.model import downscale_reals
-
-# The same salts as training/model.py: the draws of one step are told apart identically on both backends.
-_SALT_Z_D, _SALT_Z_G, _SALT_MIRROR, _SALT_PENALTY, _SALT_LABELS, _SALT_G_DRAWS_D, _SALT_G_DRAWS_G = 1, 2, 3, 4, 5, 6, 7
 
 # Rematerialise R1's input gradients (jax.checkpoint) from this native resolution up: below it the activations
 # are small and recomputation only costs time.
@@ -86,163 +79,112 @@ def _run(fn, variables, values, reads=None):
     return out, after
 
 
-def _apply(optimizer, opt_values, grads, variables, values, used):
-    """One optimizer update of the used `variables` (values dict updated), skipped whole if not finite.
 
-    Returns (new values dict, new optimizer values, skipped 0/1)."""
-    idx = [i for i, v in enumerate(variables) if id(v) in used]
-    grads = [grads[i] for i in idx]
-    vars_used = [variables[i] for i in idx]
-    mapping = list(zip(optimizer.variables, opt_values)) + [(v, values[id(v)]) for v in vars_used]
-    with keras.StatelessScope(state_mapping=mapping) as scope:
-        optimizer.apply(grads, vars_used)
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in grads])) if grads else jnp.array(True)
-    new_values = dict(values)
-    for v in vars_used:
-        new_values[id(v)] = jnp.where(finite, scope.get_current_value(v), values[id(v)])
-    new_opt = [jnp.where(finite, scope.get_current_value(v), old) for v, old in zip(optimizer.variables, opt_values)]
-    return new_values, new_opt, 1.0 - finite.astype("float32")
-
-
-def _key(model, step, salt):
-    return jnp.stack([jnp.asarray(model.seed * 64 + salt, jnp.uint32), jnp.asarray(step).astype(jnp.uint32)])
-
-
-def fade_reals(x, alpha):
-    """The original's FadeLOD on native reals (as model.fade_reals): lerp(x, nearest_up(box_down2(x)), alpha)."""
-    n, h, w, c = x.shape
-    if h < 2:
-        return x
-    y = x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4), keepdims=True)
-    y = jnp.broadcast_to(y, (n, h // 2, 2, w // 2, 2, c)).reshape(x.shape)
-    return x + (y - x) * alpha.astype(x.dtype)
-
-
-def _ema_steps(diffs, beta, runtime_flag):
+def _ema_products(diffs, beta, runtime_flag):
     """[(Gs - G) * beta] for each pair, each product rounded to float32 before the add that follows.
 
-    The official lerp (TF1's separate multiply and add kernels) rounds the product on its own. Inside one XLA
-    fusion, LLVM contracts `G + (Gs - G) * beta` into a fused multiply-add, and an optimization_barrier does not
-    stop it (XLA expands barriers away before fusing): measured, that moves some weights by one float32 ulp,
-    3.0e-4 of the EMA step of the official-iteration fixture (tests/test_jax.py runs that test on JAX). The branches
-    of a conditional are compiled as computations of their own, so the products leave their kernel rounded.
-    Both branches are the same function: `runtime_flag` only has to be a value XLA cannot fold."""
+    TF1's lerp (the official EMA, and our TF step) runs the multiply and the add as two kernels, so the product
+    is rounded on its own. XLA:CPU compiles with LLVM's FP-op fusion always allowed, so `G + (Gs - G) * beta` in
+    one fused kernel becomes a fused multiply-add (vfmadd213ps in the object code, although the LLVM IR has a
+    separate fmul and fadd) that rounds once: measured on the official-iteration fixture, 27562 of G's 65825
+    weights then land one float32 ulp off the official Gs, which is 3.0e-4 of the EMA step itself (4x4/Const/bias;
+    tests/test_official_train_step.py checks that step to 1e-4). There is no XLA flag against it, and XLA removes
+    an optimization_barrier before fusing; the branches of a conditional are compiled as computations of their
+    own, so the products leave their kernel rounded. Both branches are the same function: `runtime_flag` only has
+    to be a value XLA cannot fold."""
     def products(ds):
         return [d * beta for d in ds]
 
     return jax.lax.cond(runtime_flag, products, products, diffs)
 
 
-def r1_due(model, step):
-    """Whether global step `step` takes the R1 penalty (`StyleGAN.r1_due` on JAX): always, unless the loss
-    kwargs' `r1_interval` K > 1, then on the steps with step % K == 0."""
-    return (jnp.asarray(step) % loss_lib.r1_interval(model.loss_kwargs)) == 0
+class Backend:
+    """The JAX side of training/iteration.py's backend object (see its docstring): the state's values as an
+    {id(variable): value} dict and each optimizer's values, replaced as the iteration goes."""
 
+    def __init__(self, st, values, optimizers, opt_values, step):
+        self.st = st
+        self.values = dict(values)
+        self.optimizers = optimizers
+        # The optimizers' values arrive as one list (`OptimizerPair.variables`: G's, then D's).
+        self.opt_values, i = {}, 0
+        for opt in optimizers:
+            self.opt_values[id(opt)] = list(opt_values[i:i + len(opt.variables)])
+            i += len(opt.variables)
+        self.step = step
 
-def _levels(fn, reals):
-    """`fn` on the reals: one tensor, or each level of a pyramid (a list, lowest first)."""
-    return [fn(r) for r in reals] if isinstance(reals, (list, tuple)) else fn(reals)
+    def all_optimizer_values(self):
+        return [x for opt in self.optimizers for x in self.opt_values[id(opt)]]
 
+    def value(self, variable):
+        return self.values[id(variable)]
 
-def iteration(model, st, values, opt_values, reals, labels, z_d, z_g, labels_g, step, noise_mode=None):
-    """Gs update, D step, G step on state `values` ({id: value}) and `opt_values` (G's then D's).
+    @staticmethod
+    def normal(key, shape):
+        return jax.random.normal(key, shape)
 
-    Returns (out dict as `StyleGAN._iteration`'s, new values, new optimizer values)."""
-    G, D = model.G, model.D
-    pyramid = isinstance(reals, (list, tuple))
-    top = reals[-1] if pyramid else reals
-    n = top.shape[0]
-    global_n = float(model.global_batch or n)
-    level = model.level
-    if getattr(G, "lod", None) is not None and not pyramid:
-        # Only a progressively grown network fades; architectures without `lod` (DCGAN, MSG) never do.
-        lod = values[id(G.lod)].astype("float32")
-        reals = fade_reals(reals, jnp.clip(lod - float(level), 0.0, 1.0))
-    n_g_opt = len(model.g_optimizer.variables)
-    g_opt, d_opt = list(opt_values[:n_g_opt]), list(opt_values[n_g_opt:])
-    loss_lib.REMAT_INPUT_GRADIENTS = top.shape[1] >= REMAT_FROM_RESOLUTION
+    @staticmethod
+    def uniform(key, n):
+        return jax.random.uniform(key, (n,))
 
-    # ---- Gs = lerp(G, Gs, beta) first: G as it was before this iteration (see StyleGAN._iteration).
-    values = dict(values)
-    pairs = [(s, g) for s, g, trainable in model.gs_pairs() if trainable]
-    for s, g, trainable in model.gs_pairs():
-        if not trainable:
-            values[id(s)] = values[id(g)]
-    steps = _ema_steps([values[id(s)] - values[id(g)] for s, g in pairs], float(model.gs_beta),
-                       jnp.asarray(step) != 0)
-    for (s, g), d in zip(pairs, steps):
-        values[id(s)] = values[id(g)] + d
+    @staticmethod
+    def randint(key, n, maxval):
+        return jax.random.randint(key, (n,), 0, maxval)
 
-    # ---- D step
-    fakes, values = _run(lambda: G(z_d, labels=labels, training=True, level=level, noise_mode=noise_mode,
-                                   seed=draws.child(_key(model, step, _SALT_G_DRAWS_D), 0)), st.all, values)
-    fakes = jax.tree_util.tree_map(jax.lax.stop_gradient, fakes)
-    fakes = [f.astype(r.dtype) for f, r in zip(fakes, reals)] if pyramid else fakes.astype(reals.dtype)
-    d_vars = list(D.trainable_variables)
+    @staticmethod
+    def replica_id():
+        return 0
 
-    def d_loss_and_grads(loss_kwargs, reads):
-        def d_loss(d_values):
-            vals = dict(values)
-            vals.update({id(v): x for v, x in zip(d_vars, d_values)})
+    def run(self, fn):
+        out, self.values = _run(fn, self.st.all, self.values)
+        return out
 
-            def fn():
-                return model.d_loss_fn(lambda x: model._call_D(x, labels), reals, fakes, r1_scale=model.r1_scale,
-                                       grad_scale=1.0, seed=_key(model, step, _SALT_PENALTY), **loss_kwargs)
+    @staticmethod
+    def loss_scale(optimizer):
+        return 1.0
 
-            (per_sample, stats), _ = _run(fn, st.all, vals, reads)
-            return jnp.sum(per_sample) / global_n, (per_sample, stats)
+    def loss_and_grads(self, fn, variables, optimizer, keep=()):
+        reads = set()
 
-        (_, aux), grads = jax.value_and_grad(d_loss, has_aux=True)([values[id(v)] for v in d_vars])
-        return aux, grads
+        def loss(var_values):
+            vals = dict(self.values)
+            vals.update({id(v): x for v, x in zip(variables, var_values)})
+            (value, aux), after = _run(fn, self.st.all, vals, reads)
+            return value, (aux, [after[id(v)] for v in keep])
 
-    d_reads = set()
-    interval = loss_lib.r1_interval(model.loss_kwargs)
-    if interval > 1:
-        # Lazy R1 (StyleGAN2): the penalty, gamma * K, only on steps with step % K == 0, as StyleGAN._lazy_r1;
-        # only the branch taken runs, so the other steps skip the double backprop.
-        reads = {True: set(), False: set()}
+        (_, (aux, kept)), grads = jax.value_and_grad(loss, has_aux=True)([self.values[id(v)] for v in variables])
+        self.values.update({id(v): x for v, x in zip(keep, kept)})
+        return aux, [g if id(v) in reads else None for g, v in zip(grads, variables)]
 
-        def branch(with_r1):
-            return lambda: d_loss_and_grads(loss_lib.lazy_r1_kwargs(model.loss_kwargs, with_r1), reads[with_r1])
+    @staticmethod
+    def cond(pred, true_fn, false_fn):
+        return jax.lax.cond(pred, true_fn, false_fn)
 
-        (d_per_sample, stats), d_grads = jax.lax.cond(r1_due(model, step), branch(True), branch(False))
-        if reads[True] != reads[False]:
-            raise ValueError("the lazy R1 step and the plain D step reach different D variables")
-        d_reads = reads[True]
-    else:
-        (d_per_sample, stats), d_grads = d_loss_and_grads(model.loss_kwargs, d_reads)
-    values, d_opt, d_skip = _apply(model.d_optimizer, d_opt, d_grads, d_vars, values, d_reads)
+    def apply(self, optimizer, grads, variables):
+        """One stateless optimizer update of the variables with a gradient, skipped whole if not finite."""
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        grads = [g for g, _ in pairs]
+        used = [v for _, v in pairs]
+        old = self.opt_values[id(optimizer)]
+        mapping = list(zip(optimizer.variables, old)) + [(v, self.values[id(v)]) for v in used]
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            optimizer.apply(grads, used)
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in grads])) if grads else jnp.array(True)
+        for v in used:
+            self.values[id(v)] = jnp.where(finite, scope.get_current_value(v), self.values[id(v)])
+        self.opt_values[id(optimizer)] = [jnp.where(finite, scope.get_current_value(v), x)
+                                          for v, x in zip(optimizer.variables, old)]
+        return 1.0 - finite.astype("float32")
 
-    # ---- G step (moves dlatent_avg again, as the original's G loss graph does)
-    g_vars = list(G.trainable_variables)
-    g_state = list(G.non_trainable_variables)
-    g_reads = set()
-
-    def g_loss(g_values):
-        vals = dict(values)
-        vals.update({id(v): x for v, x in zip(g_vars, g_values)})
-
-        def fn():
-            fk = G(z_g, labels=labels_g, training=True, level=level, noise_mode=noise_mode,
-                   seed=draws.child(_key(model, step, _SALT_G_DRAWS_G), 0))
-            fake_scores = model._call_D(fk, labels_g)
-            if loss_lib.g_loss_needs_reals(model.g_loss_fn):
-                # A relativistic G loss compares with D's scores of this iteration's reals.
-                return model.g_loss_fn(fake_scores, model._call_D(reals, labels))
-            return model.g_loss_fn(fake_scores)
-
-        per_sample, after = _run(fn, st.all, vals, g_reads)
-        return jnp.sum(per_sample) / global_n, (per_sample, [after[id(v)] for v in g_state])
-
-    (_, (g_per_sample, g_state_values)), g_grads = jax.value_and_grad(g_loss, has_aux=True)(
-        [values[id(v)] for v in g_vars])
-    values.update({id(v): x for v, x in zip(g_state, g_state_values)})
-    values, g_opt, g_skip = _apply(model.g_optimizer, g_opt, g_grads, g_vars, values, g_reads)
-
-    out = dict(stats)
-    out.update(D_loss_per_sample=d_per_sample, G_loss_per_sample=g_per_sample, nonfinite_skips=d_skip + g_skip,
-               D_grads=d_grads, G_grads=g_grads)
-    return out, values, g_opt + d_opt
+    def update_gs(self, pairs, beta):
+        for s, g, trainable in pairs:
+            if not trainable:
+                self.values[id(s)] = self.values[id(g)]
+        trainable = [(s, g) for s, g, tr in pairs if tr]
+        products = _ema_products([self.values[id(s)] - self.values[id(g)] for s, g in trainable], beta,
+                                 jnp.asarray(self.step) != 0)
+        for (s, g), p in zip(trainable, products):
+            self.values[id(s)] = self.values[id(g)] + p
 
 
 def _state_of(model):
@@ -250,6 +192,12 @@ def _state_of(model):
     if st is None or len(st.all) != len(model.trainable_variables) + len(model.non_trainable_variables):
         st = model.__dict__["_jax_state_index"] = _State(model)
     return st
+
+
+def _run_iteration(model, bk, reals, labels, z_d, z_g, labels_g, step, noise_mode=None):
+    top = reals[-1] if isinstance(reals, (list, tuple)) else reals
+    loss_lib.REMAT_INPUT_GRADIENTS = top.shape[1] >= REMAT_FROM_RESOLUTION
+    return iteration.iteration(model, bk, reals, labels, z_d, z_g, labels_g, step, noise_mode=noise_mode)
 
 
 def train_step(model, state, data):
@@ -273,74 +221,42 @@ def train_step(model, state, data):
     reals, labels, step = data
     step = step[0]
     st = _state_of(model)
-    values = st.to_dict(trainable, non_trainable)
-    has_labels = model.G.label_size > 0
-    reals = _levels(lambda x: jnp.asarray(x).astype("float32"), reals)
-    if not isinstance(reals, list):
-        reals = downscale_reals(reals, model.G.resolution // 2 ** model.level)
-    n = (reals[0] if isinstance(reals, list) else reals).shape[0]
-    labels = jnp.asarray(labels).astype("float32") if has_labels else None
-    if model.mirror:
-        flip = jax.random.uniform(_key(model, step, _SALT_MIRROR), (n,)) < 0.5
-        # One flip per sample, applied to every level of it.
-        reals = _levels(lambda x: jnp.where(flip[:, None, None, None], x[:, :, ::-1], x), reals)
-    z_d = jax.random.normal(_key(model, step, _SALT_Z_D), (n, model.G.latent_size))
-    z_g = jax.random.normal(_key(model, step, _SALT_Z_G), (n, model.G.latent_size))
-    labels_g = None
-    if has_labels:
-        pool = model.label_pool
-        if pool is None or len(pool) == 0:
-            raise ValueError("a conditional model needs label_pool (the dataset's labels) for the G step")
-        idx = jax.random.randint(_key(model, step, _SALT_LABELS), (n,), 0, len(pool))
-        labels_g = jnp.asarray(pool)[idx]
-    out, values, opt_values = iteration(model, st, values, opt_values, reals, labels, z_d, z_g, labels_g, step)
-
-    local = {"G_loss": jnp.mean(out["G_loss_per_sample"]), "D_loss": jnp.mean(out["D_loss_per_sample"]),
-             "real_score": jnp.mean(out["real_score"]), "fake_score": jnp.mean(out["fake_score"]),
-             "nonfinite_skips": out["nonfinite_skips"]}
-    for extra in ("r1", "gp", "div"):
-        if extra in out:
-            local[extra] = jnp.mean(out[extra])
+    bk = Backend(st, st.to_dict(trainable, non_trainable), (model.g_optimizer, model.d_optimizer), opt_values, step)
+    out = _run_iteration(model, bk, *iteration.prepare_batch(model, bk, reals, labels, step), step)
+    updates = iteration.metric_updates(model, out, step)
     new_metrics, logs, i = [], {}, 0
     for name, metric in model._trackers.items():
         k = len(metric.variables)
         mv = list(metric_values[i:i + k])
         i += k
-        if name == "r1" and loss_lib.r1_interval(model.loss_kwargs) > 1:
-            # The mean over the steps that took the penalty (the others report no R1), as on TF.
-            mv = metric.stateless_update_state(mv, local[name],
-                                               sample_weight=r1_due(model, step).astype("float32"))
-        elif name in local:
-            mv = metric.stateless_update_state(mv, local[name])
+        if name in updates:
+            value, weight = updates[name]
+            mv = metric.stateless_update_state(mv, value, sample_weight=weight)
         logs[name] = metric.stateless_result(mv)
         new_metrics.extend(mv)
-    trainable, non_trainable = st.from_dict(values)
-    return logs, (trainable, non_trainable, opt_values, new_metrics)
+    trainable, non_trainable = st.from_dict(bk.values)
+    return logs, (trainable, non_trainable, bk.all_optimizer_values(), new_metrics)
 
 
 def deterministic_step(model, reals, labels, z_d, z_g, labels_g, step, noise_mode):
     """`StyleGAN.deterministic_step` on JAX: the iteration on given numbers, jitted once per phase structure,
     written back into the model's and optimizers' variables. Returns numpy arrays as the TF path does."""
     st = _state_of(model)
-    opt_vars = OptimizerPair(model.g_optimizer, model.d_optimizer).variables
-    phase = (model.level, model.global_batch, model.gs_beta, model.r1_scale, noise_mode, len(st.all),
-             model.loss_name, repr(sorted(model.loss_kwargs.items())))
+    optimizers = (model.g_optimizer, model.d_optimizer)
+    opt_vars = OptimizerPair(*optimizers).variables
+    phase = iteration.phase_key(model, noise_mode) + (len(st.all),)
     cached = model.__dict__.get("_jax_deterministic_fn")
     if cached is None or cached[0] != phase:
         def fn(trainable, non_trainable, opt_values, reals, labels, z_d, z_g, labels_g, step):
-            out, values, opt_values = iteration(model, st, st.to_dict(trainable, non_trainable), opt_values,
-                                                reals, labels, z_d, z_g, labels_g, step, noise_mode=noise_mode)
-            return out, st.from_dict(values), opt_values
+            bk = Backend(st, st.to_dict(trainable, non_trainable), optimizers, opt_values, step)
+            out = _run_iteration(model, bk, reals, labels, z_d, z_g, labels_g, step, noise_mode=noise_mode)
+            return out, st.from_dict(bk.values), bk.all_optimizer_values()
         model.__dict__["_jax_deterministic_fn"] = cached = (phase, jax.jit(fn))
     arr = (lambda x: None if x is None else jnp.asarray(np.asarray(x, np.float32)))
+    reals = [arr(x) for x in reals] if isinstance(reals, (list, tuple)) else arr(reals)
     out, (trainable, non_trainable), opt_values = cached[1](
         [v.value for v in st.trainable], [v.value for v in st.non_trainable], [v.value for v in opt_vars],
-        _levels(arr, reals), arr(labels), arr(z_d), arr(z_g), arr(labels_g), jnp.asarray(int(step), jnp.uint32))
+        reals, arr(labels), arr(z_d), arr(z_g), arr(labels_g), jnp.asarray(int(step), jnp.uint32))
     for v, x in zip(st.all + opt_vars, list(trainable) + list(non_trainable) + list(opt_values)):
         v.assign(x)
-    grads = {key: [np.asarray(g, np.float32) for g in out.pop(key)] for key in ("D_grads", "G_grads")}
-    out = {k: np.asarray(v) for k, v in out.items()}
-    out.update(grads)
-    out["D_loss"] = out["D_loss_per_sample"].sum() / model.global_batch
-    out["G_loss"] = out["G_loss_per_sample"].sum() / model.global_batch
-    return out
+    return iteration.deterministic_outputs(model, out)

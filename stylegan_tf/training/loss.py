@@ -1,11 +1,26 @@
 """GAN losses of the official code (`training/loss.py`) plus WGAN-div, selectable by name.
 
 Every D loss takes `d_fn(images) -> scores [N, 1]` (a closure over D, labels and level, so tests can pass a
-tiny Keras model) and returns `(per_sample_loss [N], stats)`; every G loss takes the fake scores. Losses are
-per sample; the caller averages them (over the global batch under a distribution strategy).
+tiny Keras model) and returns `(per_sample_loss [N], stats)`, `stats` holding at least `real_score` and
+`fake_score` [N]; every G loss takes the fake scores. Losses are per sample; the caller averages them (over the
+global batch under a distribution strategy).
+
+The registry: `LOSSES` maps a name to a `Loss` entry, which says all that the training iteration, the progress
+logs and train.py's `--loss` help ask of a loss. `get_loss(name)` returns an entry, `loss_names()` lists the
+names, and `register_loss(...)` adds a loss of your own in one place: nothing else needs to know it.
+
+Example:
+    >>> def d_ls(d_fn, reals, fakes, **_):
+    ...     real, fake = ops.reshape(d_fn(reals), [-1]), ops.reshape(d_fn(fakes), [-1])
+    ...     return ops.square(real - 1) + ops.square(fake), {"real_score": real, "fake_score": fake}
+    >>> register_loss("lsgan", g=lambda fake: ops.square(ops.reshape(fake, [-1]) - 1), d=d_ls,
+    ...               description="least squares (Mao et al. 2017)")
+    >>> model.compile(g_optimizer=adam(), d_optimizer=adam(), loss="lsgan")
 """
+import dataclasses
 import itertools
 import math
+from typing import Callable, Tuple
 
 import keras
 from keras import ops
@@ -220,35 +235,79 @@ def d_ra_hinge(d_fn, reals, fakes, seed=None, **_):
 
 
 def g_ra_hinge(fake_scores, real_scores):
-    """The generator's side, which needs the real scores too (see `g_loss_needs_reals`), per sample:
+    """The generator's side, which needs the real scores too (`Loss.g_needs_real_scores`), per sample:
     max(0, 1 + (D(real) - mean D(fake))) + max(0, 1 - (D(fake) - mean D(real)))."""
     fake_scores, real_scores = _scores(fake_scores), _scores(real_scores)
     return ops.relu(1.0 + (real_scores - ops.mean(fake_scores))) + ops.relu(1.0 - (fake_scores - ops.mean(real_scores)))
 
 
-g_ra_hinge.needs_real_scores = True
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """A registry entry: a G and a D loss and what the rest of the code asks of them.
+
+    Args:
+        name: the name `compile(loss=...)` and train.py's `--loss` take.
+        g: the G loss, `g(fake_scores) -> [N]`, or `g(fake_scores, real_scores)` if `g_needs_real_scores`.
+        d: the D loss, `d(d_fn, reals, fakes, r1_scale=, grad_scale=, seed=, **loss_kwargs) -> ([N], stats)`;
+            it must accept (and may ignore) every keyword.
+        stats: the names of its own statistics in `stats` besides the scores (e.g. ("r1",)): each gets a tracker
+            (the logs, stats.jsonl and TensorBoard show it under that name).
+        g_needs_real_scores: the G loss compares with D's scores of the minibatch's reals (relativistic losses).
+        lazy_r1: its D loss takes `gamma` and reports `r1`, so `r1_interval` (lazy R1) applies to it.
+        description: one line for `--help`.
+    """
+
+    name: str
+    g: Callable
+    d: Callable
+    stats: Tuple[str, ...] = ()
+    g_needs_real_scores: bool = False
+    lazy_r1: bool = False
+    description: str = ""
 
 
-def g_loss_needs_reals(g_loss_fn):
-    """Whether a G loss is called `g_loss_fn(fake_scores, real_scores)` (D's scores of the minibatch's reals)
-    instead of `g_loss_fn(fake_scores)`: the relativistic losses."""
-    return bool(getattr(g_loss_fn, "needs_real_scores", False))
+LOSSES = {}
 
 
-# name -> (G loss, D loss); every D loss ignores the options it does not use (e.g. gamma for hinge)
-LOSSES = {
-    "logistic": (g_logistic_nonsaturating, d_logistic_r1),
-    "wgan-gp": (g_wgan, d_wgan_gp),
-    "wgan": (g_wgan, d_wgan),
-    "wgan-div": (g_wgan, d_wgan_div),
-    "hinge": (g_wgan, d_hinge),
-    "ra-hinge": (g_ra_hinge, d_ra_hinge),
-}
+def register_loss(name, g, d, stats=(), g_needs_real_scores=False, lazy_r1=False, description=""):
+    """Add a loss to the registry under `name` (the arguments are `Loss`'s) and return its entry.
+
+    Raises ValueError if the name is taken or a statistic would shadow one every run logs.
+
+    Example:
+        >>> entry = register_loss("lsgan", g_ls, d_ls, description="least squares (Mao et al. 2017)")
+        >>> get_loss("lsgan") is entry, loss_names()[-1]
+        (True, 'lsgan')
+    """
+    if name in LOSSES:
+        raise ValueError(f"a loss named {name!r} is already registered")
+    reserved = {"G_loss", "D_loss", "real_score", "fake_score", "nonfinite_skips"}
+    if reserved & set(stats):
+        raise ValueError(f"loss {name!r}: statistics {sorted(reserved & set(stats))} are logged for every loss")
+    entry = Loss(name, g, d, tuple(stats), bool(g_needs_real_scores), bool(lazy_r1), description)
+    LOSSES[name] = entry
+    return entry
+
+
+def loss_names():
+    """The registered loss names, in registration order (the official default first)."""
+    return list(LOSSES)
 
 
 def get_loss(name):
-    """(g_loss_fn, d_loss_fn) for a loss name; ValueError naming the choices otherwise."""
+    """The `Loss` entry of a name; ValueError naming the choices otherwise."""
     try:
         return LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSSES)}") from None
+
+
+# Every D loss ignores the options it does not use (e.g. gamma for hinge).
+register_loss("logistic", g_logistic_nonsaturating, d_logistic_r1, stats=("r1",), lazy_r1=True,
+              description="non-saturating logistic G, logistic D + R1 penalty (StyleGAN's default)")
+register_loss("wgan-gp", g_wgan, d_wgan_gp, stats=("gp",), description="WGAN + gradient penalty (ProGAN)")
+register_loss("wgan", g_wgan, d_wgan, description="WGAN with the drift term, no penalty")
+register_loss("wgan-div", g_wgan, d_wgan_div, stats=("div",), description="WGAN-div (Wu et al. 2018)")
+register_loss("hinge", g_wgan, d_hinge, description="hinge D, WGAN G")
+register_loss("ra-hinge", g_ra_hinge, d_ra_hinge, g_needs_real_scores=True,
+              description="relativistic average hinge (MSG-GAN)")
