@@ -97,3 +97,39 @@ def demo_dataset(tmp_path_factory):
             built[resolution, count] = str(path)
         return built[resolution, count]
     return get
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that is free now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def explore_files(tiny_network_path, demo_dataset, tmp_path_factory):
+    """(directions, labeler) fitted once for `tiny_network_path` (small, quick fits): the explorer's API and
+    browser tests share them."""
+    from stylegan_tf import editing
+    folder = tmp_path_factory.mktemp("explore-editing")
+    labeler = str(folder / "labeler.keras")
+    editing.train_labeler(demo_dataset(32, 300), "smile,yaw", out=labeler, epochs=1, progress=False)
+    directions = str(folder / "directions.npz")
+    editing.fit_directions(tiny_network_path, labeler, ["smile", "yaw"], samples=200, steps=200, out=directions,
+                           progress=False)
+    return directions, labeler
+
+
+@pytest.fixture(scope="session")
+def explore_server(tiny_network_path, explore_files):
+    """(url, app): the explorer for `tiny_network_path` on a free 127.0.0.1 port, built once for the explorer's
+    API and browser tests and closed at the end of the session."""
+    pytest.importorskip("gradio", reason="the explorer's tests need Gradio: pip install -e \".[test]\"")
+    from stylegan_tf.explore import build_app
+    app = build_app(tiny_network_path, *explore_files)
+    _, url, _ = app.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield url, app
+    finally:
+        app.close(verbose=False)

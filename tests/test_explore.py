@@ -3,14 +3,13 @@ picture equals what generate.py draws for the same settings, bad inputs give one
 running, two browsers keep their own state, projection streams its steps and can be cancelled."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
-from conftest import TINY_DCGAN, TINY_G
+from conftest import TINY_DCGAN, TINY_G, free_port
 from PIL import Image
 
 gr = pytest.importorskip("gradio", reason="the explorer's tests need Gradio: pip install -e \".[test]\"")
@@ -18,43 +17,11 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KEYS = ["smile", "yaw"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def edit_files(tiny_network_path, demo_dataset, tmp_path_factory):
-    """A real labeler and directions file for the tiny network (small, quick fits)."""
-    from stylegan_tf import editing
-    folder = tmp_path_factory.mktemp("explore-editing")
-    labeler = str(folder / "labeler.keras")
-    editing.train_labeler(demo_dataset(32, 300), ",".join(KEYS), out=labeler, epochs=1, progress=False)
-    directions = str(folder / "directions.npz")
-    editing.fit_directions(tiny_network_path, labeler, KEYS, samples=200, steps=200, out=directions, progress=False)
-    return directions, labeler
-
-
-@pytest.fixture(scope="module")
-def served(tiny_network_path, edit_files):
-    """(url, app) of the explorer on a free localhost port; stopped after the module."""
-    from stylegan_tf.explore import build_app
-    app = build_app(tiny_network_path, *edit_files)
-    _, url, _ = app.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    assert url.startswith("http://127.0.0.1:")
-    try:
-        yield url, app
-    finally:
-        app.close(verbose=False)
 
 
 @pytest.fixture
-def client(served):
-    return Client(served[0], verbose=False, download_files=True)
+def client(explore_server):
+    return Client(explore_server[0], verbose=False, download_files=True)
 
 
 def read(path):
@@ -144,7 +111,7 @@ def test_bad_values_give_one_line_and_the_server_keeps_serving(client):
     assert read(client.predict(1, 0.7, 8, 0, "const", -1, api_name="/generate")).shape == (32, 32, 3)
 
 
-def test_bad_uploads_are_refused_with_the_reason(client, served, tiny_network_path, tmp_path):
+def test_bad_uploads_are_refused_with_the_reason(client, explore_server, tiny_network_path, tmp_path):
     import urllib.error
     import urllib.request
     page = tmp_path / "page.png"
@@ -159,10 +126,12 @@ def test_bad_uploads_are_refused_with_the_reason(client, served, tiny_network_pa
     big.write_bytes(os.urandom(21 * 1024 * 1024))
     with pytest.raises(Exception, match="(?i)size|large"):
         client.predict(handle_file(str(big)), api_name="/photo_preview")
-    # The app serves its own outputs, never other files: not the network, not the sources.
+    # Bound to this machine only by default; the app serves its own outputs, never other files: not the
+    # network, not the sources.
+    assert explore_server[0].startswith("http://127.0.0.1:")
     for path in (tiny_network_path, os.path.join(REPO, "setup.py")):
         with pytest.raises(urllib.error.HTTPError) as e:
-            urllib.request.urlopen(f"{served[0]}gradio_api/file={path}", timeout=10)
+            urllib.request.urlopen(f"{explore_server[0]}gradio_api/file={path}", timeout=10)
         assert e.value.code in (403, 404)
     assert read(client.predict(2, 0.7, 8, 0, "const", -1, api_name="/generate")).shape == (32, 32, 3)
 
@@ -175,8 +144,8 @@ def photo_of(tiny_network_path, tmp_path, seed=3):
     return str(path)
 
 
-def test_projection_streams_then_edits_its_w_and_browsers_stay_apart(served, tiny_network_path, tmp_path):
-    a, b = Client(served[0], verbose=False), Client(served[0], verbose=False)
+def test_projection_streams_then_edits_its_w_and_browsers_stay_apart(explore_server, tiny_network_path, tmp_path):
+    a, b = Client(explore_server[0], verbose=False), Client(explore_server[0], verbose=False)
     job = a.submit(handle_file(photo_of(tiny_network_path, tmp_path)), 30, "w", api_name="/photo_project")
     updates = []
     while not job.done():
@@ -194,8 +163,8 @@ def test_projection_streams_then_edits_its_w_and_browsers_stay_apart(served, tin
         edit(b, source="photo")
 
 
-def test_projection_cancels(served, tiny_network_path, tmp_path):
-    c = Client(served[0], verbose=False)
+def test_projection_cancels(explore_server, tiny_network_path, tmp_path):
+    c = Client(explore_server[0], verbose=False)
     job = c.submit(handle_file(photo_of(tiny_network_path, tmp_path)), 2000, "w", api_name="/photo_project")
     deadline = time.time() + 60
     while not any("step" in o[0] and "starting" not in o[0] for o in job.outputs()) and time.time() < deadline:

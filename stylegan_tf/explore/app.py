@@ -28,8 +28,8 @@ from stylegan_tf.explore.uploads import MAX_UPLOAD_BYTES, Outputs
 LOG = logging.getLogger("stylegan_tf.explore")
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
 MONO_FONTS = ["ui-monospace", "Consolas", "Menlo", "monospace"]
-# Small networks make small pictures: show their pixels sharp when the page scales them up.
-CSS = ".explore-image img { image-rendering: pixelated; }"
+# Small networks make small pictures: the page scales them up to the picture's box, with sharp pixels.
+CSS = ".explore-image img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 
 
 def user_message(exc):

@@ -4,7 +4,6 @@ Without --network it opens the newest snapshot under results/ (what `python trai
 """
 import os
 import signal
-import sys
 import time
 
 from stylegan_tf.explore.engine import ExploreError
@@ -66,14 +65,16 @@ def explore(network=None, directions=None, labeler=None, host="127.0.0.1", port=
         app.outputs.close()
         raise ExploreError(f"--port {port}: cannot listen on {host}:{port} ({e}); pick another with --port") \
             from None
-    print(f"explore: open {local} (Ctrl-C stops it)" + (f"; public link {public}" if public else ""))
-    sys.stdout.flush()
+    opened = f"explore: open {local} (Ctrl-C stops it)" + (f"; public link {public}" if public else "")
     if not block:
+        print(opened, flush=True)
         return app
     # Gradio's start-up leaves SIGINT at the system default (the process would die without a word): Ctrl-C
-    # is Python's KeyboardInterrupt again, so the server closes and says so.
+    # is Python's KeyboardInterrupt again, so the server closes and says so; set before the line that invites
+    # the Ctrl-C, and that line inside the `try`, so that a Ctrl-C at any moment stops it cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        print(opened, flush=True)
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -253,7 +253,7 @@ def photo_tab(app, ex, session, edit, camera=False):
         _note(ex, "projection", "projection_w")
         if camera:
             source = gr.Image(sources=["webcam"], type="filepath", format="png", image_mode=None,
-                              label="camera: take a snapshot", interactive=on)
+                              label="camera: take a snapshot", interactive=on, height=IMAGE["height"])
         else:
             source = gr.File(label=f"photo (PNG, JPEG, WebP, ...; up to {MAX_UPLOAD_TEXT} and "
                                    f"{MAX_PIXELS // 1_000_000} megapixels; centre-cropped to a square)",
