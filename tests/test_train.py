@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import TINY_NET
 from stylegan_tf.training import StyleGAN, TrainingOptions, training_loop
 from stylegan_tf.training import snapshot as snap
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_NET = dict(fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=2, mapping_fmaps=16)
 
 
 @pytest.fixture(scope="module")
@@ -342,7 +342,7 @@ MIRRORED = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    sys.path.insert(0, sys.argv[1])
+    sys.path[:0] = [sys.argv[1], os.path.join(sys.argv[1], "tests")]
     import numpy as np
     from tests.test_train import tiny_model, batches
     # No noise, no mixing, no minibatch-stddev: then 1 and 2 replicas compute the same function. SGD, because
@@ -432,7 +432,7 @@ def test_train_py_help_shows_one_default_and_the_demo_value(capsys):
     assert "(default: None)" not in text and text.count("(default:") >= 30
     assert "--total-kimg KIMG length of training in thousands of real images (default: 25000; demo: 160)" in text
     assert "--gamma X R1 weight for the logistic loss (default: 10; demo: 50)" in text
-    assert "--loss NAME logistic (StyleGAN + R1), wgan-gp, wgan, wgan-div, hinge (default: logistic)" in text
+    assert "--loss NAME GAN loss: logistic: " in text and "ra-hinge: " in text and "(default: logistic)" in text
 
 
 def test_damaged_snapshots_resume_fallback_lock_and_stats(dataset, tmp_path, capsys):
