@@ -21,6 +21,8 @@ FORBIDDEN = {
     "network_io": HIGH | {"data"},
     "official_pickle": HIGH | {"data", "network_io"},
     "data": LAYERED - {"data"},
+    # The augmentations of the images D sees: training calls them; they may use layers and the networks' draws.
+    "augment": LAYERED - {"layers", "networks"},
     **{name: LAYERED for name in FLOOR},
     # Editing sits beside generate (whose seeds, layer presets and output checks it reuses) and metrics (the
     # torch-free .pth reader, for LPIPS weights) and reads datasets; training is not its business, and
