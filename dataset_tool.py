@@ -17,6 +17,8 @@ import sys
 from stylegan_tf import cli
 from stylegan_tf.data import interrupts
 
+OVERWRITE_HELP = "replace an existing dataset (only a folder holding nothing but a dataset's own files)"
+
 
 def _positive(text):
     value = int(text)
@@ -62,7 +64,7 @@ def build_parser():
     c.add_argument("--max-images", type=_positive, default=None, help="use at most N images")
     c.add_argument("--dedupe", action="store_true", help="drop exact duplicate files")
     c.add_argument("--workers", type=_positive, default=None, help="decoding processes (default: all cores)")
-    c.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    c.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     c.add_argument("--quiet", action="store_true", help="no progress bar")
 
     d = sub.add_parser("create_demo", help="the built-in procedural cartoon-face dataset")
@@ -73,7 +75,7 @@ def build_parser():
     d.add_argument("--label-attribute", default=None,
                    help="store this categorical attribute as one-hot labels (e.g. hair_color)")
     d.add_argument("--workers", type=_positive, default=None)
-    d.add_argument("--overwrite", action="store_true")
+    d.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     d.add_argument("--quiet", action="store_true")
 
     for cmd, what in (("create_mnist", "MNIST (train-*-idx*-ubyte.gz)"),
@@ -83,7 +85,7 @@ def build_parser():
         x.add_argument("source_dir")
         x.add_argument("--shuffle", type=int, choices=(0, 1), default=1)
         x.add_argument("--seed", type=int, default=123)
-        x.add_argument("--overwrite", action="store_true")
+        x.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     i = sub.add_parser("info", help="count, resolution, levels, labels, size; reads and verifies every record")
     i.add_argument("tfrecord_dir")

@@ -358,7 +358,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     cli.quiet_tensorflow(cli.verbose(argv))
     args = vars(build_parser().parse_args(_join_signed(argv)))
-    return cli.run("generate.py", lambda: _generate(args), code=2,
+    return cli.run("generate.py", lambda: _generate(args),
                    interrupted="interrupted; no partial files were left behind")
 
 

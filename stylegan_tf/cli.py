@@ -6,7 +6,18 @@
         cli.quiet_tensorflow(cli.verbose(argv))                 # first: before anything imports TensorFlow
         parser = cli.Parser(prog="tool.py", description=...)    # a usage mistake: one line, exit code 2
         args = parser.parse_args(argv)                          # every parser accepts --verbose
-        return cli.run("tool.py", lambda: work(args))           # a known error: one line; Ctrl-C: 130
+        return cli.run("tool.py", lambda: work(args))           # a known error: one line, exit code 2; Ctrl-C: 130
+
+Exit codes, the same in every tool:
+    0    done.
+    2    an error reported as one line `PROG: error: ...`: a usage mistake that argparse finds (a missing or
+         unknown flag, a value of the wrong type) and every mistake found later, once the work starts (a value
+         out of range, a file that is missing, damaged or not ours to replace, a full disk). argparse itself
+         exits 2 for a file argument it cannot open (FileType), so the same bad input gives the same code
+         whoever finds it; scripts need one test for "fix the command or its inputs".
+    1    an uncaught exception: a bug, reported with its traceback (Python's own exit code); or a command's
+         "no" answer, as with diff and cmp (dataset_tool.py compare: the datasets differ).
+    130  Ctrl-C (and, in dataset_tool.py, SIGTERM): one line, nothing half-written left.
 
 TensorFlow writes its start-up banner (oneDNN, CPU features, absl) and internal log lines straight to the
 process's stderr from C++, where a user takes them for our errors. `quiet_tensorflow` keeps them out unless
@@ -157,15 +168,23 @@ def one_line(exc):
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def run(prog, func, errors=USER_ERRORS, code=1, interrupted="interrupted"):
-    """`func()`'s exit code; a known error (`errors`) is printed as `PROG: error: ...` and gives `code`, and
-    Ctrl-C prints `PROG: <interrupted>` and gives 130. Other exceptions propagate: they are bugs, and their
-    traceback is what a bug report needs."""
+ERROR_CODE = 2  # a user's mistake or a bad input, reported in one line (see the exit codes above)
+INTERRUPTED_CODE = 130  # 128 + SIGINT, as a shell reports a process that Ctrl-C stopped
+
+
+def run(prog, func, errors=USER_ERRORS, code=ERROR_CODE, interrupted="interrupted"):
+    """`func()`'s exit code; a known error (`errors`) is printed as `PROG: error: ...` and gives `code`
+    (ERROR_CODE: keep it, so that every tool answers alike), and Ctrl-C prints `PROG: <interrupted>` and gives
+    130. Other exceptions propagate: they are bugs, and their traceback is what a bug report needs.
+
+    Example:
+        sys.exit(cli.run("tool.py", lambda: work(args)))
+    """
     try:
         return func()
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
-        return 130
+        return INTERRUPTED_CODE
     except errors as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return code

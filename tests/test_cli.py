@@ -115,11 +115,11 @@ def test_run_turns_known_errors_into_one_line(capsys):
         return f
 
     assert cli.run("tool.py", lambda: 0) == 0
-    assert cli.run("tool.py", fail(ValueError("bad value\n  on two lines")), code=2) == 2
+    assert cli.run("tool.py", fail(ValueError("bad value\n  on two lines"))) == 2
     assert capsys.readouterr().err == "tool.py: error: bad value on two lines\n"
-    assert cli.run("tool.py", fail(PermissionError(errno.EACCES, "Permission denied", "/ro/x.png"))) == 1
+    assert cli.run("tool.py", fail(PermissionError(errno.EACCES, "Permission denied", "/ro/x.png"))) == 2
     assert capsys.readouterr().err == "tool.py: error: /ro/x.png: Permission denied\n"
-    assert cli.run("tool.py", fail(pickle.UnpicklingError("refused"))) == 1
+    assert cli.run("tool.py", fail(pickle.UnpicklingError("refused"))) == 2
     assert cli.run("tool.py", fail(KeyboardInterrupt()), interrupted="interrupted; nothing written") == 130
     assert capsys.readouterr().err.endswith("tool.py: interrupted; nothing written\n")
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
@@ -208,3 +208,26 @@ def test_verbose_brings_tensorflow_log_lines_back(demo_dataset, tmp_path):
         assert proc.returncode == 0 and TF_NOISE.search(proc.stderr), proc.stderr[-2000:]
     quiet = _tool(["dataset_tool.py", "info", data], tmp_path, **NOISY)
     assert quiet.returncode == 0 and not TF_NOISE.search(quiet.stderr), quiet.stderr[-2000:]
+
+
+def test_every_tool_answers_a_bad_input_file_alike(tmp_path):
+    """One convention (cli.py's docstring): a bad input found at run time is one line on stderr, no traceback,
+    and exit code 2, as argparse gives a usage mistake, in every tool."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.pkl").write_text("plain text, not a network")
+    bad_net, out = str(notes / "notes.pkl"), str(tmp_path / "out")
+    runs = {
+        "dataset_tool.py": ["dataset_tool.py", "info", str(notes)],
+        "generate.py": ["generate.py", "images", "--network", bad_net, "--seeds", "1", "--outdir", out],
+        "python -m stylegan_tf.metrics": ["-m", "stylegan_tf.metrics", "--network", bad_net, "--data", str(notes),
+                                          "--metrics", "swd1k"],
+        "python -m stylegan_tf.network_io": ["-m", "stylegan_tf.network_io", bad_net, out + ".keras"],
+        "train.py": ["train.py", "--data", str(notes), "--outdir", out],
+    }
+    for prog, args in runs.items():
+        proc = _tool(args, tmp_path)
+        assert (proc.returncode, proc.stdout) == (2, ""), (prog, proc.returncode, proc.stderr[-2000:])
+        assert proc.stderr.startswith(f"{prog}: error: ") and proc.stderr.count("\n") == 1, (prog, proc.stderr)
+        assert "Traceback" not in proc.stderr and str(notes) in proc.stderr, (prog, proc.stderr)
+    assert os.listdir(notes) == ["notes.pkl"] and not [n for n in os.listdir(tmp_path) if n.startswith("out")]

@@ -287,12 +287,12 @@ def test_cli_commands_end_to_end(tmp_path, capsys):
     code, out, _ = _main(capsys, "info", tmp_path / "ds")
     assert code == 0 and "images      12" in out and "16:12" in out and "4:12" in out
     code, _, err = _main(capsys, "info", tmp_path / "src")
-    assert code == 1 and err.count("\n") == 1 and "no *.tfrecords" in err
+    assert code == 2 and err.count("\n") == 1 and "no *.tfrecords" in err
     code, _, _ = _main(capsys, "extract", tmp_path / "ds", tmp_path / "png", "--level", "1", "--max", "5")
     assert code == 0 and sorted(os.listdir(tmp_path / "png"))[-1] == "img00000004.png"
     assert Image.open(tmp_path / "png" / "img00000000.png").size == (8, 8)
     code, _, err = _main(capsys, "extract", tmp_path / "ds", tmp_path / "png", "--level", "3")
-    assert code == 1 and "--level 3" in err
+    assert code == 2 and "--level 3" in err
     code, _, _ = _main(capsys, "grid", tmp_path / "ds", tmp_path / "grid.png", "--count", "9")
     assert code == 0 and Image.open(tmp_path / "grid.png").size == (48, 48)
     code, out, _ = _main(capsys, "compare", tmp_path / "ds", tmp_path / "ds")
@@ -305,7 +305,7 @@ def test_cli_commands_end_to_end(tmp_path, capsys):
     # `info` checks that every level holds the same number of records.
     (tmp_path / "ds" / "ds-r02.tfrecords").write_bytes((tmp_path / "ds2" / "ds2-r02.tfrecords").read_bytes())
     code, _, err = _main(capsys, "info", tmp_path / "ds")
-    assert code == 1 and err.count("\n") == 1 and "different image counts" in err and "r02: 5" in err
+    assert code == 2 and err.count("\n") == 1 and "different image counts" in err and "r02: 5" in err
     code, _, _ = _main(capsys, "create_demo", tmp_path / "demo", "--count", "8", "--resolution", "16", "--quiet",
                        "--label-attribute", "eye_color")
     assert code == 0 and open_dataset(tmp_path / "demo").label_size == 6
@@ -407,7 +407,7 @@ def test_cli_info_reads_every_record_and_names_the_damage(tmp_path, capsys):
     data[step * 10 + 100:step * 10 + 104] = b"\xff\xff\xff\xff"  # `dd` of 4 bytes of 0xff: same size, bad bytes
     level.write_bytes(bytes(data))
     code, out, err = _main(capsys, "info", tmp_path / "ds")
-    assert code == 1 and out == "" and err.count("\n") == 1
+    assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith(f"dataset_tool.py: error: {level}: record 10: data damaged (checksum mismatch")
     code, out, _ = _main(capsys, "info", tmp_path / "ds", "--quick")  # sizes only, and it says so
     assert code == 0 and "not read: --quick" in out and "every record verified" in intact
@@ -424,8 +424,8 @@ def test_overwrite_replaces_only_a_dataset(tmp_path, capsys, monkeypatch):
         for args in (("create_from_images", target, tmp_path / "src", "--workers", "1"),
                      ("create_demo", target, "--count", "4", "--resolution", "8", "--workers", "1")):
             code, _, err = _main(capsys, *args, "--overwrite", "--quiet")
-            assert code == 1 and err.count("\n") == 1 and "--overwrite only replaces a dataset" in err, err
-    with pytest.raises(ValueError, match="not a dataset folder \\(it holds ideas.txt\\)"):
+            assert code == 2 and err.count("\n") == 1 and "--overwrite only replaces a dataset" in err, err
+    with pytest.raises(ValueError, match="not a dataset \\(it holds ideas.txt\\)"):
         importers.write_arrays(notes, np.zeros([2, 1, 8, 8], np.uint8), np.array([0, 1]), ["a", "b"],
                                tmp_path, "test", overwrite=True)
     assert os.listdir(notes) == ["ideas.txt"] and (tmp_path / "afile").read_text() == "keep"
@@ -445,7 +445,7 @@ def test_overwrite_replaces_only_a_dataset(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(imlib, "load_task", note_meanwhile)
     code, _, err = _main(capsys, "create_from_images", tmp_path / "ds", tmp_path / "src", "--workers", "1",
                          "--overwrite", "--quiet")
-    assert code == 1 and "it holds todo.txt" in err
+    assert code == 2 and "it holds todo.txt" in err
     assert (tmp_path / "ds" / "todo.txt").exists() and open_dataset(tmp_path / "ds").num_images == 6
     assert sorted(os.listdir(tmp_path)) == ["afile", "ds", "empty", "notes", "src"]  # no temp folders left
 
@@ -479,7 +479,7 @@ def test_every_writer_overwrites_only_its_own_output(tmp_path, capsys):
     for target in (notes, tmp_path / "afile", tmp_path / "ds"):
         for args in writers[:-1] if target.is_file() else writers:
             code, out, err = _main(capsys, *[target if a == "{}" else a for a in args], "--overwrite")
-            assert code == 1 and out == "" and err.count("\n") == 1, (args, target, err)
+            assert code == 2 and out == "" and err.count("\n") == 1, (args, target, err)
     assert os.listdir(notes) == ["ideas.txt"] and (tmp_path / "afile").read_text() == "keep"
     assert (tmp_path / "ds" / "mine.txt").read_text() == "mine" and open_dataset(tmp_path / "ds").num_images == 4
     assert sorted(os.listdir(tmp_path)) == ["afile", "ds", "mnist", "notes", "src"]
@@ -487,12 +487,42 @@ def test_every_writer_overwrites_only_its_own_output(tmp_path, capsys):
     assert _main(capsys, "create_mnist", tmp_path / "ds", mnist, "--overwrite")[0] == 0  # its own output: replaced
 
 
+def test_overwrite_refuses_a_link_the_working_folder_and_sidecars_without_levels(tmp_path, capsys, monkeypatch):
+    """The one rule of atomic.check_dir_target for datasets too, checked before any image is read: a link to a
+    dataset, the dataset the tool runs in, a folder of sidecar names only (files.json alone proves nothing) and
+    a folder holding a link named like a level file are refused."""
+    _numbered(tmp_path / "src", 4)
+    assert _main(capsys, "create_from_images", tmp_path / "ds", tmp_path / "src", "--workers", "1", "--quiet")[0] == 0
+    before = sorted(os.listdir(tmp_path / "ds"))
+    (tmp_path / "link").symlink_to(tmp_path / "ds")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "files.json").write_text("[]")
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "x-r02.tfrecords").symlink_to(tmp_path / "lists" / "files.json")
+
+    def load_task(args):
+        raise AssertionError(f"read {args[1]} before refusing the target")
+
+    monkeypatch.setattr(imlib, "load_task", load_task)
+    for target, reason in ((tmp_path / "link", "it is a link"), (tmp_path / "lists", "no <name>-rNN.tfrecords"),
+                           (tmp_path / "linked", "it holds x-r02.tfrecords"), (".", "the working folder")):
+        monkeypatch.chdir(tmp_path / "ds")
+        code, out, err = _main(capsys, "create_from_images", target, tmp_path / "src", "--workers", "1", "--quiet",
+                               "--overwrite")
+        assert code == 2 and out == "" and err.count("\n") == 1 and reason in err, (target, err)
+        assert "--overwrite only replaces a dataset: choose another folder" in err
+    monkeypatch.chdir(tmp_path)
+    assert os.path.islink(tmp_path / "link") and sorted(os.listdir(tmp_path / "ds")) == before
+    assert os.listdir(tmp_path / "lists") == ["files.json"] and os.listdir(tmp_path / "linked") == ["x-r02.tfrecords"]
+    assert sorted(os.listdir(tmp_path)) == ["ds", "link", "linked", "lists", "src"]
+
+
 def test_grid_and_extract_refuse_to_replace_files(tmp_path, capsys):
     _numbered(tmp_path / "src", 5)
     assert _main(capsys, "create_from_images", tmp_path / "ds", tmp_path / "src", "--workers", "1", "--quiet")[0] == 0
     (tmp_path / "g.png").write_bytes(b"my picture")
     code, _, err = _main(capsys, "grid", tmp_path / "ds", tmp_path / "g.png")
-    assert code == 1 and err.count("\n") == 1 and "already exists; pass --overwrite" in err
+    assert code == 2 and err.count("\n") == 1 and "already exists; pass --overwrite" in err
     assert (tmp_path / "g.png").read_bytes() == b"my picture"
     assert _main(capsys, "grid", tmp_path / "ds", tmp_path / "g.png", "--overwrite")[0] == 0
     assert Image.open(tmp_path / "g.png").size == (48, 32)
@@ -500,7 +530,7 @@ def test_grid_and_extract_refuse_to_replace_files(tmp_path, capsys):
     (tmp_path / "out" / "img00000003.png").write_bytes(b"mine")
     (tmp_path / "out" / "other.png").write_bytes(b"other")
     code, _, err = _main(capsys, "extract", tmp_path / "ds", tmp_path / "out")
-    assert code == 1 and err.count("\n") == 1 and "already holds img00000003.png; pass --overwrite" in err
+    assert code == 2 and err.count("\n") == 1 and "already holds img00000003.png; pass --overwrite" in err
     assert sorted(os.listdir(tmp_path / "out")) == ["img00000003.png", "other.png"]  # checked before writing
     assert _main(capsys, "extract", tmp_path / "ds", tmp_path / "out", "--max", "3")[0] == 0  # no clash
     assert _main(capsys, "extract", tmp_path / "ds", tmp_path / "out", "--overwrite")[0] == 0
@@ -520,7 +550,7 @@ def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(tf.io, "TFRecordWriter", lambda path, *a: real_writer("/dev/full"))
     code, _, err = _main(capsys, "create_demo", parent / "demo", "--count", "300", "--resolution", "32",
                          "--workers", "1", "--quiet")
-    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"dataset_tool.py: error: {parent / 'demo'}: disk full while writing the dataset "
                           "(it needs about 1.2 MB, ")
     monkeypatch.undo()
@@ -531,7 +561,7 @@ def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr(tfrecords, "write_metadata", no_space)
     code, _, err = _main(capsys, "create_from_images", parent / "ds", tmp_path / "src", "--workers", "1", "--quiet")
-    assert code == 1 and err.count("\n") == 1 and f"{parent / 'ds'}: disk full while writing the dataset" in err
+    assert code == 2 and err.count("\n") == 1 and f"{parent / 'ds'}: disk full while writing the dataset" in err
     assert os.listdir(parent) == []
     monkeypatch.undo()
     assert _main(capsys, "create_from_images", parent / "ds", tmp_path / "src", "--workers", "1", "--quiet")[0] == 0
@@ -545,7 +575,7 @@ def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr(image_grid, "save_image", fills_up)
     code, _, err = _main(capsys, "extract", parent / "ds", tmp_path / "png")
-    assert code == 1 and err.count("\n") == 1 and "disk full after 4 of 6 PNGs" in err
+    assert code == 2 and err.count("\n") == 1 and "disk full after 4 of 6 PNGs" in err
     assert sorted(os.listdir(tmp_path / "png")) == [f"img{i:08d}.png" for i in range(4)]  # whole files only
 
 

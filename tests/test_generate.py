@@ -230,6 +230,31 @@ def test_existing_files_are_not_overwritten_silently(tiny_network_path, tmp_path
     assert (tmp_path / "seed0001.png").read_bytes() != before
 
 
+def test_images_outdir_writes_beside_the_users_files_and_replaces_only_its_own_names(tiny_network_path, tmp_path,
+                                                                                    capsys):
+    """images writes into a folder of the user's files (nothing else there is touched); an existing seedNNNN.png
+    or grid.png (a dangling link too) needs --overwrite, which replaces that file and never a folder."""
+    main = _generate_main()
+    out = tmp_path / "pictures"
+    out.mkdir()
+    (out / "holiday.png").write_bytes(b"mine")
+    (out / "seed0002.png").symlink_to(tmp_path / "gone.png")  # a dangling link where a picture goes
+    (out / "grid.png").mkdir()
+    args = ["images", "--network", tiny_network_path, "--seeds", "1", "--outdir", str(out), "--no-progress"]
+    assert main(args) == 0 and sorted(os.listdir(out)) == ["grid.png", "holiday.png", "seed0001.png", "seed0002.png"]
+    capsys.readouterr()
+    for extra, message in ((["--seeds", "2"], "seed0002.png already exists; pass --overwrite"),
+                           (["--seeds", "1,3", "--grid", "1x2", "--overwrite"],
+                            "grid.png is a folder, which is never replaced; choose another --outdir")):
+        assert main(args + extra) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
+    assert os.path.islink(out / "seed0002.png") and (out / "grid.png").is_dir() and not (out / "seed0003.png").exists()
+    assert main(args + ["--seeds", "2", "--overwrite"]) == 0
+    assert not os.path.islink(out / "seed0002.png") and not (tmp_path / "gone.png").exists()
+    assert (out / "holiday.png").read_bytes() == b"mine"
+
+
 def test_class_labels_are_checked(fixtures_dir, tmp_path, capsys):
     main = _generate_main()
     cond = str(fixtures_dir / "official-stylegan" / "official-r16-cond.pkl")

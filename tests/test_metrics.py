@@ -365,10 +365,10 @@ def test_cli(tiny_gen, demo_data, tmp_path, capsys):
     assert rc == 0 and "network-final.keras" in out and "swd1k_avg" in out
     rec = json.loads((path.parent / "metric-swd1k.jsonl").read_text())
     assert rec["metric"] == "swd1k" and rec["snapshot"] == "network-final.keras"
-    assert main(["--network", str(path), "--data", demo_data, "--metrics", "fid50k,nope"]) == 1
+    assert main(["--network", str(path), "--data", demo_data, "--metrics", "fid50k,nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("python -m stylegan_tf.metrics: error: unknown metric 'nope'") and "\n" not in err
-    assert main(["--network", str(tmp_path / "missing.keras"), "--data", demo_data]) == 1
+    assert main(["--network", str(tmp_path / "missing.keras"), "--data", demo_data]) == 2
     assert "missing.keras" in capsys.readouterr().err
 
 
@@ -436,7 +436,7 @@ def test_hostile_or_wrong_network_file_is_one_line(demo_data, tmp_path, capsys):
     junk = tmp_path / "junk.keras"
     junk.write_bytes(os.urandom(2000))
     for path in (evil, junk):
-        assert main(["--network", str(path), "--data", demo_data, "--metrics", "swd1k", "--num", "16"]) == 1
+        assert main(["--network", str(path), "--data", demo_data, "--metrics", "swd1k", "--num", "16"]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"python -m stylegan_tf.metrics: error: --network: {path}") and err.count("\n") == 1, err
     assert not marker.exists()
@@ -456,7 +456,7 @@ def test_inception_file_of_random_bytes_is_one_line(tiny_gen, demo_data, tmp_pat
         with pytest.raises(inception.InceptionWeightsError, match=f"weights{i}.pth"):
             inception.load_fid_inception(str(path))
         assert main(["--network", net, "--data", demo_data, "--metrics", "fid1k", "--num", "8", "--inception",
-                     str(path), "--report-dir", "none", "--no-progress"]) == 1
+                     str(path), "--report-dir", "none", "--no-progress"]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"python -m stylegan_tf.metrics: error: {path}") and err.count("\n") == 1, err
 
@@ -483,7 +483,7 @@ def test_offline_inception_message_names_the_cache_and_only_real_flags(tiny_gen,
     # The metrics CLI has the flag, and says so; it fails before computing anything.
     net = _saved_tiny(tiny_gen, tmp_path / "run")
     assert main(["--network", net, "--data", demo_data, "--metrics", "swd1k,fid1k", "--num", "8",
-                 "--no-progress"]) == 1
+                 "--no-progress"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "--inception PATH" in err and str(tmp_path / "my-cache") in err and err.count("\n") == 1
 

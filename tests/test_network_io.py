@@ -142,7 +142,7 @@ def test_convert_cli_speaks_the_project_conventions(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("python -m stylegan_tf.network_io: error: ") and err.count("\n") == 1, err
     (tmp_path / "notes.pkl").write_text("plain text")
-    assert main([str(tmp_path / "notes.pkl"), str(tmp_path / "out.keras")]) == 1
+    assert main([str(tmp_path / "notes.pkl"), str(tmp_path / "out.keras")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"python -m stylegan_tf.network_io: error: {tmp_path / 'notes.pkl'}: not a network file")
     assert err.count("\n") == 1 and not (tmp_path / "out.keras").exists()

@@ -152,7 +152,7 @@ def test_convert_cli_error_is_one_line(tmp_path, capsys):
     from stylegan_tf.network_io import main
     bad = tmp_path / "notes.pkl"
     bad.write_bytes(b"plain text")
-    assert main([str(bad), str(tmp_path / "out.keras")]) == 1
+    assert main([str(bad), str(tmp_path / "out.keras")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "notes.pkl" in err
     assert not (tmp_path / "out.keras").exists()

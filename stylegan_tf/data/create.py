@@ -90,9 +90,8 @@ def create_from_images(tfrecord_dir, image_dir, resolution=None, channels=3, tra
     image is usable, FileExistsError when the target exists and `overwrite` is False. Ctrl-C or SIGTERM
     (data/interrupts.py) stops the worker processes, removes the unfinished dataset and raises KeyboardInterrupt.
     """
-    from stylegan_tf.atomic import atomic_dir
     from stylegan_tf.data.tfrecords import (DatasetWriter, check_output, dataset_bytes, explain_disk_full,
-                                            labels_path, write_metadata)
+                                            labels_path, output_dir, write_metadata)
     from stylegan_tf.data.workers import Workers
 
     start = time.time()
@@ -181,8 +180,7 @@ def create_from_images(tfrecord_dir, image_dir, resolution=None, channels=3, tra
         name = os.path.basename(tfrecord_dir)
         kept = []
         with explain_disk_full(tfrecord_dir, dataset_bytes(len(order), resolution, channels)), \
-                interrupts.guarded(atomic_dir(tfrecord_dir, overwrite=overwrite,
-                                              replaceable=lambda p: check_output(p, True))) as tmp:
+                interrupts.guarded(output_dir(tfrecord_dir, overwrite)) as tmp:
             with DatasetWriter(tmp, name, resolution, channels) as writer:
                 tasks = [(int(candidates[k]), os.path.join(image_dir, files[candidates[k]]), opts) for k in order]
                 for i, pyramid, skip in bar(pool.imap(imlib.load_task, tasks, chunksize=4), len(tasks), "images"):

@@ -243,10 +243,9 @@ def create_demo(out_dir, count=10000, resolution=64, seed=0, label_attribute=Non
     `label_attribute` (a categorical attribute, e.g. "hair_color") is also stored as one-hot `.labels`.
     Returns the opened DatasetInfo.
     """
-    from stylegan_tf.atomic import atomic_dir
     from stylegan_tf.data.reader import open_dataset
     from stylegan_tf.data.tfrecords import (DatasetError, DatasetWriter, check_output, dataset_bytes,
-                                            explain_disk_full, write_metadata)
+                                            explain_disk_full, output_dir, write_metadata)
     from stylegan_tf.data.workers import imap
 
     count, resolution = int(count), int(resolution)
@@ -262,8 +261,7 @@ def create_demo(out_dir, count=10000, resolution=64, seed=0, label_attribute=Non
     start = time.time()
     attrs = np.zeros([count, len(ATTRIBUTES)], np.float32)
     with explain_disk_full(out_dir, dataset_bytes(count, resolution, 3)), \
-            interrupts.guarded(atomic_dir(out_dir, overwrite=overwrite,
-                                          replaceable=lambda p: check_output(p, True))) as tmp:
+            interrupts.guarded(output_dir(out_dir, overwrite)) as tmp:
         with DatasetWriter(tmp, name, resolution, 3) as writer:
             tasks = [(seed, i, resolution) for i in range(count)]
             results = imap(_render_task, tasks, workers, chunksize=64)

@@ -87,11 +87,10 @@ def load_cifar10(cifar_dir):
 def write_arrays(tfrecord_dir, images_nchw, labels, label_names, source, tool, shuffle=True, seed=123,
                  overwrite=False):
     """Write uint8 [N, C, R, R] images with integer class labels as a dataset, in the shuffled order."""
-    from stylegan_tf.atomic import atomic_dir
     from stylegan_tf.data.pyramid import build_pyramid
     from stylegan_tf.data.reader import open_dataset
     from stylegan_tf.data.tfrecords import (DatasetWriter, check_output, dataset_bytes, explain_disk_full,
-                                            write_metadata)
+                                            output_dir, write_metadata)
 
     tfrecord_dir = os.path.abspath(os.fspath(tfrecord_dir))
     check_output(tfrecord_dir, overwrite)
@@ -102,8 +101,7 @@ def write_arrays(tfrecord_dir, images_nchw, labels, label_names, source, tool, s
     onehot = np.eye(len(label_names), dtype=np.float32)[labels[order]]
     name = os.path.basename(tfrecord_dir)
     with explain_disk_full(tfrecord_dir, dataset_bytes(n, r, c)), \
-            interrupts.guarded(atomic_dir(tfrecord_dir, overwrite=overwrite,
-                                              replaceable=lambda p: check_output(p, True))) as tmp:
+            interrupts.guarded(output_dir(tfrecord_dir, overwrite)) as tmp:
         with DatasetWriter(tmp, name, r, c) as w:
             for i in order:
                 interrupts.check()

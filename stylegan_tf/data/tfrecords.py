@@ -17,11 +17,13 @@ import struct
 
 import numpy as np
 
+from stylegan_tf.atomic import NotOursError, atomic_dir, check_dir_target, is_disk_full
 from stylegan_tf.data.records import DatasetError, find_damage, parse_example, read_record
 
 LEVEL_RE = re.compile(r"^(?P<name>.*)-r(?P<log2>\d\d)\.tfrecords$")
 METADATA_FILE = "dataset.json"
 FORMAT = "stylegan-tfrecords"
+DATASET = "a dataset"
 # Everything a dataset folder may hold; `--overwrite` replaces only a folder holding nothing else.
 _SIDECAR_RE = re.compile(r"^(dataset\.json|skipped\.json|files\.json|.*-rxx\.labels|.*-attributes\.npy)$")
 
@@ -34,27 +36,33 @@ def human_size(n):
     return f"{n:.1f} TB"
 
 
-def check_output(path, overwrite):
-    """Refuse an existing `path` unless `overwrite`, and even then unless it is a dataset folder.
+def is_dataset_file(name):
+    """True for a name a dataset folder holds: a level file or one of the sidecars written beside them."""
+    return bool(LEVEL_RE.match(name) or _SIDECAR_RE.match(name))
 
-    `--overwrite` deletes the old folder, so it may only replace what dataset_tool itself writes: level
-    files and their sidecars (or an empty folder), never a folder with anything else in it."""
-    path = os.fspath(path)
-    if not os.path.lexists(path):
-        return
-    if not overwrite:
-        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
-    if not os.path.isdir(path):
-        raise DatasetError(f"{path} is a file, not a dataset folder; --overwrite only replaces a dataset: "
-                           f"choose another output folder")
-    names = sorted(os.listdir(path))
-    foreign = [n for n in names if not (LEVEL_RE.match(n) or _SIDECAR_RE.match(n))
-               or not os.path.isfile(os.path.join(path, n))]
-    if foreign or (names and not any(LEVEL_RE.match(n) for n in names)):
-        shown = foreign or names
-        more = f" and {len(shown) - 1} more" if len(shown) > 1 else ""
-        raise DatasetError(f"{path} is not a dataset folder (it holds {shown[0]}{more}); --overwrite only "
-                           f"replaces a dataset: choose another output folder")
+
+def _holds_a_level(path):
+    """Refuse a non-empty folder without a level file: the sidecar names alone (files.json, dataset.json) are
+    too common to prove that a folder is a dataset, and a dataset is never left without its levels."""
+    names = os.listdir(path)
+    if names and not any(LEVEL_RE.match(n) for n in names):
+        raise NotOursError(f"{path} is not {DATASET} (it holds no <name>-rNN.tfrecords level file); --overwrite "
+                           f"only replaces {DATASET}: choose another folder")
+
+
+def check_output(path, overwrite):
+    """Refuse an existing `path` unless `overwrite`, and even then unless it is a dataset folder: only level
+    files and their sidecars (or nothing). atomic.check_dir_target's rule, with a level file required.
+    Call it before slow work; `output_dir` checks again just before the replacement."""
+    check_dir_target(path, overwrite, is_dataset_file, DATASET)
+    if os.path.lexists(path):
+        _holds_a_level(path)
+
+
+def output_dir(path, overwrite):
+    """`atomic_dir` for a dataset at `path`: yields the temporary folder to write it in; `overwrite` replaces
+    only a dataset (see `check_output`)."""
+    return atomic_dir(path, overwrite, ours=is_dataset_file, what=DATASET, replaceable=_holds_a_level)
 
 
 def write_metadata(folder, tool, fields):
@@ -78,7 +86,6 @@ def explain_disk_full(target, needed_bytes):
     """Turn a full disk while writing `target` into one DatasetError saying how much room is needed.
 
     Meant around an atomic_dir block, so the partial folder is already gone when the message is made."""
-    from stylegan_tf.atomic import is_disk_full
     try:
         yield
     except Exception as e:

@@ -11,13 +11,15 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def check_writable(paths, overwrite=False, flag="--out"):
-    """Fail before any work if an output exists (and `overwrite` is off), or its folder cannot be written."""
+    """Fail before any work if an output exists (and `overwrite` is off), or its folder cannot be written.
+    `overwrite` replaces a file (or a link: the link, never what it points to), never a folder. A dangling link
+    exists too: it is refused without `overwrite` like any file."""
     folders = []
     for path in paths:
         path = os.fspath(path)
         if os.path.isdir(path):
-            raise GenerateError(f"{flag}: {path} is a folder; give a file name")
-        if os.path.exists(path) and not overwrite:
+            raise GenerateError(f"{flag}: {path} is a folder, which is never replaced; choose another {flag}")
+        if os.path.lexists(path) and not overwrite:
             raise GenerateError(f"{path} already exists; pass --overwrite to replace it or choose another {flag}")
         parent = os.path.dirname(os.path.abspath(path))
         if parent not in folders:
