@@ -2,8 +2,9 @@
 
 1. `labeler`: a small Keras image classifier/regressor that reads attributes from images, trained on a
    dataset's reals and their attribute columns (the demo faces' 15 attributes, subfolder classes, or a CSV).
-2. `directions`: labels generated images with it and fits, per attribute, the seed project's two-layer
-   non-linear predictor w -> attribute and a linear (least-squares normal, InterFaceGAN-style) direction.
+2. `directions`: labels generated images with it and fits, per attribute, the two-layer non-linear predictor
+   w -> attribute of the "StyleGAN to generate anything" project and a linear (least-squares normal,
+   InterFaceGAN-style) direction.
 3. `edit`: moves w linearly (w + a*n) or by gradient descent in W on the two-layer predictor, on the layers
    chosen (coarse / middle / fine / all).
 4. `projection`: finds the w (W or W+) and noise maps that reproduce a real photo, as NVIDIA's StyleGAN2

@@ -1,4 +1,5 @@
-"""Attribute directions in W: the seed project's two-layer non-linear predictor and a linear baseline.
+"""Attribute directions in W: the two-layer non-linear predictor of the "StyleGAN to generate anything" project
+and a linear baseline.
 
 Generated images are labelled by the labeler; each attribute key is one number per image (a continuous
 attribute's value, or one class's probability for `name:class`). Then, on w (all layers of a sampled w are the
@@ -12,7 +13,7 @@ same vector):
 
 Accuracy is binary, as InterFaceGAN's: does the prediction fall on the same side of the training median as the
 labeler's score? R^2 is reported too. Both are measured on held-out samples, and for growing numbers of
-labelled samples (the seed's "100 labels -> 80 %" claim).
+labelled samples (the "100 labels -> 80 %" claim of "StyleGAN to generate anything").
 """
 import json
 import os

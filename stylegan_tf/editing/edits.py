@@ -1,5 +1,6 @@
-"""Editing w along an attribute: linearly (w + a * step * n) or by the seed project's gradient descent in W on
-the two-layer predictor, on a chosen set of layers (coarse / middle / fine / all, the style-mixing bands).
+"""Editing w along an attribute: linearly (w + a * step * n) or, as the "StyleGAN to generate anything" project
+does, by gradient descent in W on the two-layer predictor, on a chosen set of layers (coarse / middle / fine /
+all, the style-mixing bands).
 
 Amounts: in linear mode, standard deviations of the sampled w along the direction; in gradient mode, the
 target change of the predicted attribute in standard deviations of the labeler's scores on generated images.

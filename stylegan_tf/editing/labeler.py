@@ -1,5 +1,5 @@
-"""The labeler: a small Keras CNN that reads attributes from images (the seed project's "other model" that
-labelled generated faces).
+"""The labeler: a small Keras CNN that reads attributes from images (the "other model" that labelled generated
+faces in the "StyleGAN to generate anything" project).
 
 Its labels come from one of three places, all aligned with the dataset's record order:
 - the dataset's attribute columns (`<name>-attributes.npy`, described in dataset.json: the demo faces' 15);
