@@ -160,12 +160,6 @@ def plan_phase(schedule, nimg, total_kimg, minibatch_repeats=4, phase_index=0):
                  start_nimg=nimg, num_steps=steps)
 
 
-def lod_at_step(schedule, phase, step_in_phase, minibatch_repeats=4):
-    """The lod fed to the networks on step `step_in_phase` of `phase`: constant within a group."""
-    group_start = step_in_phase - step_in_phase % minibatch_repeats
-    return schedule.at((phase.start_nimg + group_start * phase.minibatch) / 1000.0).lod
-
-
 def preset(name, resolution, num_gpus=1, **overrides):
     """A `TrainingSchedule` with the official minibatch preset `name` ('1gpu', '2gpu', '4gpu', '8gpu')."""
     if name not in BATCH_PRESETS:
