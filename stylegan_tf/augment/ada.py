@@ -42,7 +42,8 @@ class AdaPipe:
     def __post_init__(self):
         unknown = sorted(set(self.multipliers) - set(TRANSFORMS))
         if unknown:
-            raise ValueError(f"augment pipe {self.name!r}: unknown transforms {unknown}; known: {', '.join(TRANSFORMS)}")
+            raise ValueError(f"augment pipe {self.name!r}: unknown transforms {unknown}; "
+                             f"known: {', '.join(TRANSFORMS)}")
 
     def on(self, transform):
         return self.multipliers.get(transform, 0) > 0

@@ -98,7 +98,8 @@ def _translate(x, shift):
     _, height, width, _ = x.shape
     iy = ops.arange(height, dtype="int32")[None, :, None] + shift[:, 1, None, None]
     ix = ops.arange(width, dtype="int32")[None, None, :] + shift[:, 0, None, None]
-    iy, ix = ops.broadcast_to(iy, (ops.shape(x)[0], height, width)), ops.broadcast_to(ix, (ops.shape(x)[0], height, width))
+    shape = (ops.shape(x)[0], height, width)
+    iy, ix = ops.broadcast_to(iy, shape), ops.broadcast_to(ix, shape)
     return gather_pixels(x, iy, ix)
 
 
