@@ -99,6 +99,8 @@ class StyleGAN(keras.Model):
 
     # ------------------------------------------------------------------ configuration
     def compile(self, g_optimizer=None, d_optimizer=None, loss=None, loss_kwargs=None, **kwargs):
+        # An unknown loss name fails first, leaving the model as it was.
+        entry = loss_lib.get_loss(self.loss_name if loss is None else loss)
         # JAX: the iteration is one jitted pure function (training/jax_step.py); TF: a tf.function, not XLA.
         kwargs.setdefault("jit_compile", keras.backend.backend() == "jax")
         # No Keras-level optimizer: G and D each own one, and `fit` must not build a third over both nets.
@@ -110,11 +112,9 @@ class StyleGAN(keras.Model):
             self.d_optimizer = d_optimizer
         if self.g_optimizer is None or self.d_optimizer is None:
             raise ValueError("StyleGAN.compile needs g_optimizer and d_optimizer")
-        if loss is not None:
-            self.loss_name = loss
+        self.loss_name, self.loss_entry = entry.name, entry
         if loss_kwargs is not None:
             self.loss_kwargs = dict(loss_kwargs)
-        self.loss_entry = loss_lib.get_loss(self.loss_name)
         self.build_optimizers()
         if keras.backend.backend() == "jax":
             self.optimizer = _step_module().OptimizerPair(self.g_optimizer, self.d_optimizer)
