@@ -9,7 +9,7 @@ from conftest import REPO, TINY_DCGAN
 from stylegan_tf.networks.archs import arch_names
 from stylegan_tf.networks.mapping import mapping_names
 from stylegan_tf.training import OptionsError, TrainingOptions, resolve_options, train
-from stylegan_tf.training.loss import loss_names
+from stylegan_tf.training.loss import LOSSES
 from stylegan_tf.training.options import CONFIGS, fingerprint, run_description, validate
 
 sys.path.insert(0, REPO)
@@ -28,7 +28,7 @@ def test_help_lists_every_registered_name(capsys):
         train_cli.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     helps = {flag: text.split(f"--{flag} NAME ", 1)[1][:600] for flag in ("arch", "config", "loss", "mapping")}
-    for flag, names in (("arch", arch_names()), ("config", CONFIGS), ("loss", loss_names()),
+    for flag, names in (("arch", arch_names()), ("config", CONFIGS), ("loss", LOSSES),
                         ("mapping", mapping_names())):
         for name in names:
             assert name in helps[flag], (flag, name)
