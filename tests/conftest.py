@@ -108,26 +108,33 @@ def free_port():
 
 
 @pytest.fixture(scope="session")
-def explore_files(tiny_network_path, demo_dataset, tmp_path_factory):
-    """(directions, labeler) fitted once for `tiny_network_path` (small, quick fits): the explorer's API and
+def explore_network(tiny_network_path):
+    """The explorer tests' network: `tiny_network_path`, or $EXPLORE_NETWORK (any 32x32 StyleGAN) for the browser
+    test's documentation screenshots."""
+    return os.environ.get("EXPLORE_NETWORK") or tiny_network_path
+
+
+@pytest.fixture(scope="session")
+def explore_files(explore_network, demo_dataset, tmp_path_factory):
+    """(directions, labeler) fitted once for `explore_network` (small, quick fits): the explorer's API and
     browser tests share them."""
     from stylegan_tf import editing
     folder = tmp_path_factory.mktemp("explore-editing")
     labeler = str(folder / "labeler.keras")
     editing.train_labeler(demo_dataset(32, 300), "smile,yaw", out=labeler, epochs=1, progress=False)
     directions = str(folder / "directions.npz")
-    editing.fit_directions(tiny_network_path, labeler, ["smile", "yaw"], samples=200, steps=200, out=directions,
+    editing.fit_directions(explore_network, labeler, ["smile", "yaw"], samples=200, steps=200, out=directions,
                            progress=False)
     return directions, labeler
 
 
 @pytest.fixture(scope="session")
-def explore_server(tiny_network_path, explore_files):
-    """(url, app): the explorer for `tiny_network_path` on a free 127.0.0.1 port, built once for the explorer's
+def explore_server(explore_network, explore_files):
+    """(url, app): the explorer for `explore_network` on a free 127.0.0.1 port, built once for the explorer's
     API and browser tests and closed at the end of the session."""
     pytest.importorskip("gradio", reason="the explorer's tests need Gradio: pip install -e \".[test]\"")
     from stylegan_tf.explore import build_app
-    app = build_app(tiny_network_path, *explore_files)
+    app = build_app(explore_network, *explore_files)
     _, url, _ = app.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield url, app

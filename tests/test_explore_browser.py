@@ -1,8 +1,9 @@
 """The explorer in a real browser: Playwright drives Debian's Chromium (/usr/bin/chromium, which .ci/run installs;
 never a browser that `playwright install` downloads) through every tab on the tiny network, with every request
 to anything but 127.0.0.1 refused (the page must work offline), and checks after each step that the shown
-picture changed as it should. Screenshots go to the test's temporary folder, or to $EXPLORE_SCREENSHOTS
-(`EXPLORE_SCREENSHOTS=docs/images python -m pytest tests/test_explore_browser.py` makes docs/explore.md's).
+picture changed as it should. Screenshots go to the test's temporary folder, or to $EXPLORE_SCREENSHOTS; docs/explore.md's come from
+`EXPLORE_NETWORK=net.keras EXPLORE_SCREENSHOTS=docs/images python -m pytest tests/test_explore_browser.py`
+(any 32x32 StyleGAN; the tiny random one without EXPLORE_NETWORK).
 
 Under CI=true the test runs and a missing browser fails it; elsewhere a missing browser skips it, saying why."""
 import io
@@ -133,8 +134,8 @@ def slide(page, label, value):
     page.get_by_label(f"range slider for {label}", exact=True).first.fill(str(value))
 
 
-def test_every_tab_in_chromium(browser_page, explore_server, tiny_network_path, tmp_path):
-    from test_explore import photo_of
+def test_every_tab_in_chromium(browser_page, explore_server, tmp_path):
+    from stylegan_tf.data.demo_faces import render
     page, refused = browser_page
     ex = explore_server[1].explorer
     shot = Shots(page, os.environ.get("EXPLORE_SCREENSHOTS") or str(tmp_path / "screenshots"))
@@ -176,7 +177,9 @@ def test_every_tab_in_chromium(browser_page, explore_server, tiny_network_path, 
     shot("edit")
     # Your photo: upload, a short projection, the reconstruction beside the photo with its PSNR.
     page.get_by_role("tab", name="Your photo").click()
-    page.locator("input[type=file]").first.set_input_files(photo_of(tiny_network_path, tmp_path))
+    photo = tmp_path / "face.png"
+    Image.fromarray(render(0, 20000, 64)[0]).save(photo)  # a demo face outside the 10,000 training faces
+    page.locator("input[type=file]").first.set_input_files(str(photo))
     target = becomes(page, "the photo (as the network sees it)", lambda now: now.shape == (32, 32, 3), "the photo")
     slide(page, "projection steps (NVIDIA: 1000)", 20)
     page.get_by_role("button", name="project", exact=True).first.click()
