@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import TINY_NET
 from PIL import Image
 
 from stylegan_tf.generate import run_dir as rd
@@ -15,8 +16,6 @@ from stylegan_tf.generate.timelapse import format_kimg, stamp_kimg, timelapse_fr
 
 from test_cli import read_only  # noqa: F401  (a fixture)
 from test_generate import _generate_main
-
-TINY_NET = dict(fmap_base=64, fmap_max=16, latent_size=16, dlatent_size=16, mapping_layers=2, mapping_fmaps=16)
 
 
 @pytest.fixture(scope="module")
