@@ -290,6 +290,56 @@ def test_projection_lowers_the_loss_writes_everything_and_edits_end_to_end(tiny_
     assert np.abs(grid[:, 32:64].astype(int) - recon.astype(int)).max() <= 1
 
 
+def _target(G, seed):
+    from stylegan_tf.image_grid import to_uint8
+    return to_uint8(G.synthesize(G.map_latents(np.random.RandomState(seed).randn(1, 32).astype(np.float32))))[0]
+
+
+def test_projection_reports_every_step_and_stops_when_on_step_returns_false(tiny_generator, tmp_path):
+    target = _target(tiny_generator, 4)
+    kwargs = dict(w_avg_samples=200, frames=0, progress=False)
+    seen = []
+    full = editing.project(tiny_generator, target, steps=6, on_step=lambda *a: seen.append(a), **kwargs)
+    assert [(s, t) for s, t, _ in seen] == [(i, 6) for i in range(1, 7)]
+    assert [info["distance"] for _, _, info in seen] == full.losses
+    assert all(info["learning_rate"] >= 0 for _, _, info in seen)
+    # False stops after that step; the result and the folder are the projection so far.
+    calls = []
+    stopped = editing.project(tiny_generator, target, steps=6, out_dir=tmp_path / "p",
+                              on_step=lambda s, t, info: calls.append(s) or s < 3, **kwargs)
+    assert calls == [1, 2, 3] and stopped.losses == full.losses[:3]
+    meta = json.loads((tmp_path / "p" / "projection.json").read_text())
+    assert meta["steps"] == 3 and meta["stopped_early"] and np.load(tmp_path / "p" / "w.npy").shape == (8, 32)
+
+
+def test_a_second_projection_on_the_same_network_is_not_traced_again(monkeypatch):
+    """The step is traced on the first call for a network and space only, and the next call starts from the
+    same state: the same numbers. Traces are counted in the Python body of the traced functions (they call
+    `render`, which runs only while tracing)."""
+    from stylegan_tf.editing import projection
+    from stylegan_tf.networks import Discriminator, Networks
+    G = _tiny_generator(5)
+    D = Discriminator(resolution=32, num_channels=3, fmap_base=64, fmap_max=32)
+    D(np.zeros([1, 32, 32, 3], np.float32))
+    nets = Networks(G, D, G)
+    traces = []
+    real_render = projection.render
+    monkeypatch.setattr(projection, "render", lambda *a: traces.append(1) or real_render(*a))
+    kwargs = dict(steps=3, w_avg_samples=200, frames=2, progress=False)
+    first = editing.project(nets, _target(G, 6), **kwargs)
+    traced = len(traces)
+    assert traced >= 1
+    second = editing.project(nets, _target(G, 6), **kwargs)
+    assert len(traces) == traced
+    assert first.traced and not second.traced
+    assert second.losses == first.losses and np.array_equal(second.w, first.w)
+    assert np.array_equal(second.frames, first.frames)
+    # Another target is an argument of the same step, not a new trace.
+    assert not editing.project(nets, _target(G, 7), **kwargs).traced and len(traces) == traced
+    # Other static settings (w+: another w's shape) are a projector of their own.
+    assert editing.project(nets, _target(G, 6), space="w+", **kwargs).traced and len(traces) > traced
+
+
 # --- CLI errors ------------------------------------------------------------------------------------------
 
 def test_cli_refuses_unknown_attributes(faces, tiny_network_path, labeler_path, directions_path, tmp_path, capsys):

@@ -176,6 +176,30 @@ def test_projection_cancels(explore_server, tiny_network_path, tmp_path):
     assert int(job.outputs()[-1][0].split("step ")[1].split(" /")[0]) < 2000
 
 
+def test_a_projection_request_does_not_trace(explore_server, monkeypatch):
+    """The app traced the projector's step when it was built (`warm_up`): a request only runs it. Traces are
+    counted in the Python body of the traced functions (they call `render`, which runs only while tracing)."""
+    import threading
+
+    from stylegan_tf.editing import projection
+    from stylegan_tf.explore.engine import Cancelled
+    ex = explore_server[1].explorer
+    traces = []
+    real_render = projection.render
+    monkeypatch.setattr(projection, "render", lambda *a: traces.append(1) or real_render(*a))
+    photo = ex.image(3)
+    seen = []
+    p = ex.project(photo, 4, "w", lambda *a: seen.append(a))
+    assert not traces and not p.traced and len(p.losses) == 4
+    assert [s for s, _, _ in seen] == [1, 2, 3, 4] and [d for _, _, d in seen] == p.losses
+    # Cancel set before the first step: it stops after that step.
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        ex.project(photo, 4, "w", None, cancel)
+    assert not traces
+
+
 def test_a_dcgan_gets_its_pictures_and_the_reasons_for_the_rest(tmp_path):
     from stylegan_tf.explore import ExploreError, Explorer, build_app
     from stylegan_tf.generate.errors import GenerateError

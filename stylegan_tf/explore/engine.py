@@ -6,7 +6,6 @@ and the server keeps serving. The pictures are made with generate's and editing'
 shows what `generate.py images` writes for it.
 """
 import collections
-import contextlib
 import threading
 
 import numpy as np
@@ -90,11 +89,19 @@ class Explorer:
         self.cache_hits = 0
 
     def warm_up(self):
-        """Trace the functions the page uses first (mapping, synthesis, the labeler), so that no browser waits
-        for a trace: each is compiled once per network and kept."""
+        """Trace the functions the page uses (mapping, synthesis, the labeler, the projector's step in the
+        page's default space), so that no browser waits for a trace: each is compiled once per network and
+        kept."""
         image = self.image(0, class_idx=0 if self.label_size else None)
         if self.labeler is not None:
             self.readings(self.w_of([0], 0 if self.label_size else None)[0], image)
+        if self.can("projection"):
+            self.project(image, steps=1, space=self.projection_spaces[0])
+
+    @property
+    def projection_spaces(self):
+        """The spaces a photo can be projected into, the page's default first."""
+        return ["w", "w+"] if self.can("projection_w") else ["w+"]
 
     # -- the network's facts, for the page's controls ----------------------------------------------------------
     @property
@@ -339,16 +346,28 @@ class Explorer:
     # -- projection ---------------------------------------------------------------------------------------------------
     def project(self, target, steps=200, space="w", on_step=None, cancel=None, seed=0):
         """`editing.project` of a uint8 target [R, R, C] (see `load_photo`): the latent and noise maps that
-        reproduce it. `on_step(step, total, distance)` is called after every step; `cancel` (a threading.Event)
-        stops it with `Cancelled` at the next step. One projection at a time."""
+        reproduce it, exactly as `generate.py project` finds them. `on_step(step, total, distance)` is called
+        after every step; `cancel` (a threading.Event) stops it with `Cancelled` after the step it is set in.
+        The projector's step is traced once per network and space (the first time, or in `warm_up`) and kept.
+        One projection at a time."""
         from stylegan_tf.editing.projection import project
         self.need("projection")
         if space == "w":
             self.need("projection_w")
         steps = _in_range(int(_number(steps, "steps")), "steps", 1, MAX_PROJECTION_STEPS)
-        with self._projecting, _watching_steps(on_step, cancel):
-            return project(self.nets, np.asarray(target), steps=steps, space=space, frames=0, seed=seed,
-                           progress=True)
+
+        def step_done(step, total, info):
+            if on_step is not None:
+                on_step(step, total, info["distance"])
+            return cancel is None or not cancel.is_set()
+
+        with self._projecting:
+            # progress False: the page shows the progress; the server's terminal stays quiet.
+            result = project(self.nets, np.asarray(target), steps=steps, space=space, frames=0, seed=seed,
+                             progress=False, on_step=step_done)
+        if len(result.losses) < steps:
+            raise Cancelled()
+        return result
 
     def load_photo(self, path, max_pixels):
         """A photo file -> uint8 [R, R, C] at the network's size, centre-cropped as dataset_tool does; one line
@@ -364,40 +383,6 @@ class Explorer:
         except EditError as e:
             # load_target names the upload's temporary path; the user knows it as "the photo".
             raise ExploreError(str(e).replace(f"{path}: ", "")) from None
-
-
-@contextlib.contextmanager
-def _watching_steps(on_step, cancel):
-    """Inside the block, the progress bar `editing.project` opens (tqdm.auto's, one update per step) reports each
-    step to `on_step` and raises `Cancelled` once `cancel` is set. The projector offers no other hook, and
-    this keeps its schedule untouched: it runs exactly as `generate.py project` does."""
-    import tqdm.auto
-    original = tqdm.auto.tqdm
-
-    class Watched(original):
-        def __init__(self, *args, **kwargs):
-            kwargs["disable"] = True    # the page shows the progress; the server's terminal stays quiet
-            super().__init__(*args, **kwargs)
-            self.steps, self.distance = 0, None
-            self.total = kwargs.get("total")
-
-        def update(self, n=1):
-            self.steps += n
-            if on_step is not None:
-                on_step(self.steps, self.total, self.distance)
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-
-        def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
-            value = kwargs.get("dist")
-            with contextlib.suppress(TypeError, ValueError):
-                self.distance = float(value)
-
-    tqdm.auto.tqdm = Watched
-    try:
-        yield
-    finally:
-        tqdm.auto.tqdm = original
 
 
 def _in_range(value, what, low, high):

@@ -248,7 +248,7 @@ def photo_tab(app, ex, session, edit, camera=False):
     side with PSNR -> the Edit tab moves its w. Downloads: the reconstruction, w.npy and noise.npz."""
     name = "camera" if camera else "photo"
     on = ex.can("projection")
-    spaces = ["w", "w+"] if ex.can("projection_w") else ["w+"]
+    spaces = ex.projection_spaces
     with gr.Tab("Camera" if camera else "Your photo", id=name):
         _note(ex, "projection", "projection_w")
         if camera:
@@ -299,7 +299,7 @@ def photo_tab(app, ex, session, edit, camera=False):
 
         worker = threading.Thread(target=work, name=f"explore-projection-{name}", daemon=True)
         worker.start()
-        yield "projecting: starting (the first steps trace the projector)", picture(photo), None, None, \
+        yield "projecting: starting", picture(photo), None, None, \
             gr.skip(), gr.skip()
         while worker.is_alive():
             worker.join(PROGRESS_EVERY_S)
