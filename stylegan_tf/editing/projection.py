@@ -323,8 +323,8 @@ def _projector(Gs, D, lp, rows, feature_weight, noise_weight):
 class _Projector:
     """The optimisation state of one (network, settings) - w, the noise maps, Adam's moments - and its step and
     rendering as tf.functions. Every `project` call resets the state (`start`) and passes its target to the
-    step, so the functions are traced on the first call only: tracing takes seconds on a CPU, a step
-    milliseconds. `lock`: one projection at a time uses the state."""
+    step, so the functions are traced on the first call only (the trace of a 256x256 network's step takes
+    seconds on a CPU). `lock`: one projection at a time uses the state."""
 
     def __init__(self, Gs, D, lp, rows, feature_weight, noise_weight):
         import tensorflow as tf
