@@ -19,6 +19,9 @@ BOOKKEEPING = frozenset({"tick", "kimg", "lod", "resolution", "minibatch", "sec_
                          "img_per_sec", "maintenance_sec", "peak_mem_gb", "total_sec", "timestamp"})
 # The gradient penalties of the loss registry: R1 (logistic), GP (wgan-gp), the WGAN-div term.
 REGULARIZERS = ("r1", "r2", "gp", "div")
+# train.py --augment's: p and the mean sign of D(reals) (ADA's r_t), drawn even when p stays 0.
+AUGMENTATION = ("aug_p", "ada_rt")
+AUGMENTATION_PANEL = "Augmentation (p, r_t = E[sign(D(reals))])"
 PANEL_HEIGHT_IN = 2.4
 WIDTH_IN = 9.0
 DPI = 110
@@ -34,6 +37,8 @@ def _panel(key):
         return "D scores (mean D output)"
     if key in REGULARIZERS:
         return "Gradient penalties (per-sample mean)"
+    if key in AUGMENTATION:
+        return AUGMENTATION_PANEL
     return "Other training values"
 
 
@@ -91,11 +96,12 @@ def curve_panels(stats, metrics):
             xs, ys = panels.setdefault(title, {}).setdefault(key, ([], []))
             xs.append(float(row["kimg"]))
             ys.append(value)
-    order = ["Losses", "D scores (mean D output)", "Gradient penalties (per-sample mean)", "Other training values"]
+    order = ["Losses", "D scores (mean D output)", "Gradient penalties (per-sample mean)", AUGMENTATION_PANEL,
+             "Other training values"]
     result = []
     for title in order:
         series = {k: v for k, v in sorted(panels.get(title, {}).items())
-                  if any(y != 0 and not math.isnan(y) for y in v[1])}
+                  if title == AUGMENTATION_PANEL or any(y != 0 and not math.isnan(y) for y in v[1])}
         if series:
             result.append((title, series))
     for metric, records in metrics.items():

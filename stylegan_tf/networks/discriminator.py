@@ -155,6 +155,14 @@ class Discriminator(ImageNetwork):
 
     max_level = property(lambda self: self.resolution_log2 - 2)
 
+    def frozen_variables(self, n):
+        """The variables FreezeD (train.py --freeze-d N) keeps fixed: the `n` highest-resolution blocks and the
+        FromRGB layers that feed them (the blocks above 4x4, highest first; 0 <= n <= len(blocks))."""
+        if not 0 <= int(n) <= len(self.blocks):
+            raise ValueError(f"--freeze-d {n}: D has {len(self.blocks)} blocks above 4x4: give 0 to {len(self.blocks)}")
+        layers = self.blocks[:int(n)] + self.fromrgbs[:int(n)]
+        return [v for layer in layers for v in layer.trainable_variables]
+
     def call(self, images, labels=None, training=False, level=None, lod=None, fade=True):
         lod = self.lod if lod is None else ops.cast(lod, "float32")
         x_img = ops.convert_to_tensor(images, "float32")

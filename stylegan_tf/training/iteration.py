@@ -24,22 +24,33 @@ pure function of the state's values. Each hands the functions here a small backe
     cond(pred, true_fn, false_fn)            only the branch taken runs
     apply(optimizer, grads, variables)       the update unless a gradient is not finite; returns 1.0 if skipped
     update_gs(pairs, beta)                   Gs = lerp(G, Gs, beta) for trainables, copies for the rest
+    replica_mean(x)                          the mean of a scalar over the replicas (x itself on one)
+
+With augmentation set (`StyleGAN.set_augment`), every image D sees (reals and fakes, D step and G step) goes
+through `augment` first, inside D's function, so R1 is taken on the augmented reals as ADA does and the G step's
+gradients flow through the augmentation; `--augment none` adds no op.
 """
+import itertools
+
 import keras
 import numpy as np
 from keras import ops
 
+from stylegan_tf import augment as augment_lib
 from stylegan_tf.networks import draws
 from stylegan_tf.training import loss as loss_lib
 
 # The salts of a step's draws. They key resumed runs and stored test numbers: never renumber them.
 SALT_Z_D, SALT_Z_G, SALT_MIRROR, SALT_PENALTY, SALT_LABELS, SALT_G_DRAWS_D, SALT_G_DRAWS_G = 1, 2, 3, 4, 5, 6, 7
+SALT_AUGMENT = 8
 
 # TF's stateless ops take an int64 pair as their seed; JAX takes a raw [2] uint32 PRNG key.
 _KEY_DTYPE = "uint32" if keras.backend.backend() == "jax" else "int64"
 
 # The trackers every loss has; a loss adds its own statistics (`Loss.stats`).
 COMMON_STATS = ("G_loss", "D_loss", "real_score", "fake_score", "nonfinite_skips")
+# An augmenting run's too: p used by the step, and the minibatch's mean sign(D(reals)) (a tick's mean is r_t).
+AUGMENT_STATS = ("aug_p", "ada_rt")
 
 
 def step_key(seed, step, salt):
@@ -47,9 +58,9 @@ def step_key(seed, step, salt):
     return ops.stack([ops.convert_to_tensor(seed * 64 + salt, _KEY_DTYPE), ops.cast(step, _KEY_DTYPE)])
 
 
-def tracker_names(entry):
-    """The names of a run's trackers (its logs) for a loss registry entry."""
-    return list(COMMON_STATS) + list(entry.stats)
+def tracker_names(entry, augmenting=False):
+    """The names of a run's trackers (its logs) for a loss registry entry (and augmentation)."""
+    return list(COMMON_STATS) + list(entry.stats) + (list(AUGMENT_STATS) if augmenting else [])
 
 
 def _levels(fn, reals):
@@ -126,8 +137,41 @@ def _call_G(model, bk, z, labels, step, salt, noise_mode):
                    seed=draws.child(step_key(model.seed, step, salt), bk.replica_id()))
 
 
-def _call_D(model, x, labels):
+def _call_D(model, x, labels, augmenter=None):
+    if augmenter is not None:
+        x = augmenter(x)
     return model.D(x, labels=labels, training=True, level=model.level)
+
+
+def _augmenter(model, p, key, phase):
+    """D's input augmentation for one loss function (`phase` 0: the D step's, 1: the G step's), or None without
+    augmentation: each call (reals, fakes, R1's reals) draws its own transforms from `key`, the phase and the
+    call's number, counted as the loss is traced, so a retrace draws the same. `p`: the step's `model.aug_p`."""
+    if model.augment_spec is None:
+        return None
+    key, calls = draws.child(key, phase), itertools.count()
+    return lambda x: augment_lib.augment(x, p, draws.child(key, next(calls)), model.augment_spec)
+
+
+def _ada_update(model, bk, p, real_scores, step):
+    """The minibatch's mean sign(D(reals)) (averaged over the replicas); under --augment ada, ADA's heuristic:
+    the signs summed in `ada_signs`, and every `ada_interval`-th step r_t = their mean moves p by
+    sign(r_t - target) * N * interval / (ada_kimg * 1000), clipped to [0, 1] (as `augment.adjust_p`)."""
+    signs = bk.replica_mean(ops.mean(ops.sign(ops.cast(real_scores, "float32"))))
+    s = model.augment_settings
+    if s["mode"] != "ada":
+        return signs
+    interval = s["ada_interval"]
+    total = bk.value(model.ada_signs) + signs
+    due = ops.equal(ops.mod(step + 1, interval), 0)
+    speed = float(model.global_batch) * interval / (s["ada_kimg"] * 1000.0)
+    new_p = ops.clip(p + ops.sign(total / interval - s["target"]) * speed, 0.0, 1.0)
+
+    def assign():
+        model.aug_p.assign(ops.where(due, new_p, p))
+        model.ada_signs.assign(ops.where(due, ops.zeros_like(total), total))
+    bk.run(assign)
+    return signs
 
 
 def _lazy_r1(model, bk, d_loss_and_grads, step):
@@ -190,12 +234,17 @@ def iteration(model, bk, reals, labels, z_d, z_g, labels_g, step, noise_mode=Non
         else ops.cast(fakes, reals.dtype)
     d_vars = model.D.trainable_variables
     d_scale = bk.loss_scale(model.d_optimizer)
+    augmenting = model.augment_spec is not None
+    p = ops.cast(bk.value(model.aug_p), "float32") if augmenting else None
+    # Replicas augment their own images differently, as they draw their own noise.
+    aug_key = draws.child(step_key(model.seed, step, SALT_AUGMENT), bk.replica_id()) if augmenting else None
 
     def d_loss_and_grads(loss_kwargs):
         def d_loss():
-            per_sample, stats = entry.d(lambda x: _call_D(model, x, labels), reals, fakes, r1_scale=model.r1_scale,
-                                        grad_scale=d_scale, seed=step_key(model.seed, step, SALT_PENALTY),
-                                        **loss_kwargs)
+            aug = _augmenter(model, p, aug_key, 0)
+            per_sample, stats = entry.d(lambda x: _call_D(model, x, labels, aug), reals, fakes,
+                                        r1_scale=model.r1_scale, grad_scale=d_scale,
+                                        seed=step_key(model.seed, step, SALT_PENALTY), **loss_kwargs)
             return ops.sum(per_sample) / global_n, (per_sample, stats)
         return bk.loss_and_grads(d_loss, d_vars, model.d_optimizer)
 
@@ -203,16 +252,21 @@ def iteration(model, bk, reals, labels, z_d, z_g, labels_g, step, noise_mode=Non
         (d_per_sample, stats), d_grads = _lazy_r1(model, bk, d_loss_and_grads, step)
     else:
         (d_per_sample, stats), d_grads = d_loss_and_grads(model.loss_kwargs)
+    if model.frozen_d:
+        # FreezeD: no update (the optimizer leaves a variable without a gradient as it is).
+        d_grads = [None if id(v) in model.frozen_d else g for g, v in zip(d_grads, d_vars)]
     d_skip = bk.apply(model.d_optimizer, d_grads, d_vars)
 
     # ---- G step (updates dlatent_avg again, as the original's G loss graph does)
     g_vars = model.G.trainable_variables
 
     def g_loss():
-        fake_scores = _call_D(model, _call_G(model, bk, z_g, labels_g, step, SALT_G_DRAWS_G, noise_mode), labels_g)
+        aug = _augmenter(model, p, aug_key, 1)
+        fake_scores = _call_D(model, _call_G(model, bk, z_g, labels_g, step, SALT_G_DRAWS_G, noise_mode), labels_g,
+                              aug)
         if entry.g_needs_real_scores:
             # A relativistic G loss compares with D's scores of this iteration's reals.
-            per_sample = entry.g(fake_scores, _call_D(model, reals, labels))
+            per_sample = entry.g(fake_scores, _call_D(model, reals, labels, aug))
         else:
             per_sample = entry.g(fake_scores)
         return ops.sum(per_sample) / global_n, per_sample
@@ -222,6 +276,8 @@ def iteration(model, bk, reals, labels, z_d, z_g, labels_g, step, noise_mode=Non
     g_skip = bk.apply(model.g_optimizer, g_grads, g_vars)
 
     out = dict(stats)
+    if model.augment_spec is not None:
+        out.update(aug_p=p, ada_rt=_ada_update(model, bk, p, stats["real_score"], step))
     out.update(D_loss_per_sample=d_per_sample, G_loss_per_sample=g_per_sample, nonfinite_skips=d_skip + g_skip,
                D_grads=_unscale(d_grads, d_scale), G_grads=_unscale(g_grads, bk.loss_scale(model.g_optimizer)))
     return out
@@ -248,7 +304,7 @@ def metric_updates(model, out, step):
 def phase_key(model, noise_mode):
     """What a trace of `deterministic_step` depends on besides its inputs: one trace per phase structure."""
     return (model.level, model.global_batch, model.gs_beta, model.r1_scale, noise_mode, model.loss_name,
-            repr(sorted(model.loss_kwargs.items())))
+            repr(sorted(model.loss_kwargs.items())), repr(sorted(model.augment_settings.items())), model.freeze_d)
 
 
 def deterministic_outputs(model, out):

@@ -160,6 +160,11 @@ class Backend:
     def cond(pred, true_fn, false_fn):
         return jax.lax.cond(pred, true_fn, false_fn)
 
+    @staticmethod
+    def replica_mean(x):
+        # The jitted step sees the global batch: its mean is every device's already.
+        return x
+
     def apply(self, optimizer, grads, variables):
         """One stateless optimizer update of the variables with a gradient, skipped whole if not finite."""
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]

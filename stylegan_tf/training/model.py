@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 import stylegan_tf.networks  # noqa: F401  (registers G and D for loading snapshots)
+from stylegan_tf import augment as augment_lib
 from stylegan_tf.layers.serialization import register
 from stylegan_tf.training import iteration
 from stylegan_tf.training import loss as loss_lib
@@ -55,6 +56,8 @@ class StyleGAN(keras.Model):
         g_optimizer, d_optimizer, loss, loss_kwargs: as given to `compile`. `loss_kwargs` of the logistic loss:
             `gamma` (R1 weight) and optionally `r1_interval` K (lazy R1: the penalty every K steps with gamma * K;
             default 1, every step as the original).
+        augment: `set_augment`'s keyword arguments (None: no augmentation, the original).
+        freeze_d: keep the N highest-resolution blocks of D fixed (FreezeD; StyleGAN's discriminator).
 
     Example:
         >>> G = Generator(resolution=32, fmap_base=256, fmap_max=64, latent_size=64, dlatent_size=64)
@@ -68,7 +71,7 @@ class StyleGAN(keras.Model):
 
     def __init__(self, G, D, Gs=None, seed=1000, mirror=False, g_smoothing_kimg=10.0, label_pool=None,
                  training_state=None, g_optimizer=None, d_optimizer=None, loss="logistic", loss_kwargs=None,
-                 **kwargs):
+                 augment=None, freeze_d=0, **kwargs):
         super().__init__(**kwargs)
         self.G = G
         self.D = D
@@ -95,6 +98,15 @@ class StyleGAN(keras.Model):
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         self._trackers = {}
+        self.augment_settings = {"mode": "none"}
+        self.augment_spec = None       # the pipe object the step applies; None: D sees the images as they are
+        self.aug_p = self.ada_signs = None
+        self.set_augment(**(augment or {}))
+        if augment is not None:
+            # A saved model that has the variables (even with augmentation off since) loads them back.
+            self._augment_variables(augment.get("p", 0.0))
+        self.freeze_d = 0
+        self.set_freeze_d(freeze_d)
         self.built = True
 
     # ------------------------------------------------------------------ configuration
@@ -118,8 +130,75 @@ class StyleGAN(keras.Model):
         self.build_optimizers()
         if keras.backend.backend() == "jax":
             self.optimizer = _step_module().OptimizerPair(self.g_optimizer, self.d_optimizer)
+        self._make_trackers()
+
+    def _make_trackers(self):
+        names = iteration.tracker_names(self.loss_entry, augmenting=self.augment_spec is not None)
         self._trackers = {n: keras.metrics.Mean(name=n) if n != "nonfinite_skips" else keras.metrics.Sum(name=n)
-                          for n in iteration.tracker_names(self.loss_entry)}
+                          for n in names}
+
+    def set_augment(self, mode="none", augpipe=augment_lib.DEFAULT_PIPE, diffaugment="color,translation,cutout",
+                    target=augment_lib.adaptive.DEFAULT_TARGET, ada_kimg=augment_lib.adaptive.DEFAULT_KIMG,
+                    ada_interval=augment_lib.adaptive.DEFAULT_INTERVAL, p=0.0):
+        """Augment every image D sees (docs/small_data.md): `mode` "none" (the original: the step has no
+        augmentation op), "ada" (p adjusted by ADA's heuristic every `ada_interval` minibatches towards
+        E[sign(D(reals))] = `target`, moving by 1 per `ada_kimg` thousand images), "fixed" (p stays) or
+        "diffaugment" (the `diffaugment` policy on every image).
+
+        p lives in the variable `aug_p` (non-trainable, saved with the model): created here with the value `p` the
+        first time augmentation is set, kept as it is when it exists (a resumed snapshot's p continues).
+        `ada_signs` holds the sum of the minibatches' mean sign(D(reals)) since the last adjustment.
+
+        Example:
+            >>> model.set_augment("ada", augpipe="bgc", target=0.6, ada_kimg=500, ada_interval=4)
+        """
+        settings = {"mode": augment_lib.check_mode(mode)}
+        if mode == "diffaugment":
+            settings["diffaugment"] = ",".join(augment_lib.parse_policy(diffaugment))
+        elif mode != "none":
+            augment_lib.get_pipe(augpipe)
+            settings.update(augpipe=augpipe, target=augment_lib.check_target(target),
+                            ada_kimg=augment_lib.check_ada_kimg(ada_kimg),
+                            ada_interval=augment_lib.check_ada_interval(ada_interval), p=augment_lib.check_p(p))
+        self.augment_settings = settings
+        self.augment_spec = augment_lib.from_options(mode, augpipe, settings.get("diffaugment", diffaugment))
+        if self.augment_spec is not None:
+            self._augment_variables(settings.get("p", 0.0))
+            if mode == "fixed":
+                self.aug_p.assign(settings["p"])     # fixed: the given p, also over a resumed snapshot's
+        self._retrace()
+
+    def _augment_variables(self, p):
+        """Create `aug_p` (= p) and `ada_signs` unless they exist."""
+        if self.aug_p is None:
+            # Every replica computes the same value (the step averages the scores' signs over the replicas first).
+            self.aug_p = keras.Variable(float(p), trainable=False, name="aug_p", aggregation="mean")
+            self.ada_signs = keras.Variable(0.0, trainable=False, name="ada_signs", aggregation="mean")
+
+    def set_freeze_d(self, n):
+        """FreezeD (Mo et al. 2020): the `n` highest-resolution blocks of D (and the FromRGB layers that feed
+        them) get no updates; 0 trains all of D. D must have `frozen_variables(n)` (StyleGAN's discriminator)."""
+        n = int(n)
+        if n and not hasattr(self.D, "frozen_variables"):
+            raise ValueError(f"--freeze-d {n}: {type(self.D).__name__} has no blocks to freeze (StyleGAN's "
+                             "discriminator has)")
+        self._frozen_d = frozenset(id(v) for v in self.D.frozen_variables(n)) if n else frozenset()
+        self.freeze_d = n
+        self._retrace()
+
+    @property
+    def frozen_d(self):
+        """The ids of D's variables that `freeze_d` keeps fixed (empty without FreezeD)."""
+        return self._frozen_d
+
+    def _retrace(self):
+        # A new trace of the step sees the new settings (and their trackers).
+        if self.loss_entry is not None:
+            self._make_trackers()
+        if getattr(self, "train_function", None) is not None:
+            self.train_function = None
+            if self.global_batch is not None:
+                self.make_train_function(force=True)
 
     def build_optimizers(self):
         for opt, net in ((self.g_optimizer, self.G), (self.d_optimizer, self.D)):
@@ -282,6 +361,11 @@ class StyleGAN(keras.Model):
             "training_state": self.training_state, "loss": self.loss_name, "loss_kwargs": self.loss_kwargs,
             "name": self.name,
         }
+        # Only a run that uses them stores them: the config of a run without stays as it was.
+        if self.aug_p is not None:
+            config["augment"] = dict(self.augment_settings)
+        if self.freeze_d:
+            config["freeze_d"] = self.freeze_d
         for key in ("g_optimizer", "d_optimizer"):
             opt = getattr(self, key)
             config[key] = None if opt is None else keras.saving.serialize_keras_object(opt)

@@ -7,6 +7,8 @@ import numbers
 import os
 import re
 
+from stylegan_tf import augment as augment_lib
+from stylegan_tf.augment import adaptive
 from stylegan_tf.networks.archs import ArchError, arch_names, get_arch
 # StyleGAN's Table-1 configurations live with the StyleGAN architecture; re-exported here for the option checks.
 from stylegan_tf.networks.stylegan_arch import CONFIGS, stylegan_kwargs
@@ -42,15 +44,20 @@ LIMITS = {
     "latent_size": (1, 2 ** 14, False), "dlatent_size": (1, 2 ** 14, False), "mapping_layers": (0, 64, False),
     "mapping_fmaps": (1, 2 ** 14, False), "width": (1, 2 ** 14, False), "adam_beta1": (0, 1.0, False),
     "adam_beta2": (0, 1.0, False), "adam_epsilon": (0, 1.0, True), "mbstd_group_size": (1, 2 ** 16, False),
+    "ada_kimg": (0, MAX_KIMG, True), "ada_interval": (1, 10 ** 6, False), "freeze_d": (0, 64, False),
 }
 MAX_GRID = 64    # columns and rows of the fakes grid
+DEFAULT_DIFFAUGMENT = "color,translation,cutout"
+# What only --augment ada or fixed uses; DiffAugment has no p.
+ADA_OPTIONS = ("augpipe", "target", "ada_kimg", "ada_interval", "aug_p")
+ADAPTIVE_ONLY = ("target", "ada_kimg", "ada_interval")
 # Networks up to this many feature maps per layer train faster with one core per op (inter-op) than with each op
 # split over the cores: the demo -20 % per kimg on 2 cores, a default-width 64x64 network +16 % (docs/performance.md).
 SMALL_FMAP_MAX = 64
 CPU_PARALLELISM = ("auto", "intra-op", "inter-op")
 # Options whose value is a name or a path: text (a pathlib.Path is taken for the paths), never a list or a number.
 TEXT_OPTIONS = ("data", "outdir", "arch", "config", "loss", "batch_preset", "resume", "cpu_parallelism", "mapping",
-                "grid")
+                "grid", "augment", "augpipe", "diffaugment")
 PATH_OPTIONS = ("data", "outdir", "resume")
 SWITCH_OPTIONS = ("mirror", "mixed_precision", "dry_run", "progress")
 
@@ -115,6 +122,21 @@ class TrainingOptions:
     resume: str = _opt(None, "'auto' (newest run with the same data and options), a .keras snapshot or an "
                        "official .pkl", unset="start from scratch", metavar="auto|FILE")
     resume_kimg: float = _opt(None, "where the schedule starts when fine-tuning an official .pkl", unset="0")
+    augment: str = _opt("none", "augment every image D sees (small datasets; docs/small_data.md): none, ada "
+                        "(adaptive p, ADA), fixed (p = --aug-p throughout) or diffaugment", metavar="MODE")
+    augpipe: str = _opt(None, lambda: f"ADA's augmentation pipe: {', '.join(augment_lib.pipe_names())}",
+                        metavar="PIPE", unset=f"{augment_lib.DEFAULT_PIPE}")
+    target: float = _opt(None, "ADA's target for r_t = E[sign(D(reals))], in (0, 1)",
+                         unset=f"{adaptive.DEFAULT_TARGET}")
+    ada_kimg: float = _opt(None, "ADA's speed: kimg for p to move from 0 to 1", unset=f"{adaptive.DEFAULT_KIMG}")
+    ada_interval: int = _opt(None, "minibatches between ADA's adjustments of p", metavar="N",
+                             unset=f"{adaptive.DEFAULT_INTERVAL}")
+    aug_p: float = _opt(None, "augmentation probability p: where --augment ada starts, --augment fixed's p",
+                        metavar="P", unset="0 (ada); required for fixed")
+    diffaugment: str = _opt(None, lambda: f"DiffAugment's policy, comma-separated: {', '.join(augment_lib.POLICIES)}",
+                            metavar="POLICY", unset=DEFAULT_DIFFAUGMENT)
+    freeze_d: int = _opt(0, "FreezeD (transfer learning): keep the N highest-resolution blocks of D fixed "
+                         "(StyleGAN's discriminator)", metavar="N")
     seed: int = _opt(1000, "random seed")
     mixed_precision: bool = _opt(False, "fp16 with loss scaling on GPU, bf16 on CPU, instead of fp32")
     cpu_parallelism: str = _opt("auto", "how TensorFlow uses the CPU cores: intra-op (each op split over all "
@@ -219,7 +241,8 @@ FINGERPRINT_KEYS = ("config", "resolution", "mirror", "loss", "gamma", "gpus", "
 # Options added after runs existed: fingerprinted only when not at their default, so a StyleGAN run started before
 # they existed is still found by `--resume auto`.
 LATER_FINGERPRINT_KEYS = ("arch", "width", "adam_beta1", "adam_beta2", "adam_epsilon", "subset_class", "mapping",
-                          "r1_interval", "style_mixing_prob", "mbstd_group_size")
+                          "r1_interval", "style_mixing_prob", "mbstd_group_size", "augment", "augpipe", "target",
+                          "ada_kimg", "ada_interval", "aug_p", "diffaugment", "freeze_d")
 
 
 def demo_options(arch, config="stylegan"):
@@ -360,11 +383,13 @@ def validate(opts):
                     f"{', '.join(CPU_PARALLELISM)}")
     if opts.loss not in loss_lib.LOSSES:
         errs.append(f"--loss {opts.loss!r} is unknown: choose one of {', '.join(loss_lib.LOSSES)}")
-    elif "r1_interval" not in bad and opts.r1_interval != 1 and (not loss_lib.LOSSES[opts.loss].lazy_r1
+    elif "r1_interval" not in bad and opts.r1_interval != 1 and (not loss_lib.get_loss(opts.loss).lazy_r1
                                                                  or opts.config == "progan"):
-        what = "--config progan (WGAN-GP)" if opts.loss == "logistic" else f"--loss {opts.loss}"
-        errs.append(f"--r1-interval applies to the R1 penalty of --loss logistic, not {what}")
+        lazy = [name for name in loss_lib.loss_names() if loss_lib.get_loss(name).lazy_r1]
+        what = "--config progan (WGAN-GP)" if opts.loss in lazy else f"--loss {opts.loss}"
+        errs.append(f"--r1-interval applies to the R1 penalty of --loss {' or '.join(lazy)}, not {what}")
     errs += _mapping_errors(opts, bad)
+    errs += _augment_errors(opts, bad)
     for name in ("resolution", "lod_initial_resolution"):
         value = getattr(opts, name)
         if name not in bad and value is not None and not _pow2(value):
@@ -397,6 +422,66 @@ def validate(opts):
         except metric_base.MetricError as e:      # the metrics module's own one-line error naming the bad name
             errs.append(f"--metrics: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     return errs
+
+
+def _augment_errors(opts, bad):
+    """--augment and its options (one line each): names and ranges, and no option that the mode does not use;
+    --freeze-d for a discriminator that has blocks to freeze."""
+    errs = []
+    try:
+        mode = augment_lib.check_mode(opts.augment)
+    except ValueError as e:
+        return [str(e)]
+    given = [name for name in ADA_OPTIONS if getattr(opts, name) is not None]
+    if mode in ("none", "diffaugment") and given:
+        errs.append(f"{', '.join(map(flag_name, given))}: ADA's option(s), not used by --augment {mode}; "
+                    "give --augment ada or fixed, or leave them out")
+    elif mode == "fixed" and set(given) & set(ADAPTIVE_ONLY):
+        errs.append(f"{', '.join(flag_name(n) for n in given if n in ADAPTIVE_ONLY)}: adjust p, which "
+                    "--augment fixed keeps at --aug-p; give --augment ada or leave them out")
+    elif mode == "fixed" and opts.aug_p is None:
+        errs.append("--augment fixed needs --aug-p P: the augmentation probability, in [0, 1]")
+    if opts.diffaugment is not None and mode != "diffaugment":
+        errs.append(f"--diffaugment is DiffAugment's policy: give --augment diffaugment, not {mode}")
+    checks = [("augpipe", augment_lib.get_pipe), ("target", augment_lib.check_target),
+              ("aug_p", augment_lib.check_p), ("diffaugment", augment_lib.parse_policy)]
+    for name, check in checks:
+        if getattr(opts, name) is not None and name not in bad:
+            try:
+                check(getattr(opts, name))
+            except (ValueError, TypeError) as e:
+                errs.append(str(e) if str(e).startswith(flag_name(name)) else f"{flag_name(name)}: {e}")
+    if opts.freeze_d and "freeze_d" not in bad and opts.arch != "stylegan":
+        errs.append(f"--freeze-d freezes blocks of StyleGAN's progressive discriminator, not --arch {opts.arch}'s")
+    return errs
+
+
+def augment_settings(opts):
+    """The model's augmentation settings for `opts` (`StyleGAN.set_augment`'s keyword arguments), the defaults
+    filled in; {"mode": "none"} for --augment none."""
+    if opts.augment == "none":
+        return {"mode": "none"}
+    if opts.augment == "diffaugment":
+        return {"mode": "diffaugment", "diffaugment": opts.diffaugment or DEFAULT_DIFFAUGMENT}
+    pick = lambda value, default: default if value is None else value  # noqa: E731
+    return {"mode": opts.augment, "augpipe": pick(opts.augpipe, augment_lib.DEFAULT_PIPE),
+            "target": float(pick(opts.target, adaptive.DEFAULT_TARGET)),
+            "ada_kimg": float(pick(opts.ada_kimg, adaptive.DEFAULT_KIMG)),
+            "ada_interval": int(pick(opts.ada_interval, adaptive.DEFAULT_INTERVAL)),
+            "p": float(pick(opts.aug_p, 0.0))}
+
+
+def _augment_description(opts):
+    """The run-dir name's part for the augmentation: 'ada-bgc', 'fixed0.3-bgc', 'diffaug-color-translation'."""
+    if opts.augment == "none":
+        return []
+    if opts.augment == "diffaugment":
+        return ["diffaug-" + "-".join(augment_lib.parse_policy(opts.diffaugment or DEFAULT_DIFFAUGMENT))]
+    pipe = opts.augpipe or augment_lib.DEFAULT_PIPE
+    parts = [f"ada-{pipe}" if opts.augment == "ada" else f"fixed{opts.aug_p:g}-{pipe}"]
+    if opts.augment == "ada" and opts.target is not None:
+        parts.append(f"target{opts.target:g}")
+    return parts
 
 
 def _style_errors(opts, what):
@@ -509,6 +594,9 @@ def run_description(opts, dataset_name, resolution, class_name=None):
             parts.append(f"width{opts.width}-{opts.fmap_max}")
     elif opts.fmap_max != defaults.fmap_max or opts.fmap_base != defaults.fmap_base:
         parts.append(f"fmap{opts.fmap_base}-{opts.fmap_max}")
+    parts += _augment_description(opts)
+    if opts.freeze_d:
+        parts.append(f"freezed{opts.freeze_d}")
     if opts.mixed_precision:
         parts.append("mixed")
     desc = "-".join(parts)

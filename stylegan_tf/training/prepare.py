@@ -58,6 +58,10 @@ def plan(opts):
         raise OptionsError(f"--resolution {res} is larger than the dataset's {full_res}: lower it")
     if info is not None and res not in info.levels:
         raise OptionsError(f"--resolution {res}: the dataset has no {res}x{res} level file")
+    blocks = res.bit_length() - 3       # D's blocks above its 4x4 one
+    if opts.freeze_d > blocks:
+        raise OptionsError(f"--freeze-d {opts.freeze_d}: D has {blocks} blocks above 4x4 at {res}x{res}: give 0 to "
+                           f"{blocks}")
     lowest = get_arch(opts.arch).min_resolution
     if res < lowest:
         raise OptionsError(f"--resolution {res}: --arch {opts.arch} needs {lowest}x{lowest} or more")

@@ -212,6 +212,21 @@ def _auto(opts, plan, notes):
                        f"newest: {skipped[0]}); resume from a file with --resume or move them away")
 
 
+def trained_on(model, path):
+    """The dataset folder (absolute) the network file `path` was trained on, as its snapshot records it; None
+    when unknown: an official .pkl, a snapshot of a user's own `fit` or of a run from before it was recorded."""
+    if not path.lower().endswith(".keras"):
+        return None
+    return model.training_state.get("dataset")
+
+
+def _transfer_note(path, source, plan, nimg):
+    """The one-line note of a network file trained on other data than this run's (transfer learning)."""
+    was = "an official network" if path.lower().endswith(".pkl") else f"trained on {source}"
+    return (f"--resume {path}: {was}, now trained on {os.path.abspath(plan.data_path)} (transfer learning: the "
+            f"schedule starts at kimg {nimg / 1000:g})")
+
+
 def start(opts, plan, strategy):
     """The model, run directory (locked) and loop state this run starts from."""
     from stylegan_tf.training.model import StyleGAN  # noqa: F401  (registers the class for load_model)
@@ -234,6 +249,10 @@ def start(opts, plan, strategy):
             if model.g_optimizer is None or model.d_optimizer is None:
                 betas = dict(beta_1=opts.adam_beta1, beta_2=opts.adam_beta2, epsilon=opts.adam_epsilon)
                 model.g_optimizer, model.d_optimizer = new_optimizer(0.001, **betas), new_optimizer(0.001, **betas)
+            # The options say how D's inputs are augmented and what of D is frozen, also for a resumed network
+            # (a snapshot's p continues: `set_augment` keeps an existing aug_p).
+            model.set_augment(**options_lib.augment_settings(opts))
+            model.set_freeze_d(opts.freeze_d)
             loss_name, loss_kwargs = options_lib.loss_settings(opts)
             model.label_pool = plan.info.labels if plan.info.label_size else None
             model.compile(loss=loss_name, loss_kwargs=loss_kwargs)
@@ -250,11 +269,15 @@ def start(opts, plan, strategy):
             notes.append(f"--resume {path}: the network fixes " + ", ".join(
                 f"{options_lib.flag_name(k)} {getattr(used, k)} (not {v})" for k, v in changed.items()) +
                 "; recorded as such")
-        if is_snapshot:
+        source = trained_on(model, path)
+        # A snapshot of this data continues its run; onto other data (or from a .pkl) the schedule starts anew.
+        transfer = not is_snapshot or (source is not None and source != os.path.abspath(plan.data_path))
+        if not transfer:
             loop = dict(model.training_state.get("loop", {}))
         else:
             nimg = int(round((opts.resume_kimg or 0.0) * 1000))
             loop = dict(nimg=nimg, phase_start_nimg=nimg, tick_start_nimg=nimg)
+            notes.append(_transfer_note(path, source, plan, nimg))
     if run_dir is None:
         desc = options_lib.run_description(used, plan.dataset_name, plan.resolution,
                                            getattr(plan.info, "class_name", None))

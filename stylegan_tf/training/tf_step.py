@@ -132,6 +132,12 @@ class Backend:
         return apply_if_finite(optimizer, grads, variables)
 
     @staticmethod
+    def replica_mean(x):
+        if not _distributed():
+            return x
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, x)
+
+    @staticmethod
     def update_gs(pairs, beta):
         def new_value(gs_v, g_v, trainable):
             return g_v + (gs_v - g_v) * beta if trainable else g_v

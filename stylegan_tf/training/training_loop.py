@@ -192,7 +192,8 @@ class TrainingRun:
 
     def save_snapshot(self):
         self.model.training_state = {"loop": self.state.to_dict(), "options": self.opts.to_dict(),
-                                     "fingerprint": self.fingerprint, "resolution": self.plan.resolution}
+                                     "fingerprint": self.fingerprint, "resolution": self.plan.resolution,
+                                     "dataset": os.path.abspath(self.plan.data_path)}
         path = snap.save_snapshot(self.model, snap.new_snapshot_path(self.run_dir, self.state.nimg))
         self._last_snapshot_time = time.time()
         self.snapshots.append(path)
