@@ -12,7 +12,7 @@ from stylegan_tf.training import OptionsError, TrainingOptions, resolve_options,
 from stylegan_tf.training.loss import LOSSES
 from stylegan_tf.training.options import CONFIGS, fingerprint, run_description, validate
 
-sys.path.insert(0, REPO)
+sys.path.insert(0, str(REPO))  # a str: a Path in sys.path breaks multiprocessing's forkserver
 import train as train_cli  # noqa: E402
 
 
