@@ -90,7 +90,7 @@ def main(argv=None):
     cli.quiet_tensorflow(cli.verbose(argv))  # before parse_args: building the parser imports TensorFlow
     args = parse_args(argv)
     # A failed run (a disk error, a damaged dataset) is one line and exit code 2, as a usage error; Ctrl-C 130.
-    return cli.run("train.py", lambda: _train(args), errors=cli.USER_ERRORS + (RuntimeError,), code=2)
+    return cli.run("train.py", lambda: _train(args), errors=cli.USER_ERRORS + (RuntimeError,))
 
 
 def _train(args):

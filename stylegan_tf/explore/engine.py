@@ -13,6 +13,7 @@ import numpy as np
 from stylegan_tf.editing.errors import EditError
 from stylegan_tf.explore.capabilities import capabilities
 from stylegan_tf.generate.seeds import MAX_SEED
+from stylegan_tf.layers.noise import NOISE_MODES
 
 PSI_RANGE = (-1.0, 1.5)
 Z_VALUE_RANGE = (-10.0, 10.0)
@@ -22,7 +23,6 @@ MAX_PROJECTION_STEPS = 2000
 # Edit amounts are standard deviations of W along a direction: past this many w has left the distribution the
 # network was trained on.
 MAX_AMOUNT = 20.0
-NOISE_MODES = ("const", "random", "none")
 
 
 class ExploreError(EditError):

@@ -47,8 +47,8 @@ SALT_AUGMENT = 8
 # TF's stateless ops take an int64 pair as their seed; JAX takes a raw [2] uint32 PRNG key.
 _KEY_DTYPE = "uint32" if keras.backend.backend() == "jax" else "int64"
 
-# The trackers every loss has; a loss adds its own statistics (`Loss.stats`).
-COMMON_STATS = ("G_loss", "D_loss", "real_score", "fake_score", "nonfinite_skips")
+# The trackers every loss has (the loss registry's); a loss adds its own statistics (`Loss.stats`).
+COMMON_STATS = loss_lib.COMMON_STATS
 # An augmenting run's too: p used by the step, and the minibatch's mean sign(D(reals)) (a tick's mean is r_t).
 AUGMENT_STATS = ("aug_p", "ada_rt")
 

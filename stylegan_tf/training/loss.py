@@ -269,6 +269,10 @@ class Loss:
 LOSSES = {}
 
 
+# The statistics every run logs whatever its loss; an entry's `stats` add to them.
+COMMON_STATS = ("G_loss", "D_loss", "real_score", "fake_score", "nonfinite_skips")
+
+
 def register_loss(name, g, d, stats=(), g_needs_real_scores=False, lazy_r1=False, description=""):
     """Add a loss to the registry under `name` (the arguments are `Loss`'s) and return its entry.
 
@@ -281,7 +285,7 @@ def register_loss(name, g, d, stats=(), g_needs_real_scores=False, lazy_r1=False
     """
     if name in LOSSES:
         raise ValueError(f"a loss named {name!r} is already registered")
-    reserved = {"G_loss", "D_loss", "real_score", "fake_score", "nonfinite_skips"}
+    reserved = set(COMMON_STATS)
     if reserved & set(stats):
         raise ValueError(f"loss {name!r}: statistics {sorted(reserved & set(stats))} are logged for every loss")
     entry = Loss(name, g, d, tuple(stats), bool(g_needs_real_scores), bool(lazy_r1), description)
