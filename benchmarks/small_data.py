@@ -125,17 +125,18 @@ def main(argv=None):
 
     common = ["--data", train_dir, *demo_flags(), "--total-kimg", f"{args.kimg:g}"]
     pending = [dict(name=n, seed=args.seed, flags=common + setting_flags(n, args)) for n in names]
+    # The scorers come first: a failure there must not leave training processes behind.
+    heldout = demo_check.read_reals(heldout_dir, args.num)      # 2 * num images: A, then B
+    train = demo_check.read_reals(train_dir, args.images // 2)  # all `images` of the training set
+    scorers = {"heldout": (demo_check.Scorer(heldout[:args.num], args.swd_seed), args.num),
+               "train": (demo_check.Scorer(train, args.swd_seed), args.images)}
+    floors = {"heldout": scorers["heldout"][0](heldout[args.num:])["avg"],
+              "train": scorers["train"][0](heldout[:args.images])["avg"]}
     running, done = [], []
     signal.signal(signal.SIGTERM, demo_sweep._interrupt)
     try:
         while pending and len(running) < args.jobs:
             demo_sweep.start_next(pending, running, args.workdir, args.workdir)
-        heldout = demo_check.read_reals(heldout_dir, args.num)      # 2 * num images: A, then B
-        train = demo_check.read_reals(train_dir, args.images // 2)  # all `images` of the training set
-        scorers = {"heldout": (demo_check.Scorer(heldout[:args.num], args.swd_seed), args.num),
-                   "train": (demo_check.Scorer(train, args.swd_seed), args.images)}
-        floors = {"heldout": scorers["heldout"][0](heldout[args.num:])["avg"],
-                  "train": scorers["train"][0](heldout[:args.images])["avg"]}
         while running:
             for run in list(running):
                 if run["proc"].poll() is not None:
@@ -148,9 +149,10 @@ def main(argv=None):
                         demo_sweep.start_next(pending, running, args.workdir, args.workdir)
             time.sleep(2)
     except KeyboardInterrupt:
-        demo_sweep.stop(running)
         print(f"small_data: interrupted; {len(done)} finished run(s)", file=sys.stderr)
         return 130
+    finally:
+        demo_sweep.stop(running)  # on any exit: no training process outlives the script
     print("\n" + report(sorted(done, key=lambda r: names.index(r["name"])), floors, args.images), flush=True)
     with open(os.path.join(args.workdir, "small_data.json"), "w") as f:
         json.dump(dict(floors=floors, runs=done, args=vars(args)), f, indent=1, default=str)
