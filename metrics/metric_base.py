@@ -21,11 +21,13 @@ import numpy as np
 from stylegan_tf.atomic import atomic_path
 from stylegan_tf.paths import cache_root
 
-METRIC_MODULES = ("frechet_inception_distance", "kernel_inception_distance", "sliced_wasserstein")
+METRIC_MODULES = ("frechet_inception_distance", "kernel_inception_distance", "sliced_wasserstein",
+                  "perceptual_path_length", "precision_recall", "inception_score")
 CACHE_VERSION = 1
 _REGISTRY = []  # (compiled regex, factory, example, usual names)
 _FILE_DIGESTS = {}  # (path, size, mtime_ns, inode) -> sha256: hash each dataset file once per process
 _INCEPTION_NETS = {}  # (weights path or None, mode) -> loaded network
+_VGG_NETS = {}  # ("lpips" | "vgg16", the files) -> loaded LPIPS / VGG16 (training reuses them every snapshot)
 NONCOMPARABLE_SUFFIX = "_keras_noncomparable"
 
 
@@ -37,6 +39,8 @@ class Metric(abc.ABC):
     """One metric. `evaluate(ctx)` returns a dict of floats; the keys start with the metric's name."""
 
     uses_inception = False  # True for metrics that need the FID-Inception weights
+    uses_lpips = False      # ... LPIPS (torchvision's VGG16 and the LPIPS heads)
+    uses_vgg16 = False      # ... torchvision's VGG16 with its classifier
 
     def __init__(self, name):
         self.name = name
@@ -114,13 +118,21 @@ def parse_metric_names(names):
     return names
 
 
-def prepare_metrics(names, inception=None, progress=True):
-    """Validate metric names and fetch what they need now (the FID-Inception weights), so that a training
-    run with `--metrics fid50k` fails at start, not at its first snapshot hours later. Returns the names."""
+def prepare_metrics(names, inception=None, progress=True, lpips=None, vgg16=None):
+    """Validate metric names and fetch what they need now (FID-Inception, VGG16, LPIPS weights), so that a
+    training run with `--metrics fid50k` fails at start, not at its first snapshot hours later. Returns the names.
+    `lpips` / `vgg16`: the files given by the user (as `calc_metrics` takes them), checked to exist."""
     names = parse_metric_names(names)
-    if inception is None and any(get_metric(n).uses_inception for n in names):
+    metrics = [get_metric(n) for n in names]
+    if inception is None and any(m.uses_inception for m in metrics):
         from stylegan_tf.metrics.inception import default_weights_path
         default_weights_path(download=True, progress=progress)
+    from stylegan_tf.metrics import vgg16 as vgg
+    if any(m.uses_lpips or m.uses_vgg16 for m in metrics):
+        vgg.weights_path("vgg16", vgg16, download=True, progress=progress)
+    if any(m.uses_lpips for m in metrics):
+        for path in (str(lpips).split(",") if lpips is not None else [None]):
+            vgg.weights_path("lpips", path or None, download=True, progress=progress)
     return names
 
 
@@ -164,8 +176,10 @@ class MetricContext:
     e.g. fid50k and kid50k extract real and fake features only once."""
 
     def __init__(self, Gs, data_dir, mirror=False, batch_size=64, progress=True, num_images=None,
-                 inception=None, inception_mode="tf1", seed=0, use_cache=True):
+                 inception=None, inception_mode="tf1", seed=0, use_cache=True, lpips=None, vgg16=None):
         self.Gs = Gs
+        self.lpips_weights = lpips
+        self.vgg16_weights = vgg16
         self.data_dir = data_dir
         self.mirror = bool(mirror)
         self.batch_size = int(batch_size)
@@ -215,9 +229,10 @@ class MetricContext:
     def num_channels(self):
         return int(self.dataset.num_channels)
 
-    def _bar(self, total, desc):
+    def bar(self, total, desc, unit="img"):
+        """A progress bar with an ETA on stderr (none without `progress`)."""
         from tqdm.auto import tqdm
-        return tqdm(total=total, desc=desc, unit="img", disable=not self.progress, leave=False,
+        return tqdm(total=total, desc=desc, unit=unit, disable=not self.progress, leave=False,
                     dynamic_ncols=True, file=sys.stderr)
 
     def iterate_reals(self, num=None, what="reals"):
@@ -235,7 +250,7 @@ class MetricContext:
                               "them as NVIDIA's reader does (fid/kid *_full metrics use each image once)")
         rng = np.random.RandomState(self.seed + 12345)
         done = 0
-        with self._bar(total, f"{what}: reals") as bar:
+        with self.bar(total, f"{what}: reals") as bar:
             while done < total:
                 for batch in info.iterate_uint8(resolution=self.resolution, max_images=total - done,
                                                  batch_size=self.batch_size):
@@ -257,7 +272,7 @@ class MetricContext:
         rng = np.random.RandomState(self.seed)
         labels_all = self.dataset.labels if getattr(Gs, "label_size", 0) else None
         done = 0
-        with self._bar(num, f"{what}: fakes") as bar:
+        with self.bar(num, f"{what}: fakes") as bar:
             while done < num:
                 n = min(self.batch_size, num - done)
                 z = rng.randn(n, int(Gs.latent_size)).astype(np.float32)
@@ -296,6 +311,29 @@ class MetricContext:
                 self._inception = inc.load_fid_inception(w, mode=self.inception_mode, progress=self.progress)
         return self._inception
 
+    # -- VGG16 and LPIPS --------------------------------------------------------------------------
+    def lpips(self):
+        """LPIPS-VGG16 (`metrics.lpips`) from the files given or the defaults; loaded once per process."""
+        from stylegan_tf.metrics import lpips as lp
+        if hasattr(self.lpips_weights, "distances"):
+            return self.lpips_weights
+        key = ("lpips", self.lpips_weights, self.vgg16_weights, _env("STYLEGAN_TF_LPIPS", "STYLEGAN_TF_VGG16"))
+        if key not in _VGG_NETS:
+            _VGG_NETS[key] = lp.load_lpips(self.lpips_weights, self.vgg16_weights, progress=self.progress)
+        return _VGG_NETS[key]
+
+    def vgg16(self):
+        """(torchvision's VGG16 with fc1/fc2, a content key of its file) for precision and recall."""
+        from stylegan_tf.metrics import vgg16 as vgg
+        if hasattr(self.vgg16_weights, "fc2_features"):
+            return self.vgg16_weights, getattr(self.vgg16_weights, "cache_key", "vgg16-object")
+        path = vgg.weights_path("vgg16", self.vgg16_weights, progress=self.progress)
+        key = ("vgg16", os.path.abspath(path))
+        if key not in _VGG_NETS:
+            # The file's hash keys the cache of real features: other weights can never reuse them.
+            _VGG_NETS[key] = (vgg.VGG16.from_file(path, classifier=True), "vgg16-" + file_digest(path)[:16])
+        return _VGG_NETS[key]
+
     @property
     def comparable(self):
         """False when the metric just evaluated used keras.applications' InceptionV3, not FID-Inception."""
@@ -316,21 +354,23 @@ class MetricContext:
         return self._fake_features[num]
 
     # -- disk cache of real statistics ----------------------------------------------------------
-    def cache_key(self, kind, options):
+    def cache_key(self, kind, options, detector=None):
+        """`detector`: the key of the feature network when it is not FID-Inception (precision/recall's VGG16)."""
         parts = dict(version=CACHE_VERSION, kind=kind, dataset=dataset_fingerprint(self.dataset, self.resolution),
                      mirror=self.mirror, seed=self.seed if self.mirror else None,
-                     inception=self.inception().cache_key, **options)
+                     inception=detector or self.inception().cache_key, **options)
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
-    def cache_path(self, kind, options):
+    def cache_path(self, kind, options, detector=None):
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(getattr(self.dataset, "name", "") or "dataset"))
-        return os.path.join(cache_dir(), f"{self.cache_key(kind, options)}-{kind}-{name}.npz")
+        return os.path.join(cache_dir(), f"{self.cache_key(kind, options, detector)}-{kind}-{name}.npz")
 
-    def cached(self, kind, options, compute):
-        """`compute()` -> dict of arrays, stored as npz under a key of dataset content, options and weights."""
+    def cached(self, kind, options, compute, detector=None):
+        """`compute()` -> dict of arrays, stored as npz under a key of dataset content, options and weights
+        (`detector`: the feature network's key, FID-Inception's when None)."""
         if not self.use_cache:
             return compute()
-        path = self.cache_path(kind, options)
+        path = self.cache_path(kind, options, detector)
         if os.path.isfile(path):
             try:
                 with np.load(path, allow_pickle=False) as f:
@@ -357,7 +397,7 @@ def _load(network):
 
 def calc_metrics(network, metrics, data_dir, mirror=False, snapshot=None, batch_size=64, report_dir=None,
                  progress=True, num_images=None, inception=None, inception_mode="tf1", seed=0, use_cache=True,
-                 on_result=None):
+                 on_result=None, lpips=None, vgg16=None):
     """Evaluate `metrics` (names or a comma-separated string) for `network` (a path or an object with .Gs).
 
     Returns a list of dicts {"results": {...}, "metric": name, "total_time": s, "snapshot": ...,
@@ -367,7 +407,9 @@ def calc_metrics(network, metrics, data_dir, mirror=False, snapshot=None, batch_
     written and before the next metric starts: a CLI prints there, so a later failure loses nothing.
     `num_images` overrides every metric's image count (quick looks; such numbers are not comparable with
     published ones). `inception`: weights path / dict / loaded network / "keras-applications" (not
-    comparable) / None for the default download.
+    comparable) / None for the default download. `lpips` (the LPIPS heads' file, or 'vgg16.pth,heads.pth', or a
+    loaded `metrics.lpips.LPIPS`) and `vgg16` (torchvision's VGG16 file): None for the defaults
+    (`metrics.vgg16.weights_path`).
     """
     names = parse_metric_names(metrics)
     nets, path = _load(network)
@@ -375,7 +417,7 @@ def calc_metrics(network, metrics, data_dir, mirror=False, snapshot=None, batch_
         snapshot = os.path.basename(path)
     ctx = MetricContext(nets.Gs, data_dir, mirror=mirror, batch_size=batch_size, progress=progress,
                         num_images=num_images, inception=inception, inception_mode=inception_mode, seed=seed,
-                        use_cache=use_cache)
+                        use_cache=use_cache, lpips=lpips, vgg16=vgg16)
     out = []
     for name in names:
         metric = get_metric(name)
@@ -396,6 +438,10 @@ def calc_metrics(network, metrics, data_dir, mirror=False, snapshot=None, batch_
     for note in dict.fromkeys(ctx.notes):
         print(f"note: {note}", file=sys.stderr)
     return out
+
+
+def _env(*names):
+    return tuple(os.environ.get(n, "") for n in names)
 
 
 def fallback_report_dir():

@@ -1,0 +1,183 @@
+"""Perceptual path length (metrics/perceptual_path_length.py) against a numpy reference of NVIDIA's algorithm:
+slerp in Z / lerp in W, the same noise for both images of a pair, the face crop, the box downsampling, LPIPS
+(plain numpy, float64), the 1st-99th percentile filter; refusals and the missing-weights line."""
+import types
+
+import numpy as np
+import pytest
+
+from conftest import TINY_DCGAN, TINY_G
+from stylegan_tf.metrics import lpips as lp
+from stylegan_tf.metrics import metric_base
+from stylegan_tf.metrics import perceptual_path_length as ppl
+
+WIDTHS = (6, 8, 8, 8, 8)
+
+
+def tiny_lpips_state(seed=0):
+    """A VGG16-shaped trunk of few channels (the real layout; not the real widths) and LPIPS heads. Positive biases:
+    with so few channels a pixel whose ReLUs are all 0 has a feature direction that float32 round-off decides,
+    which would make float32 and float64 disagree at eps = 1e-4 (never with VGG16's 64+ channels)."""
+    rng = np.random.RandomState(seed)
+    state, cin = {}, 3
+    for s, stage in enumerate(lp.STAGES):
+        for idx in stage:
+            state[f"features.{idx}.weight"] = (rng.randn(WIDTHS[s], cin, 3, 3) * np.sqrt(2 / (9 * cin))).astype(np.float32)
+            state[f"features.{idx}.bias"] = (0.2 + 0.05 * rng.randn(WIDTHS[s])).astype(np.float32)
+            cin = WIDTHS[s]
+        state[f"lin{s}.model.1.weight"] = rng.rand(1, WIDTHS[s], 1, 1).astype(np.float32)
+    return state
+
+
+def lpips_reference(state, a, b):
+    """LPIPS of NHWC image pairs in float64 numpy, from its definition (torch layouts)."""
+    def conv(x, w, bias):
+        n, h, wd, _ = x.shape
+        p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        out = sum(p[:, dy:dy + h, dx:dx + wd] @ w[:, :, dy, dx].T.astype(np.float64)
+                  for dy in range(3) for dx in range(3))
+        return np.maximum(out + bias, 0)
+
+    def feats(x):
+        x, out = (x.astype(np.float64) - lp.SHIFT) / lp.SCALE, []
+        for s, stage in enumerate(lp.STAGES):
+            if s:
+                n, h, wd, c = x.shape
+                x = x[:, :h // 2 * 2, :wd // 2 * 2].reshape(n, h // 2, 2, wd // 2, 2, c).max(axis=(2, 4))
+            for idx in stage:
+                x = conv(x, state[f"features.{idx}.weight"], state[f"features.{idx}.bias"])
+            out.append(x / (np.sqrt((x ** 2).sum(-1, keepdims=True)) + 1e-10))
+        return out
+
+    return sum((((fa - fb) ** 2) * state[f"lin{s}.model.1.weight"].reshape(-1)).sum(-1).mean(axis=(1, 2))
+               for s, (fa, fb) in enumerate(zip(feats(a), feats(b))))
+
+
+def slerp_reference(a, b, t):
+    """Slerp by the angle formula: sin((1-t) o)/sin o a + sin(t o)/sin o b of the unit vectors."""
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    omega = np.arccos(np.clip((a * b).sum(1, keepdims=True), -1, 1))
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def ppl_reference(Gs, state, draw, space, crop, eps):
+    """NVIDIA's per-sample distances, written out: latents -> images (the network), crop, LPIPS / eps^2."""
+    t = draw["t"][:, None]
+    if space == "z":
+        z = np.concatenate([slerp_reference(draw["z0"], draw["z1"], t),
+                            slerp_reference(draw["z0"], draw["z1"], t + eps)]).astype(np.float32)
+        w = Gs.map_latents(z)
+    else:
+        w0 = Gs.map_latents(draw["z0"].astype(np.float32)).astype(np.float64)
+        w1 = Gs.map_latents(draw["z1"].astype(np.float32)).astype(np.float64)
+        w = np.concatenate([(1 - t[:, :, None]) * w0 + t[:, :, None] * w1,
+                            (1 - t[:, :, None] - eps) * w0 + (t[:, :, None] + eps) * w1]).astype(np.float32)
+    images = Gs.synthesize(w, noise=[np.concatenate([m, m]) for m in draw["noise"]])
+    a, b = np.split(images, 2)
+    if crop:
+        r = a.shape[1]
+        a, b = a[:, 3 * r // 8:7 * r // 8, r // 4:3 * r // 4], b[:, 3 * r // 8:7 * r // 8, r // 4:3 * r // 4]
+    return lpips_reference(state, a, b) / eps ** 2
+
+
+def filtered_mean_reference(d):
+    s = np.sort(d)
+    n = len(s)
+    lo, hi = s[int(np.floor(0.01 * (n - 1)))], s[int(np.ceil(0.99 * (n - 1)))]
+    return s[(s >= lo) & (s <= hi)].mean()
+
+
+@pytest.fixture(scope="module")
+def tiny_lpips():
+    state = tiny_lpips_state()
+    return state, lp.LPIPS(state)
+
+
+@pytest.mark.parametrize("space,full,crop", [("z", True, False), ("w", True, True), ("w", False, False)])
+def test_path_distances_equal_the_reference(tiny_generator, tiny_lpips, space, full, crop):
+    state, net = tiny_lpips
+    draw = ppl.draw_pairs(np.random.RandomState(3), tiny_generator, 6, full)
+    assert draw["noise"] and all(m.shape[0] == 6 for m in draw["noise"]) and (draw["t"] > 0).all() == full
+    # eps 1e-2 here: the float32 round-off of two implementations, amplified by 1/eps^2, stays far below 1e-3.
+    got = ppl.path_distances(tiny_generator, net, draw, space, crop, epsilon=1e-2)
+    want = ppl_reference(tiny_generator, state, draw, space, crop, 1e-2)
+    np.testing.assert_allclose(got, want, rtol=1e-3)
+
+
+def test_the_metric_equals_the_reference(tiny_generator, tiny_lpips, demo_dataset):
+    state, net = tiny_lpips
+    data = demo_dataset(resolution=32, count=16)
+    gen = types.SimpleNamespace(G=tiny_generator, D=None, Gs=tiny_generator)
+    records = metric_base.calc_metrics(gen, "ppl_zfull,ppl_wend_crop", data, num_images=20, batch_size=8,
+                                       lpips=net, progress=False, seed=7)
+    for record, (space, full, crop) in zip(records, [("z", True, False), ("w", False, True)]):
+        rng = np.random.RandomState(7)      # the metric's draws: 4 pairs per batch of 8 images
+        draws = [ppl.draw_pairs(rng, tiny_generator, min(4, 20 - s), full) for s in range(0, 20, 4)]
+        want = filtered_mean_reference(np.concatenate([ppl_reference(tiny_generator, state, d, space, crop, 1e-4)
+                                                       for d in draws]))
+        # At eps 1e-4, float32 images 1e-4 apart: a few 1e-3 of the distance between two implementations.
+        assert record["results"][record["metric"]] == pytest.approx(want, rel=2e-2)
+        assert record["metric"] in ("ppl_zfull", "ppl_wend_crop") and want > 0
+
+
+def test_percentiles_and_box_downsampling():
+    d = np.random.RandomState(0).lognormal(size=301)
+    d[:3], d[-3:] = 1e-9, 1e9      # outliers on both sides, fewer than 1 % each
+    assert ppl.filtered_mean(d) == pytest.approx(filtered_mean_reference(d), rel=1e-12)
+    assert ppl.filtered_mean(d) < 100
+    x = np.random.RandomState(1).rand(2, 512, 512, 3)
+    want = np.array([[[x[n, 2 * i:2 * i + 2, 2 * j:2 * j + 2, c].mean() for c in range(3)] for j in range(0, 256, 51)]
+                     for n in range(2) for i in (0, 7)])
+    got = ppl.box_downsample_to(x)
+    assert got.shape == (2, 256, 256, 3)
+    np.testing.assert_allclose(got[:, [0, 7]][:, :, ::51].reshape(want.shape), want, rtol=1e-12)
+    assert ppl.box_downsample_to(x[:, :256, :256]) is not None and ppl.box_downsample_to(x[:, :200, :200]).shape[1] == 200
+
+
+def test_per_level_mapping_moves_every_level(tiny_lpips):
+    from stylegan_tf.networks import Generator
+    state, net = tiny_lpips
+    G = Generator(**TINY_G, mapping="v1")
+    G(np.zeros([1, TINY_G["latent_size"]], np.float32))
+    draw = ppl.draw_pairs(np.random.RandomState(2), G, 3, True)
+    w0 = G.map_latents(draw["z0"].astype(np.float32))
+    assert not np.allclose(w0[:, 0], w0[:, -1])          # one style per level: W's rows differ
+    np.testing.assert_allclose(ppl.path_distances(G, net, draw, "w", epsilon=1e-2),
+                               ppl_reference(G, state, draw, "w", False, 1e-2), rtol=1e-3)
+
+
+def test_dcgan_has_z_only(tiny_lpips):
+    from stylegan_tf.networks.dcgan import DCGANGenerator
+    _, net = tiny_lpips
+    G = DCGANGenerator(resolution=16, num_channels=3, **TINY_DCGAN)
+    gen = types.SimpleNamespace(G=G, D=None, Gs=G)
+    ctx = metric_base.MetricContext(G, None, batch_size=8, progress=False, num_images=4, lpips=net)
+    with pytest.raises(metric_base.MetricError, match="ppl_wend: --arch dcgan has no intermediate latent space W"):
+        metric_base.get_metric("ppl_wend").evaluate(ctx)
+    value = metric_base.get_metric("ppl_zfull").evaluate(ctx)["ppl_zfull"]
+    draw = ppl.draw_pairs(np.random.RandomState(0), G, 4, True)
+    assert not draw["noise"] and np.isfinite(value) and value > 0
+    del gen
+
+
+def test_cli_without_weights_is_one_line(tiny_network_path, demo_dataset, tmp_path, monkeypatch, capsys):
+    import urllib.error
+    import urllib.request
+
+    from stylegan_tf.metrics import vgg16
+    from stylegan_tf.metrics.__main__ import main
+
+    def refuse(*_a, **_k):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(vgg16, "_lpips_package_file", lambda: None)
+    monkeypatch.setenv("STYLEGAN_TF_CACHE", str(tmp_path / "cache"))
+    for spec in vgg16.FILES.values():
+        monkeypatch.delenv(spec["env"], raising=False)
+    code = main(["--network", tiny_network_path, "--data", demo_dataset(resolution=32, count=16),
+                 "--metrics", "ppl_wend", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert vgg16.FILES["vgg16"]["url"] in err[0] and str(tmp_path / "cache" / "vgg16-397923af.pth") in err[0]
+    assert "--vgg16 PATH" in err[0] and not (tmp_path / "cache" / "vgg16-397923af.pth").exists()
