@@ -6,6 +6,7 @@ and the server keeps serving. The pictures are made with generate's and editing'
 shows what `generate.py images` writes for it.
 """
 import collections
+import os
 import threading
 
 import numpy as np
@@ -34,13 +35,25 @@ class Cancelled(Exception):
 
 
 def _open(network):
-    """(nets with .Gs and .D, a name for messages) from a path, a Networks-like object or a lone Gs."""
+    """(nets with .Gs and .D, the name the page shows) from a path, a Networks-like object or a lone Gs."""
     if hasattr(network, "Gs"):
         return network, type(network.Gs).__name__
     if hasattr(network, "run") and hasattr(network, "synthesize"):
         return _Lone(network), type(network).__name__
     from stylegan_tf.network_io import open_network
-    return open_network(network, "--network", ExploreError), str(network)
+    return open_network(network, "--network", ExploreError), shown_name(network)
+
+
+def shown_name(path):
+    """A network file as the page names it: its run folder and file name. The folders above say nothing about
+    the network, and a page may be shown to others (`--share`, screenshots).
+
+    Example:
+        >>> shown_name("/home/me/runs/results/00000-sgan-demo/network-snapshot-000160.keras")
+        '00000-sgan-demo/network-snapshot-000160.keras'
+    """
+    path = os.path.normpath(str(path))
+    return os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
 
 
 class _Lone:
@@ -87,6 +100,11 @@ class Explorer:
         self._w_cache = collections.OrderedDict()
         self._cache_size = int(cache_size)
         self.cache_hits = 0
+        # Pictures of seeds as shown (per seed and control values): a style-mixing preset redraws only the mix,
+        # the grid only its new seeds. Up to 64 MB of them.
+        self._pictures = collections.OrderedDict()
+        side = self.resolution
+        self._pictures_size = max(8, min(self._cache_size, (64 << 20) // (side * side * 4)))
 
     def warm_up(self):
         """Trace the functions the page uses (mapping, synthesis, the labeler, the projector's step in the
@@ -166,21 +184,26 @@ class Explorer:
         """Untruncated w [N, num_styles, dlatent] of NVIDIA's seeds; each (seed, class) is mapped once."""
         from stylegan_tf.generate.sampling import class_labels, map_z
         from stylegan_tf.generate.seeds import seeds_to_z
-        keys = [(int(s), class_idx) for s in seeds]
+
+        def mapped(todo):
+            z = seeds_to_z([s for s, _ in todo], self.latent_size)
+            return map_z(self.Gs, z, class_labels(self.Gs, class_idx, len(todo), "class"))
+
         with self.lock:
-            todo = sorted({k for k in keys if k not in self._w_cache})
-            self.cache_hits += len(keys) - sum(k in todo for k in keys)
-            if todo:
-                z = seeds_to_z([s for s, _ in todo], self.latent_size)
-                ws = map_z(self.Gs, z, class_labels(self.Gs, class_idx, len(todo), "class"))
-                for k, w in zip(todo, ws):
-                    self._w_cache[k] = w
-            out = np.stack([self._w_cache[k] for k in keys])
-            for k in keys:
-                self._w_cache.move_to_end(k)
-            while len(self._w_cache) > self._cache_size:
-                self._w_cache.popitem(last=False)
+            out, hits = _cached(self._w_cache, [(int(s), class_idx) for s in seeds], mapped, self._cache_size)
+            self.cache_hits += hits
         return out
+
+    def pictures(self, seeds, class_idx, psi, cutoff, noise_mode, noise_seeds):
+        """uint8 [N, H, W, C] of seeds for control values already checked (`images` checks them); each picture
+        is synthesised once per seed and values, and kept."""
+        def drawn(todo):
+            w = self.truncated(self.w_of([k[0] for k in todo], class_idx), psi, cutoff)
+            return self.synth(w, noise_mode, [k[-1] for k in todo])
+
+        keys = [(s, class_idx, psi, cutoff, noise_mode, n) for s, n in zip(seeds, noise_seeds)]
+        with self.lock:
+            return _cached(self._pictures, keys, drawn, self._pictures_size)[0]
 
     def truncated(self, w, psi, cutoff):
         from stylegan_tf.generate.sampling import truncate_w
@@ -224,8 +247,7 @@ class Explorer:
         if not self.can("w_space"):
             from stylegan_tf.generate.seeds import seeds_to_z
             return self._from_z(seeds_to_z(seeds, self.latent_size), class_idx, psi, cutoff)
-        w = self.truncated(self.w_of(seeds, class_idx), psi, cutoff)
-        return self.synth(w, noise_mode, noise_seeds)
+        return self.pictures(seeds, class_idx, psi, cutoff, noise_mode, noise_seeds)
 
     def image(self, seed, psi=0.7, cutoff=8, class_idx=None, noise_mode="const", noise_seed=-1):
         """One seed's picture (uint8 HWC); see `images`."""
@@ -253,7 +275,8 @@ class Explorer:
         noise_mode, nseed = self._noise(noise_mode, noise_seed, seed_a)
         w = self.truncated(self.w_of([seed_a, seed_b], class_idx), psi, cutoff)
         mixed = mix_styles(w[:1], w[1:], [layers], getattr(self.Gs, "style_levels", None))[0]
-        return tuple(self.synth(np.concatenate([w, mixed]), noise_mode, [nseed] * 3))
+        a, b = self.pictures([seed_a, seed_b], class_idx, psi, cutoff, noise_mode, [nseed] * 2)
+        return a, b, self.synth(mixed, noise_mode, [nseed])[0]
 
     def _layers(self, layers):
         out = sorted({int(i) for i in layers or []})
@@ -383,6 +406,21 @@ class Explorer:
         except EditError as e:
             # load_target names the upload's temporary path; the user knows it as "the photo".
             raise ExploreError(str(e).replace(f"{path}: ", "")) from None
+
+
+def _cached(cache, keys, compute, limit):
+    """([cache[k] for k in keys] stacked, how many were there already): the missing keys are computed in one
+    call `compute(missing keys) -> values`; `cache` (an OrderedDict) keeps the `limit` most recently used."""
+    todo = [k for k in dict.fromkeys(keys) if k not in cache]
+    if todo:
+        for k, value in zip(todo, compute(todo)):
+            cache[k] = value
+    out = np.stack([cache[k] for k in keys])
+    for k in keys:
+        cache.move_to_end(k)
+    while len(cache) > limit:
+        cache.popitem(last=False)
+    return out, len(keys) - sum(k in todo for k in keys)
 
 
 def _in_range(value, what, low, high):
