@@ -128,11 +128,15 @@ def prepare_metrics(names, inception=None, progress=True, lpips=None, vgg16=None
         from stylegan_tf.metrics.inception import default_weights_path
         default_weights_path(download=True, progress=progress)
     from stylegan_tf.metrics import vgg16 as vgg
-    if any(m.uses_lpips or m.uses_vgg16 for m in metrics):
+    lpips_files = [p for p in str(lpips).split(",") if p] if isinstance(lpips, (str, os.PathLike)) else []
+    uses_lpips = lpips is None or bool(lpips_files)    # a loaded LPIPS object needs no files
+    # 'vgg16.pth,heads.pth' given to --lpips brings LPIPS's trunk itself.
+    if any(m.uses_vgg16 for m in metrics) or \
+            (uses_lpips and len(lpips_files) < 2 and any(m.uses_lpips for m in metrics)):
         vgg.weights_path("vgg16", vgg16, download=True, progress=progress)
-    if any(m.uses_lpips for m in metrics):
-        for path in (str(lpips).split(",") if lpips is not None else [None]):
-            vgg.weights_path("lpips", path or None, download=True, progress=progress)
+    if uses_lpips and any(m.uses_lpips for m in metrics):
+        for path in lpips_files or [None]:
+            vgg.weights_path("lpips", path, download=True, progress=progress)
     return names
 
 

@@ -104,7 +104,10 @@ def pair_images(Gs, draw, space, epsilon=EPSILON, batch_size=32):
 
 def path_distances(Gs, lpips, draw, space, crop=False, epsilon=EPSILON, batch_size=32):
     """[n] LPIPS(img(t), img(t + eps)) / eps^2 for the samples of `draw`."""
-    a, b = pair_images(Gs, draw, space, epsilon, batch_size)
+    from stylegan_tf.metrics.inception import _full_float32
+    with _full_float32():
+        # Two images 1e-4 apart: TensorFloat-32's 10-bit mantissa (GPUs' default) would drown the difference.
+        a, b = pair_images(Gs, draw, space, epsilon, batch_size)
     if crop:
         a, b = face_crop(a), face_crop(b)
     a, b = box_downsample_to(a), box_downsample_to(b)

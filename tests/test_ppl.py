@@ -181,3 +181,31 @@ def test_cli_without_weights_is_one_line(tiny_network_path, demo_dataset, tmp_pa
     assert code == 2 and len(err) == 1
     assert vgg16.FILES["vgg16"]["url"] in err[0] and str(tmp_path / "cache" / "vgg16-397923af.pth") in err[0]
     assert "--vgg16 PATH" in err[0] and not (tmp_path / "cache" / "vgg16-397923af.pth").exists()
+
+
+def test_prepare_metrics_fetches_what_each_metric_needs(tmp_path, monkeypatch):
+    """Training calls prepare_metrics at start: a missing VGG16 / LPIPS file fails there, not at a snapshot."""
+    import urllib.error
+    import urllib.request
+
+    from stylegan_tf.metrics import vgg16
+
+    def refuse(*_a, **_k):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(vgg16, "_lpips_package_file", lambda: None)
+    monkeypatch.setenv("STYLEGAN_TF_CACHE", str(tmp_path / "cache"))
+    for spec in vgg16.FILES.values():
+        monkeypatch.delenv(spec["env"], raising=False)
+    assert metric_base.prepare_metrics("swd1k") == ["swd1k"]            # needs nothing
+    for names in ("ppl_wend", "pr10k3"):
+        with pytest.raises(vgg16.WeightsMissing, match="vgg16-397923af.pth"):
+            metric_base.prepare_metrics(names)
+    vgg_file = tmp_path / "vgg16.pth"
+    vgg_file.write_bytes(b"stand-in")
+    monkeypatch.setenv("STYLEGAN_TF_VGG16", str(vgg_file))
+    assert metric_base.prepare_metrics("pr10k3") == ["pr10k3"]          # VGG16 alone
+    with pytest.raises(vgg16.WeightsMissing, match="lpips-v0.1-vgg.pth"):
+        metric_base.prepare_metrics("ppl2_wend")                         # PPL needs the heads too
+    monkeypatch.setenv("STYLEGAN_TF_LPIPS", str(vgg_file))
+    assert metric_base.prepare_metrics("ppl2_wend,ppl_zfull_crop") == ["ppl2_wend", "ppl_zfull_crop"]
