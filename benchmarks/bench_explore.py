@@ -4,14 +4,19 @@
     python benchmarks/bench_explore.py --networks demo --repeats 50
 
 For each network (random weights: speed does not depend on them) it builds the app (`build_app`), serves it
-on a free 127.0.0.1 port and drives it with `gradio_client`, as a browser would: each request is one control
-change (ψ moved, a new seed, another style-mixing preset, the walk's t) and is timed until the new picture file
-has arrived. It prints the median and p95 per control, and as the reference from the same run the direct
-in-process cost of one picture (`Gs.run` for one z, the path of `generate.py images`) and the explorer's own
-in-process call (`Explorer.image`, no HTTP), with the ratios. Then it starts a projection through the app and
-prints the seconds between its streamed progress updates (the page asks for one at least every second).
-Gradio's floor comes first: the same client's time for an app that returns a constant picture (what no
-explorer code can go below on this machine).
+on a free 127.0.0.1 port and drives it as a browser would: each request is one control change (ψ moved, a new
+seed, another style-mixing preset, the walk's t), timed until the new picture file has arrived, in two ways:
+- the page's requests: what the browser's page sends for a control change (Gradio's protocol: POST
+  queue/join with the values, the session's server-sent events until the result, GET of the picture), over
+  one kept-alive connection;
+- `gradio_client`'s `predict`: the same requests plus that client's own waiting (it looks for new messages and
+  for cancellation every 50 ms), which is most of its time on a small network.
+Gradio times each request on the server (GRADIO_PROFILING): the queue wait, our callback (fn) and Gradio's
+postprocessing (the picture to a PNG file in its cache) are printed beside the page's time, whose rest is the
+HTTP and event-stream transport. The references from the same run: `Gs.run` for one z in-process (the path
+of `generate.py images`) and `Explorer.image` in-process (no HTTP). Gradio's floor comes first: an app that
+returns a constant picture. Then a projection through the app: the seconds between its streamed progress
+updates (the page asks for one at least every second).
 
 Networks: demo = the demo's generator (training/options.py DEMO_OPTIONS: 32x32, fmap_base 256, fmap_max 64,
 latent and dlatent 64, 4 mapping layers); 256 = 256x256 at the default width (fmap_base 8192, fmap_max 512,
@@ -19,13 +24,16 @@ latent and dlatent 512, 8 mapping layers). The machine (lscpu's model, cores) an
 other processes on the machine slow every number.
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("GRADIO_PROFILING", "1")  # read when Gradio is imported: it times each request's phases
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
@@ -84,6 +92,51 @@ def timed(fn, repeats):
     return out
 
 
+class PageRequests:
+    """A control change as the page sends it: POST queue/join with the control values, the session's
+    server-sent events until this event's result, then GET of each picture file in it."""
+
+    def __init__(self, url, app):
+        import httpx
+        self.http = httpx.Client(base_url=url, timeout=120)
+        self.session = uuid.uuid4().hex[:11]
+        self.fn_index = {fn.api_name: i for i, fn in app.fns.items() if fn.api_name}
+
+    def predict(self, *data, api_name):
+        join = dict(data=list(data), fn_index=self.fn_index[api_name.lstrip("/")], session_hash=self.session,
+                    event_data=None, trigger_id=None)
+        event = self.http.post("/gradio_api/queue/join", json=join)
+        event.raise_for_status()
+        event_id, msg = event.json()["event_id"], {}
+        with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    msg = json.loads(line[5:])
+                    if msg.get("event_id") == event_id and msg.get("msg") == "process_completed":
+                        break
+        if not msg.get("success"):
+            raise RuntimeError(f"{api_name}: {msg.get('output')}")
+        outputs = msg["output"]["data"]
+        for out in outputs:
+            if isinstance(out, dict) and out.get("url"):
+                self.http.get(out["url"]).raise_for_status()
+        return outputs
+
+    def close(self):
+        self.http.close()
+
+
+def server_phases():
+    """'queue X, fn Y, postprocess Z ms' (medians) of the requests Gradio timed since the last call."""
+    from gradio.profiling import collector
+    phases = collector.get_summary().get("phases", {})
+    collector._traces.clear()
+    if not phases:
+        return "(GRADIO_PROFILING off)"
+    pick = lambda k: phases.get(k, {}).get("p50", float("nan"))  # noqa: E731
+    return f"queue {pick('queue_wait'):.1f}, fn {pick('fn_call'):.1f}, postprocess {pick('postprocess'):.1f} ms"
+
+
 def bench(name, repeats, projection_steps):
     from gradio_client import Client, handle_file
 
@@ -97,6 +150,7 @@ def bench(name, repeats, projection_steps):
     ex = app.explorer
     print(f"app built (networks traced) in {time.perf_counter() - t0:.1f} s")
     _, url, _ = app.launch(server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    page = PageRequests(url, app)
     try:
         rng = np.random.RandomState(0)
         z = rng.randn(1, Gs.latent_size).astype(np.float32)
@@ -106,22 +160,30 @@ def bench(name, repeats, projection_steps):
         in_process = timed(lambda i: ex.image(i % 7, psi=0.5 + 0.01 * i), repeats)
         client = Client(url, verbose=False)
         psis = [round(-1.0 + (i * 0.05) % 2.5, 2) for i in range(repeats)]
+        # Each control sends what the page sends; the seed changes differ per client, so neither finds the
+        # other's picture in the explorer's cache.
         controls = {
-            "ψ moved (same seed)": lambda i: client.predict(3, psis[i], 8, 0, "const", -1, api_name="/generate"),
-            "seed changed (new seed)": lambda i: client.predict(1000 + i, 0.7, 8, 0, "const", -1,
-                                                                api_name="/generate"),
-            "style mixing preset": lambda i: client.predict(1, 2, ex.preset(("coarse", "middle", "fine")[i % 3]),
-                                                            1.0, 8, 0, "const", -1, api_name="/mix"),
-            "walk t moved": lambda i: client.predict(1, 2, (i % 21) / 20, "z", 1.0, 8, 0, "const", -1,
-                                                     api_name="/walk"),
+            "ψ moved (same seed)": lambda c, i, k: c.predict(3, psis[i], 8, 0, "const", -1, api_name="/generate"),
+            "seed changed (new seed)": lambda c, i, k: c.predict(1000 * k + i, 0.7, 8, 0, "const", -1,
+                                                                 api_name="/generate"),
+            "style mixing preset": lambda c, i, k: c.predict(1, 2, ex.preset(("coarse", "middle", "fine")[i % 3]),
+                                                             1.0, 8, 0, "const", -1, api_name="/mix"),
+            "walk t moved": lambda c, i, k: c.predict(1, 2, (i % 21) / 20, "z", 1.0, 8, 0, "const", -1,
+                                                      api_name="/walk"),
         }
-        client.predict(3, 0.7, 8, 0, "const", -1, api_name="/generate")  # the first request connects
+        for c in (client, page):  # the first request connects
+            c.predict(3, 0.7, 8, 0, "const", -1, api_name="/generate")
+        server_phases()
         print(f"reference, Gs.run for one image in-process ({repeats} z): {stats(direct)}")
         print(f"the explorer in-process (Explorer.image, no HTTP):      {stats(in_process)}")
         ref = np.median(direct)
         for label, fn in controls.items():
-            t = timed(fn, repeats)
-            print(f"app, {label:26s} {stats(t)}  ({np.median(t) / ref:5.1f}x Gs.run)")
+            t = timed(lambda i: fn(page, i, 1), repeats)
+            print(f"app, {label:25s} page's requests: {stats(t)}  ({np.median(t) / ref:5.1f}x Gs.run); "
+                  f"server: {server_phases()}")
+            t = timed(lambda i: fn(client, i, 2), repeats)
+            server_phases()
+            print(f"     {'':25s} gradio_client:   {stats(t)}")
         folder = tempfile.mkdtemp(prefix="bench-explore-")
         photo = os.path.join(folder, "photo.png")
         save_image(ex.image(5, psi=0.7), photo)
@@ -135,6 +197,7 @@ def bench(name, repeats, projection_steps):
               f"between updates: median {np.median(gaps):.2f}, max {gaps.max():.2f}; last: {last[:60]}")
         print(f"mapping cache hits: {ex.cache_hits}; {load()}")
     finally:
+        page.close()
         app.close(verbose=False)
 
 
@@ -146,7 +209,8 @@ def _free_port():
 
 
 def floor(repeats):
-    """Gradio's own cost of one request: an app whose endpoint returns a constant 32x32 picture, same client."""
+    """Gradio's own cost of one request: an app whose endpoint returns a constant 32x32 picture, through the
+    page's requests and through gradio_client."""
     import gradio as gr
     from gradio_client import Client
     picture = np.zeros((32, 32, 3), np.uint8)
@@ -154,11 +218,16 @@ def floor(repeats):
         number, image = gr.Number(0), gr.Image(format="png", type="numpy")
         number.change(lambda _: picture, number, image, api_name="constant")
     _, url, _ = app.launch(server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    page = PageRequests(url, app)
     try:
         client = Client(url, verbose=False)
-        client.predict(0, api_name="/constant")
-        return timed(lambda i: client.predict(i + 1, api_name="/constant"), repeats)
+        for c in (client, page):
+            c.predict(0, api_name="/constant")
+        server_phases()
+        return (timed(lambda i: page.predict(i + 1, api_name="/constant"), repeats), server_phases(),
+                timed(lambda i: client.predict(i + 1, api_name="/constant"), repeats))
     finally:
+        page.close()
         app.close(verbose=False)
 
 
@@ -168,11 +237,13 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=30, help="requests per control (default 30)")
     p.add_argument("--projection-steps", type=int, default=20, help="steps of the timed projection (default 20)")
     args = p.parse_args(argv)
-    if args.repeats < 2 or not 1 <= args.projection_steps <= 2000:
-        p.error("--repeats must be at least 2 and --projection-steps between 1 and 2000")
+    if args.repeats < 2 or not 10 <= args.projection_steps <= 2000:
+        p.error("--repeats must be at least 2 and --projection-steps between 10 and 2000 (the page's slider)")
     print(f"machine: {machine()}; {load()}")
     import stylegan_tf.explore.app  # noqa: F401  (the explorer's Gradio settings: no analytics, offline)
-    print(f"Gradio's floor: a request for a constant 32x32 picture: {stats(floor(args.repeats))}")
+    page, server, client = floor(args.repeats)
+    print(f"Gradio's floor, a constant 32x32 picture: page's requests: {stats(page)}; server: {server}")
+    print(f"                                          gradio_client:   {stats(client)}")
     for name in args.networks:
         bench(name, args.repeats, args.projection_steps)
 

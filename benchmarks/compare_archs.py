@@ -56,8 +56,8 @@ def train_arch(arch, args, outdir):
     tick = args.kimg / args.ticks
     opts = TrainingOptions.for_arch(
         arch, demo=True, data=args.data, outdir=outdir, resolution=args.resolution, total_kimg=args.kimg,
-        minibatch=args.minibatch, tick_kimg=tick, snap_ticks=10 ** 6, image_snap_ticks=10 ** 6, mirror=False,
-        progress=False, seed=args.seed, minibatch_repeats=1)
+        minibatch=args.minibatch, tick_kimg=tick, snap_ticks=10 ** 6, image_snap_ticks=10 ** 6,
+        mirror=args.mirror, progress=False, seed=args.seed, minibatch_repeats=1)
     t0, c0 = time.time(), cpu_seconds()
     result = training_loop(opts)
     wall, cpu = time.time() - t0, cpu_seconds() - c0
@@ -101,6 +101,7 @@ def main(argv=None):
     p.add_argument("--kimg", type=float, default=4.0, help="thousands of real images each arch trains on")
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--minibatch", type=int, default=32, help="one minibatch for every arch")
+    p.add_argument("--mirror", action="store_true", help="random left-right mirroring, as the demo trains")
     p.add_argument("--ticks", type=int, default=4, help="ticks per run (the first holds the tracing)")
     p.add_argument("--archs", default=None, help="comma-separated (default: every registered arch)")
     p.add_argument("--swd-images", type=int, default=2048)
@@ -141,7 +142,7 @@ def main(argv=None):
     side_by_side(panels, args.grid_out)
 
     print(f"\n{args.kimg:g} kimg each, {args.resolution}x{args.resolution}, minibatch {args.minibatch}, "
-          f"SWD over {n} images (x1e3, avg of levels)")
+          f"mirror {'on' if args.mirror else 'off'}, SWD over {n} images (x1e3, avg of levels)")
     head = f"| {'arch':<13}| {'G params':>9} | {'D params':>9} | {'img/s':>6} | {'sec/kimg':>8} | " \
            f"{'wall s':>6} | {'CPU s':>6} | {'SWD':>6} |"
     print(head)
@@ -153,8 +154,9 @@ def main(argv=None):
     print(f"\nGrid: {args.grid_out}")
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as f:
-            json.dump(dict(kimg=args.kimg, resolution=args.resolution, minibatch=args.minibatch, swd_images=n,
-                           swd_floor=floor, rows=[{k: v for k, v in r.items() if k != "run_dir"} for r in table]),
+            json.dump(dict(kimg=args.kimg, resolution=args.resolution, minibatch=args.minibatch, mirror=args.mirror,
+                           swd_images=n, swd_floor=floor,
+                           rows=[{k: v for k, v in r.items() if k != "run_dir"} for r in table]),
                       f, indent=2)
     return 0
 
