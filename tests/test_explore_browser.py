@@ -200,6 +200,8 @@ def test_every_tab_in_chromium(browser_page, explore_server, tmp_path):
     page.get_by_role("button", name="Clear").first.click()  # the file box takes a new file once emptied
     page.locator("input[type=file]").first.set_input_files(str(notes))
     page.get_by_text("not an image").first.wait_for()
+    page.locator(".toast-close").first.click()  # read and closed, as a user would: the next tab's screenshot
+    page.get_by_text("not an image").first.wait_for(state="hidden")
     # Camera: the fake camera's frame, snapped, shown as the network sees it.
     page.get_by_role("tab", name="Camera").click()
     page.get_by_text("Click to Access Webcam").first.click()
