@@ -90,7 +90,9 @@ def main(argv=None):
     cli.quiet_tensorflow(cli.verbose(argv))  # before parse_args: building the parser imports TensorFlow
     args = parse_args(argv)
     # A failed run (a disk error, a damaged dataset) is one line and exit code 2, as a usage error; Ctrl-C 130.
-    return cli.run("train.py", lambda: _train(args), errors=cli.USER_ERRORS + (RuntimeError,))
+    code = cli.run("train.py", lambda: _train(args), errors=cli.USER_ERRORS + (RuntimeError,))
+    from stylegan_tf.training.distributed import end_process
+    return end_process(code)    # a multi-worker TensorFlow process ends here (docs/distributed.md)
 
 
 def _train(args):

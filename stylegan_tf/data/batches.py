@@ -39,19 +39,30 @@ class BatchStream:
         pyramid: images are a tuple of every level 4x4 .. `resolution`, lowest first (MSG-GAN): the same record
             of each level file, flipped alike.
         cache_mb: decoded levels up to this many MB are kept in memory (default level_reader.CACHE_MB).
+        shard: (index, count): each batch is the index-th of `count` equal slices of the global batch of
+            `batch_size` (one worker's share in multi-worker training, which reads nothing else); (0, 1): all.
 
     Example:
         >>> stream = BatchStream(open_dataset("datasets/mine"), 32, batch_size=16, seed=5)
         >>> images, labels = stream.batch(1000)          # float32 [16, 32, 32, 3], labels [16, L]
+        >>> share = BatchStream(open_dataset("datasets/mine"), 32, batch_size=16, seed=5, shard=(1, 2))
+        >>> share.batch(1000)[0].shape                   # images 8..15 of the batch above
+        (8, 32, 32, 3)
     """
 
     def __init__(self, info, resolution=None, batch_size=32, mirror=False, shuffle=True, repeat=True, seed=None,
-                 drop_remainder=None, pyramid=False, cache_mb=None):
+                 drop_remainder=None, pyramid=False, cache_mb=None, shard=(0, 1)):
         resolution = info.resolution if resolution is None else int(resolution)
         info.level_path(resolution)   # one line naming the levels the dataset has, if not one of them
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
+        index, count = (int(x) for x in shard)
+        if not 0 <= index < count or self.batch_size % count:
+            raise ValueError(f"shard {index} of {count}: the batch of {self.batch_size} must split into {count} "
+                             "equal shares")
+        self.shard = (index, count)
+        self.share = self.batch_size // count
         self.mirror, self.shuffle, self.repeat, self.pyramid = bool(mirror), bool(shuffle), bool(repeat), bool(pyramid)
         seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF) if seed is None else int(seed)
         self.seed = seed % (1 << 63)   # numpy seeds are non-negative; every seed >= 0 is itself
@@ -107,7 +118,12 @@ class BatchStream:
         j = self.positions(int(k))
         if not len(j):
             raise IndexError(f"batch {k} is past the end of the stream ({self.num_batches} batches)")
-        ids, flip = self.records[j], self.flips(int(k), len(j))
+        flip = self.flips(int(k), len(j))
+        if self.shard[1] > 1:
+            # This worker's slice of the global batch, with the flips the whole batch drew.
+            part = slice(self.shard[0] * self.share, (self.shard[0] + 1) * self.share)
+            j, flip = j[part], flip[part]
+        ids = self.records[j]
         levels = []
         for reader in self.readers:
             images = reader.read(ids)
@@ -141,7 +157,7 @@ class BatchStream:
         stop = 2 ** 62 if self.num_batches is None else max(int(start), self.num_batches)
         count = len(self.resolutions)
         channels = self.readers[0].image_shape[-1]
-        b = self.batch_size if self.full_batches else None
+        b = self.share if self.full_batches else None
 
         def fetch(k):
             levels, labels = self.batch_uint8(int(k))

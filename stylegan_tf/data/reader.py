@@ -139,7 +139,7 @@ class DatasetInfo:
 
     def make_tf_dataset(self, resolution=None, batch_size=32, mirror=False, shuffle=True, repeat=True,
                         seed=None, shuffle_mb=None, num_parallel_calls=None, drop_remainder=None, pyramid=False,
-                        start=0, cache_mb=None):
+                        start=0, cache_mb=None, shard=(0, 1)):
         """tf.data pipeline of (images float32 [-1, 1] NHWC [B, r, r, C], labels float32 [B, L]).
 
         Reads the level file for `resolution` (default: full). uint8 -> float as the original,
@@ -169,6 +169,8 @@ class DatasetInfo:
             pyramid: every level 4x4 .. `resolution`, lowest first.
             start: the index of the first batch (a run resumed mid-phase starts at its step).
             cache_mb: decoded levels up to this many MB stay in memory (default level_reader.CACHE_MB, 2048).
+            shard: (index, count): only the index-th of `count` equal slices of every batch of `batch_size`
+                (a worker's share of the global batch in multi-worker training; `BatchStream`).
 
         Example:
             >>> ds = open_dataset("datasets/mine").make_tf_dataset(32, batch_size=8, pyramid=True, mirror=True)
@@ -177,7 +179,8 @@ class DatasetInfo:
         """
         from stylegan_tf.data.batches import BatchStream
         stream = BatchStream(self, resolution, batch_size=batch_size, mirror=mirror, shuffle=shuffle, repeat=repeat,
-                             seed=seed, drop_remainder=drop_remainder, pyramid=pyramid, cache_mb=cache_mb)
+                             seed=seed, drop_remainder=drop_remainder, pyramid=pyramid, cache_mb=cache_mb,
+                             shard=shard)
         return stream.tf_dataset(start=start, num_parallel_calls=num_parallel_calls)
 
     def iterate_uint8(self, resolution=None, max_images=None, batch_size=64, with_labels=False):

@@ -81,25 +81,35 @@ def prepare_metrics(opts):
 class JaxDistribution:
     """The JAX backend's counterpart of a tf.distribute strategy, for the loop's `strategy.scope()`: with several
     devices, `keras.distribution.DataParallel` (variables replicated, each batch split over the devices; the
-    jitted step sees the global batch); with one, nothing."""
+    jitted step sees the global batch); with one, nothing. `shard` is (this process's index, the number of
+    processes): each process brings that share of every global batch."""
 
-    def __init__(self, distribution=None):
+    def __init__(self, distribution=None, shard=(0, 1)):
         self.distribution = distribution
         self.num_replicas_in_sync = len(distribution.device_mesh.devices.flatten()) if distribution else 1
+        self.shard = shard
 
     def scope(self):
         import contextlib
         return self.distribution.scope() if self.distribution is not None else contextlib.nullcontext()
 
 
-def make_strategy(opts, strategy=None):
-    """`strategy` if given, else MirroredStrategy over --gpus devices (GPUs, or CPUs for tests), else the
-    default strategy. On Keras' JAX backend: a `JaxDistribution` (DataParallel over --gpus devices: GPUs, or
-    CPU devices made with XLA_FLAGS=--xla_force_host_platform_device_count=N for tests)."""
+def make_strategy(opts, strategy=None, cluster=None):
+    """`strategy` if given; for a multi-worker `cluster` (training/distributed.py) MultiWorkerMirroredStrategy over
+    every worker's --gpus devices (JAX: DataParallel over every process's); else MirroredStrategy over --gpus
+    devices (GPUs, or CPUs for tests), else the default strategy. On Keras' JAX backend: a `JaxDistribution`
+    (DataParallel over --gpus devices: GPUs, or CPU devices made with
+    XLA_FLAGS=--xla_force_host_platform_device_count=N for tests)."""
     if strategy is not None:
         return strategy
     import keras
+
+    from stylegan_tf.training import distributed
     if keras.backend.backend() == "jax":
+        if cluster is not None:
+            devices = distributed.jax_devices(cluster, opts.gpus)
+            return JaxDistribution(keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False),
+                                   shard=(cluster.index, cluster.num_workers))
         if opts.gpus <= 1:
             return JaxDistribution()
         import jax
@@ -108,6 +118,8 @@ def make_strategy(opts, strategy=None):
             raise OptionsError(f"--gpus {opts.gpus}: only {len(devices)} JAX device(s) visible; lower --gpus")
         names = [f"{d.platform}:{d.id}" for d in devices[:opts.gpus]]
         return JaxDistribution(keras.distribution.DataParallel(devices=names))
+    if cluster is not None:
+        return distributed.tf_strategy(cluster, opts.gpus)
     import tensorflow as tf
     if opts.gpus > 1:
         gpus = tf.config.list_logical_devices("GPU")

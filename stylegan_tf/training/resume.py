@@ -212,6 +212,30 @@ def _auto(opts, plan, notes):
                        f"newest: {skipped[0]}); resume from a file with --resume or move them away")
 
 
+def _auto_shared(opts, plan, notes, collectives):
+    """`_auto` for a multi-worker run: the chief picks the newest snapshot that is whole (and locks its run
+    directory), every worker learns its path and loads it (the variables are created alike on every worker, which
+    TensorFlow's collectives need). Returns (run_dir, lock, path); Nones on the other workers and without one."""
+    run_dir = lock = path = None
+    if collectives.cluster.is_chief:
+        runs = snap.resume_candidates(opts.outdir, plan.fingerprint)
+        for candidate, paths in runs:
+            damages = [(p, snap.snapshot_damage(p)) for p in paths]
+            notes += [f"--resume auto: skipping {p}: {d}" for p, d in damages if d]
+            path = next((p for p, d in damages if not d), None)
+            if path:
+                run_dir, lock = candidate, RunDirLock(candidate).acquire()
+                break
+        if not runs:
+            notes.append("--resume auto: no earlier run with these options; starting a new one")
+    # Every worker must read the chief's snapshot at this path (a shared file system): docs/distributed.md.
+    path = collectives.broadcast_text(path or "") or None
+    if path is not None and not os.path.isfile(path):
+        raise OptionsError(f"--resume auto: {collectives.cluster.name(collectives.cluster.index)} cannot read the "
+                           f"chief's snapshot {path}: every worker needs the run directory at the same path")
+    return run_dir, lock, path
+
+
 def trained_on(model, path):
     """The dataset folder (absolute) the network file `path` was trained on, as its snapshot records it; None
     when unknown: an official .pkl, a snapshot of a user's own `fit` or of a run from before it was recorded."""
@@ -227,14 +251,19 @@ def _transfer_note(path, source, plan, nimg):
             f"schedule starts at kimg {nimg / 1000:g})")
 
 
-def start(opts, plan, strategy):
-    """The model, run directory (locked) and loop state this run starts from."""
+def start(opts, plan, strategy, collectives=None):
+    """The model, run directory (locked) and loop state this run starts from. In a multi-worker run
+    (`collectives`: training/distributed.py) the chief decides where to start, and the other workers get a
+    scratch folder in place of the run directory."""
     from stylegan_tf.training.model import StyleGAN  # noqa: F401  (registers the class for load_model)
 
     run_dir = lock = path = None
     loop, notes = {}, []
     with strategy.scope():
-        if opts.resume == "auto":
+        if opts.resume == "auto" and collectives is not None:
+            run_dir, lock, path = _auto_shared(opts, plan, notes, collectives)
+            model = snap.load_snapshot(path) if path else None
+        elif opts.resume == "auto":
             run_dir, lock, model, path = _auto(opts, plan, notes)
         elif opts.resume and opts.resume.lower().endswith(".keras"):
             path, model = opts.resume, snap.load_snapshot(opts.resume)
@@ -278,6 +307,12 @@ def start(opts, plan, strategy):
             nimg = int(round((opts.resume_kimg or 0.0) * 1000))
             loop = dict(nimg=nimg, phase_start_nimg=nimg, tick_start_nimg=nimg)
             notes.append(_transfer_note(path, source, plan, nimg))
+    if collectives is not None and not collectives.cluster.is_chief:
+        from stylegan_tf.training import distributed
+        run_dir = distributed.scratch_dir(collectives.cluster)
+        lock = RunDirLock(run_dir).acquire()
+        return Start(model=model, run_dir=run_dir, lock=lock, opts=used, fingerprint=fingerprint, loop=loop,
+                     resumed_from=path, notes=notes)
     if run_dir is None:
         desc = options_lib.run_description(used, plan.dataset_name, plan.resolution,
                                            getattr(plan.info, "class_name", None))

@@ -22,6 +22,7 @@ import numpy as np
 
 from stylegan_tf.atomic import atomic_path
 from stylegan_tf.networks.archs import get_arch
+from stylegan_tf.training import distributed
 from stylegan_tf.training import options as options_lib
 from stylegan_tf.training import prepare as prep
 from stylegan_tf.training import resume as resume_lib
@@ -105,6 +106,9 @@ class TrainingRun:
         self._maintenance = 0.0
         self._growing = None
         self._cpu_note = self._precision_note = None
+        # A multi-worker run (training/distributed.py): its cluster, the exchanges between workers, and on a
+        # worker other than the chief the scratch folder it writes to instead of the run directory.
+        self.cluster = self.collectives = self._scratch = None
 
     def log(self, msg=""):
         self.report.log(msg)
@@ -113,11 +117,20 @@ class TrainingRun:
     def prepare(self):
         # Before anything runs a TensorFlow op: thread settings are fixed from then on.
         self._cpu_note = prep.set_cpu_parallelism(self.opts)
+        if self.strategy is None:
+            self.cluster = distributed.Cluster.from_env(backend=_backend())
+        if self.cluster is not None and not self.opts.dry_run and _backend() == "jax":
+            distributed.connect_jax(self.cluster)      # before JAX computes anything
         self.plan = prep.plan(self.opts)
         if self.opts.dry_run:
             return
-        prep.prepare_metrics(self.opts)
-        self.strategy = prep.make_strategy(self.opts, self.strategy)
+        if self.cluster is None or self.cluster.is_chief:
+            prep.prepare_metrics(self.opts)            # only the chief computes them
+        self.strategy = prep.make_strategy(self.opts, self.strategy, self.cluster)
+        if self.cluster is not None:
+            self.collectives = distributed.Collectives(self.cluster, self.strategy)
+            self.collectives.check_same("the options or the dataset", distributed.run_identity(self.opts, self.plan),
+                                        "start every worker with the same flags and a copy of the same dataset")
         self._precision_note = prep.set_precision(self.opts)
 
     def dry_run_text(self):
@@ -157,8 +170,17 @@ class TrainingRun:
 
     def build(self):
         """Model, run directory (locked for this process) and progress: fresh, resumed, or fine-tuning a .pkl."""
-        start = resume_lib.start(self.opts, self.plan, self.strategy)
+        start = resume_lib.start(self.opts, self.plan, self.strategy, self.collectives)
         self.model, self.run_dir, self._lock = start.model, start.run_dir, start.lock
+        if self.collectives is not None:
+            self._scratch = None if self.cluster.is_chief else self.run_dir
+            try:
+                self.collectives.check_same("the networks and the position in the schedule at the start",
+                                            distributed.state_digest(self.model, start.loop),
+                                            "every worker must read the same snapshot (docs/distributed.md)")
+            except BaseException:
+                self._release()
+                raise
         self.opts, self.fingerprint, self.resumed_from = start.opts, start.fingerprint, start.resumed_from
         self.requested_fingerprint = self.plan.fingerprint
         self.state = LoopState.from_dict(start.loop)
@@ -166,6 +188,8 @@ class TrainingRun:
         self._notes = start.notes
 
     # ------------------------------------------------------------------ stop conditions (asked between groups)
+    STOPS = (None, "interrupt", "abort")        # agreed between workers: the larger code wins
+
     def stop_requested(self):
         if self.stopped_by:
             return True
@@ -174,11 +198,18 @@ class TrainingRun:
             self.log("abort.txt found: stopping with a snapshot")
         elif self._sigint.hit:
             self.stopped_by = "interrupt"
+        if self.collectives is not None:
+            # The chief's abort.txt or any worker's Ctrl-C stops every worker at the same step.
+            local = self.STOPS.index(self.stopped_by) if self.stopped_by in self.STOPS else 0
+            self.stopped_by = self.STOPS[self.collectives.agree(local)] or self.stopped_by
         return bool(self.stopped_by)
 
     def snapshot_due(self):
         m = self.opts.snap_minutes
-        return bool(m) and time.time() - self._last_snapshot_time >= m * 60.0
+        due = bool(m) and time.time() - self._last_snapshot_time >= m * 60.0
+        if self.collectives is not None and m:
+            due = bool(self.collectives.agree(int(due)))     # clocks differ: every worker snapshots alike
+        return due
 
     # ------------------------------------------------------------------ files of the run
     def write_options(self):
@@ -196,6 +227,10 @@ class TrainingRun:
                                      "dataset": os.path.abspath(self.plan.data_path)}
         path = snap.save_snapshot(self.model, snap.new_snapshot_path(self.run_dir, self.state.nimg))
         self._last_snapshot_time = time.time()
+        if self._scratch:
+            # Not the chief: the save took part in what saving needs of every worker; the chief's is the file.
+            os.remove(path)
+            return None
         self.snapshots.append(path)
         for gone in snap.apply_retention(self.run_dir, self.opts.keep_snapshots):
             if gone in self.snapshots:
@@ -244,12 +279,22 @@ class TrainingRun:
         import tensorflow as tf
         # A pyramid architecture (MSG) reads every level file: a tuple of images, lowest first.
         pyramid = {"pyramid": True} if get_arch(self.opts.arch).data == "pyramid" else {}
-        # A run resumed mid-phase starts at batch `phase_step` directly: batch k depends on (seed, k) alone.
-        ds = self.plan.info.make_tf_dataset(phase.resolution, batch_size=mb, mirror=False, shuffle=True,
-                                            repeat=True, seed=seed, start=st.phase_step, **pyramid)
-        steps = tf.data.Dataset.range(st.step, 2 ** 62)
-        return tf.data.Dataset.zip((ds, steps)).map(
-            lambda batch, s: (batch[0], batch[1], tf.fill([mb], s)))
+
+        def batches(shard=(0, 1), replicas=1):
+            # A run resumed mid-phase starts at batch `phase_step` directly: batch k depends on (seed, k) alone.
+            # Each worker reads its share of every global batch, cut into one batch per local replica.
+            ds = self.plan.info.make_tf_dataset(phase.resolution, batch_size=mb, mirror=False, shuffle=True,
+                                                repeat=True, seed=seed, start=st.phase_step, shard=shard, **pyramid)
+            share = mb // shard[1]
+            steps = tf.data.Dataset.range(st.step, 2 ** 62)
+            ds = tf.data.Dataset.zip((ds, steps)).map(lambda batch, s: (batch[0], batch[1], tf.fill([share], s)))
+            return ds if replicas == 1 else ds.unbatch().batch(share // replicas, drop_remainder=True)
+
+        if self.cluster is None:
+            return batches()
+        workers = self.cluster.num_workers
+        return self.strategy.distribute_datasets_from_function(
+            lambda ctx: batches((ctx.input_pipeline_id, workers), self.strategy.num_replicas_in_sync // workers))
 
     def _start_phase(self, phase):
         """A driver of the schedule for `phase`, with the phase entered: fresh Adam states, except when resumed
@@ -280,13 +325,15 @@ class TrainingRun:
         starting at the phase's step, each batch with its global step."""
         import itertools
 
-        from stylegan_tf.data import numpy_reader
+        from stylegan_tf.data.batches import BatchStream
         st, mb = self.state, phase.minibatch
-        batches = numpy_reader.iterate_batches(self.plan.info, phase.resolution, batch_size=mb, mirror=False,
-                                               shuffle=True, repeat=True, seed=seed, start=st.phase_step,
-                                               pyramid=get_arch(self.opts.arch).data == "pyramid")
-        return ((images, labels, np.full([mb], step, np.int64))
-                for (images, labels), step in zip(batches, itertools.count(st.step)))
+        # Each process brings its share of every global batch (Keras assembles the global array from them).
+        shard = getattr(self.strategy, "shard", (0, 1))
+        stream = BatchStream(self.plan.info, phase.resolution, batch_size=mb, mirror=False, shuffle=True,
+                             repeat=True, seed=seed, pyramid=get_arch(self.opts.arch).data == "pyramid",
+                             shard=shard)
+        return ((images, labels, np.full([stream.share], step, np.int64))
+                for (images, labels), step in zip(stream.numpy_batches(start=st.phase_step), itertools.count(st.step)))
 
     @contextlib.contextmanager
     def _data_errors(self, resolution):
@@ -324,14 +371,24 @@ class TrainingRun:
         try:
             return self._train()
         except Exception as e:
+            # A collective that failed because another worker is gone: one line naming it.
+            lost = distributed.lost_worker(self.cluster, e) if self.cluster is not None else None
+            error = lost or e
             # The caller prints the error; log.txt keeps it too, for whoever reads the run directory later
             # (unless the disk is what failed: then the caller's message is the one that matters).
             with contextlib.suppress(OSError):
-                self.report.write_log(f"Training failed: {(str(e).strip().splitlines() or [type(e).__name__])[0]}")
+                self.report.write_log(f"Training failed: {(str(error).strip().splitlines() or [type(e).__name__])[0]}")
+            if lost is not None:
+                raise lost from None
             raise
         finally:
-            self.report.close()
-            self._lock.release()
+            self._release()
+
+    def _release(self):
+        self.report.close()
+        self._lock.release()
+        if self._scratch:
+            distributed.remove_scratch(self._scratch)
 
     def _train(self):
         import keras

@@ -1,0 +1,223 @@
+"""Multi-worker training (training/distributed.py, docs/distributed.md): two worker processes on 127.0.0.1, CPU,
+a tiny network, on each backend. Every process is started by `train.py` with one extra environment variable
+(TF_CONFIG), as on real machines, and stopped by the test.
+
+The reference is one process with the same global batch over the same two devices (`--gpus 2`: MirroredStrategy
+over two logical CPUs, DataParallel over two XLA CPU devices), so that the replicas, their draws and the
+gradient sums are laid out as the two workers lay them out."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, TINY_NET, free_port
+from stylegan_tf.training import distributed
+from stylegan_tf.training import snapshot as snap
+from stylegan_tf.training.options import OptionsError
+
+K_STEPS = 4          # one tick: minibatch 4, --tick-kimg 0.016
+RUN_TIMEOUT_S = 600  # one run of two workers: about 30 s on an idle 2-core machine, minutes on a loaded one
+
+# Logical CPU devices for the one-process reference on TensorFlow (set before TensorFlow starts).
+TF_TWO_CPUS = ("import sys, tensorflow as tf; cpu = tf.config.list_physical_devices('CPU')[0]; "
+               "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2); "
+               "sys.path.insert(0, sys.argv[1]); import train; sys.exit(train.main(sys.argv[2:]))")
+
+
+@pytest.fixture(scope="module")
+def dataset(demo_dataset):
+    return demo_dataset(resolution=16, count=48)
+
+
+def _flags(dataset, outdir, steps, **extra):
+    opts = dict(data=dataset, outdir=outdir, minibatch=4, lrate=0.002, tick_kimg=0.016, snap_ticks=1, seed=5,
+                resolution=8, lod_initial_resolution=8, total_kimg=0.004 * steps, **TINY_NET, **extra)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in opts.items()]
+    return flags + ["--mirror", "--no-progress"]
+
+
+def _env(backend, tmp, devices=1):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu",
+               PYTHONPATH=str(REPO), TMPDIR=str(tmp))
+    env.pop("TF_CONFIG", None)
+    if devices > 1:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def _tf_config(ports, index):
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                       "task": {"type": "worker", "index": index}})
+
+
+def _start_workers(backend, flags, tmp):
+    """Two `train.py` processes of one cluster; each one's output in a file beside it."""
+    ports = [free_port(), free_port()]
+    procs = []
+    for i in range(2):
+        env = dict(_env(backend, tmp), TF_CONFIG=_tf_config(ports, i))
+        log = open(tmp / f"worker{i}-{time.monotonic_ns()}.log", "w+")
+        procs.append((subprocess.Popen([sys.executable, str(REPO / "train.py"), *flags], env=env, cwd=REPO,
+                                       stdout=log, stderr=subprocess.STDOUT), log))
+    return procs
+
+
+def _finish(procs, timeout):
+    """Wait for every process (killing all of them past `timeout`); returns [(exit code, output)]."""
+    deadline = time.monotonic() + timeout
+    out = []
+    try:
+        for proc, log in procs:
+            proc.wait(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        for proc, log in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.seek(0)
+            out.append((proc.returncode, log.read()))
+            log.close()
+    return out
+
+
+def _run_workers(backend, flags, tmp):
+    results = _finish(_start_workers(backend, flags, tmp), RUN_TIMEOUT_S)
+    for code, text in results:
+        assert code == 0, text[-3000:]
+    return results
+
+
+def _reference(backend, flags, tmp):
+    """One process over two devices (--gpus 2)."""
+    if backend == "tensorflow":
+        args = [sys.executable, "-c", TF_TWO_CPUS, str(REPO), *flags, "--gpus=2"]
+    else:
+        args = [sys.executable, str(REPO / "train.py"), *flags, "--gpus=2"]
+    proc = subprocess.run(args, env=_env(backend, tmp, devices=2), cwd=REPO, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+
+
+def _weights(path):
+    model = snap.load_snapshot(str(path))
+    arrays = [w.numpy() for net in (model.G, model.D, model.Gs) for w in net.weights]
+    return arrays + [v.numpy() for opt in (model.g_optimizer, model.d_optimizer) for v in opt.variables]
+
+
+def _assert_same(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if x.size:      # to 1e-5 of the tensor's magnitude (floored for tensors that are ~0)
+            assert float(np.max(np.abs(x - y))) <= 1e-5 * max(float(np.max(np.abs(y))), 1e-3)
+
+
+def _only_run(outdir):
+    runs = sorted(os.listdir(outdir))
+    assert len(runs) == 1, runs
+    return outdir / runs[0]
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_two_workers_train_snapshot_and_resume_as_one_process(backend, dataset, tmp_path):
+    """K steps on two workers give the one-process weights; only the chief wrote (one run directory, no scratch
+    folder left); `--resume auto` on both continues to 2K exactly as a straight 2K run."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    ref_out, out = tmp_path / "reference", tmp_path / "workers"
+    _reference(backend, _flags(dataset, str(ref_out), 2 * K_STEPS), tmp)
+    ref = [p for _, p in snap.list_snapshots(str(_only_run(ref_out)))]
+    assert len(ref) == 2                                   # at K and at 2K steps
+
+    _run_workers(backend, _flags(dataset, str(out), K_STEPS), tmp)
+    run_dir = _only_run(out)
+    first = snap.list_snapshots(str(run_dir))
+    assert len(first) == 1
+    _assert_same(_weights(first[0][1]), _weights(ref[0]))
+    assert not [n for n in os.listdir(tmp) if n.startswith("stylegan_tf-worker")]   # the scratch folder is gone
+    stats = [json.loads(line) for line in open(run_dir / "stats.jsonl")]
+    assert [row["tick"] for row in stats] == [1]            # one writer: one row per tick
+
+    _run_workers(backend, _flags(dataset, str(out), 2 * K_STEPS, resume="auto"), tmp)
+    assert _only_run(out) == run_dir                        # resumed in the chief's run directory
+    second = snap.list_snapshots(str(run_dir))
+    assert len(second) == 2
+    _assert_same(_weights(second[-1][1]), _weights(ref[1]))
+    assert [json.loads(line)["tick"] for line in open(run_dir / "stats.jsonl")] == [1, 2]
+    assert not [n for n in os.listdir(run_dir) if ".tmp-" in n]
+
+
+def test_killed_worker_stops_the_other_with_one_line(dataset, tmp_path):
+    """SIGKILL one worker mid-run: the chief exits non-zero within a bounded time with one line naming it, and the
+    run directory holds only whole files (its snapshots load)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "workers"
+    procs = _start_workers("tensorflow", _flags(dataset, str(out), 1000), tmp)
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while time.monotonic() < deadline and not list(out.glob("*/network-snapshot-*.keras")):
+            assert all(p.poll() is None for p, _ in procs), [log.name for _, log in procs]
+            time.sleep(0.5)
+        procs[1][0].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        (code, text), _ = _finish(procs, 90)
+        waited = time.monotonic() - killed
+    finally:
+        _finish(procs, 1)
+    assert code != 0 and waited < 90, text[-2000:]
+    errors = [ln for ln in text.splitlines() if ln.startswith("train.py: error:")]
+    assert len(errors) == 1 and "worker 1 (127.0.0.1:" in errors[0] and "--resume auto" in errors[0], text[-2000:]
+    run_dir = _only_run(out)
+    assert not [n for n in os.listdir(run_dir) if ".tmp-" in n]
+    for _, path in snap.list_snapshots(str(run_dir)):
+        snap.load_snapshot(path)
+
+
+def test_cluster_description_from_the_environment():
+    """TF_CONFIG (a chief job counts as worker 0) and Keras' variables on JAX; one worker is a one-process run;
+    what cannot be used is one line naming the variable."""
+    workers = {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, "task": {"type": "worker", "index": 1}}
+    c = distributed.Cluster.from_env({"TF_CONFIG": json.dumps(workers)})
+    assert (c.num_workers, c.index, c.is_chief, c.name(0)) == (2, 1, False, "worker 0 (10.0.0.1:2222)")
+    chief = {"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}
+    assert distributed.Cluster.from_env({"TF_CONFIG": json.dumps(chief)}).index == 1
+    alone = {"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}
+    assert distributed.Cluster.from_env({"TF_CONFIG": json.dumps(alone)}) is None
+    assert distributed.Cluster.from_env({}) is None
+    keras_env = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234", "KERAS_DISTRIBUTION_NUM_PROCESSES": "4",
+                 "KERAS_DISTRIBUTION_PROCESS_ID": "3"}
+    c = distributed.Cluster.from_env(keras_env, backend="jax")
+    assert (c.num_workers, c.index, c.name(3)) == (4, 3, "worker 3")
+    assert distributed.Cluster.from_env(keras_env, backend="tensorflow") is None
+    for bad, needle in [("{not json", "TF_CONFIG is not a cluster description"),
+                        (json.dumps(dict(workers, task={"type": "ps", "index": 0})), "task type 'ps'"),
+                        (json.dumps(dict(workers, task={"type": "worker", "index": 2})), "task index 2"),
+                        (json.dumps({"cluster": {"worker": ["a", "b"]}, "task": {"index": 0}}), "host:port")]:
+        with pytest.raises(OptionsError, match=needle) as e:
+            distributed.Cluster.from_env({"TF_CONFIG": bad})
+        assert "\n" not in str(e.value)
+
+
+def test_each_worker_reads_its_share_of_the_global_batch(dataset):
+    """BatchStream(shard=(i, W)): batch k of worker i is rows [i·B/W, (i+1)·B/W) of one process's batch k, flips
+    and labels included, on tf.data and numpy alike; a batch that does not split is refused."""
+    from stylegan_tf.data import open_dataset
+    from stylegan_tf.data.batches import BatchStream
+    info = open_dataset(dataset)
+    kw = dict(batch_size=6, mirror=True, seed=3)
+    whole = BatchStream(info, 8, **kw)
+    shares = [BatchStream(info, 8, shard=(i, 2), **kw) for i in range(2)]
+    for k in (0, 7, 9):          # 48 images: batch 8 starts the second epoch
+        images, labels = whole.batch(k)
+        parts = [s.batch(k) for s in shares]
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), images)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), labels)
+    first = next(iter(info.make_tf_dataset(8, shard=(1, 2), start=7, **kw)))[0].numpy()
+    np.testing.assert_array_equal(first, whole.batch(7)[0][3:])
+    with pytest.raises(ValueError, match="shard 0 of 4: the batch of 6 must split into 4 equal shares"):
+        BatchStream(info, 8, shard=(0, 4), **kw)
