@@ -319,9 +319,11 @@ class MetricContext:
     def lpips(self):
         """LPIPS-VGG16 (`metrics.lpips`) from the files given or the defaults; loaded once per process."""
         from stylegan_tf.metrics import lpips as lp
+        from stylegan_tf.metrics import vgg16 as vgg
         if hasattr(self.lpips_weights, "distances"):
             return self.lpips_weights
-        key = ("lpips", self.lpips_weights, self.vgg16_weights, _env("STYLEGAN_TF_LPIPS", "STYLEGAN_TF_VGG16"))
+        key = ("lpips", self.lpips_weights, self.vgg16_weights,
+               tuple(os.environ.get(spec["env"], "") for spec in vgg.FILES.values()))
         if key not in _VGG_NETS:
             _VGG_NETS[key] = lp.load_lpips(self.lpips_weights, self.vgg16_weights, progress=self.progress)
         return _VGG_NETS[key]
@@ -442,10 +444,6 @@ def calc_metrics(network, metrics, data_dir, mirror=False, snapshot=None, batch_
     for note in dict.fromkeys(ctx.notes):
         print(f"note: {note}", file=sys.stderr)
     return out
-
-
-def _env(*names):
-    return tuple(os.environ.get(n, "") for n in names)
 
 
 def fallback_report_dir():
