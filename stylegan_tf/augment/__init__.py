@@ -7,6 +7,8 @@ first); `spec` is a registered pipe name ('bgc', ...) or a pipe object (`AdaPipe
 gives the same augmented batch on both backends. `check_*` validate the training options with one line each;
 `adaptive` holds ADA's p heuristic.
 """
+from keras import ops
+
 from stylegan_tf.augment.ada import RANGES, TRANSFORMS, AdaPipe
 from stylegan_tf.augment.adaptive import AdaptiveP, adjust_p
 from stylegan_tf.augment.diffaugment import POLICIES, DiffAugment, parse_policy
@@ -103,17 +105,28 @@ def resolve(spec):
 def augment(images, p, seed, spec=DEFAULT_PIPE):
     """Augment an NHWC batch or a pyramid (list of NHWC levels, lowest first): one transform drawn per sample from
     `seed` (an int or a [2] integer tensor), applied alike to every level. `p` (float or scalar tensor) is the
-    strength: 0 leaves the images unchanged (up to float round-off in the geometric resampling).
+    strength of an ADA pipe: at 0 the images come back as they are and the pipe does no work (DiffAugment has no
+    strength: it augments every image).
 
     Example:
         >>> out = augment(reals, p=0.2, seed=step_seed, spec="bgc")
         >>> fakes_pyramid = augment(fakes_pyramid, p=0.2, seed=step_seed, spec="bgc")
     """
     pipe = resolve(spec)
-    full = images[-1] if isinstance(images, (list, tuple)) else images
-    n, height, width, channels = full.shape
-    params = pipe.draw(n, height, width, channels, p, seed)
-    return pipe.apply(images, params)
+    pyramid = isinstance(images, (list, tuple))
+    images = [ops.convert_to_tensor(x) for x in images] if pyramid else ops.convert_to_tensor(images)
+    n, height, width, channels = (images[-1] if pyramid else images).shape
+
+    def run():
+        return pipe.apply(images, pipe.draw(n, height, width, channels, p, seed))
+    if not isinstance(pipe, AdaPipe):
+        return run()
+    # At p = 0 every gate is shut and the pipe would only compute the identity, its resampling at full cost (as
+    # much as the rest of a small network's iteration): skip it. A tensor p (the training step's aug_p) branches
+    # at run time, so one traced step serves every p.
+    if isinstance(p, (int, float)):
+        return run() if p > 0 else images
+    return ops.cond(ops.convert_to_tensor(p) > 0, run, lambda: images)
 
 
 __all__ = ["AdaPipe", "AdaptiveP", "DiffAugment", "MODES", "POLICIES", "RANGES", "TRANSFORMS", "adjust_p",
