@@ -160,10 +160,11 @@ def bench(name, repeats, projection_steps):
         in_process = timed(lambda i: ex.image(i % 7, psi=0.5 + 0.01 * i), repeats)
         client = Client(url, verbose=False)
         psis = [round(-1.0 + (i * 0.05) % 2.5, 2) for i in range(repeats)]
-        # Each control sends what the page sends; the seed changes differ per client, so neither finds the
-        # other's picture in the explorer's cache.
+        # Each control sends what the page sends; each client (k) has its own seeds for ψ and the new seeds, so
+        # neither finds the other's pictures in the explorer's cache.
         controls = {
-            "ψ moved (same seed)": lambda c, i, k: c.predict(3, psis[i], 8, 0, "const", -1, api_name="/generate"),
+            "ψ moved (same seed)": lambda c, i, k: c.predict(2 + k, psis[i], 8, 0, "const", -1,
+                                                             api_name="/generate"),
             "seed changed (new seed)": lambda c, i, k: c.predict(1000 * k + i, 0.7, 8, 0, "const", -1,
                                                                  api_name="/generate"),
             "style mixing preset": lambda c, i, k: c.predict(1, 2, ex.preset(("coarse", "middle", "fine")[i % 3]),
