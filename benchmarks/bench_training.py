@@ -5,7 +5,7 @@
     python benchmarks/bench_training.py --anchor-python /work/anchor/anchor-venv/bin/python \\
         --anchor-script /work/anchor/official_train_anchor.py --official-code /work/anchor/stylegan-official
     python benchmarks/bench_training.py ... --levers="--mixed-precision" --levers="--r1-interval 16"  # + lever rows
-    python benchmarks/bench_training.py --configs demo --ada-overhead    # + ADA at p = 0.5, and its ratio to none
+    python benchmarks/bench_training.py --configs demo --ada-overhead    # + ADA at p = 0 and 0.5, ratios to none
 
 The anchor paths may also come from STYLEGAN_ANCHOR_PYTHON, STYLEGAN_ANCHOR_SCRIPT and STYLEGAN_OFFICIAL_CODE
 (the anchor is a driver that runs the official TF1 code unmodified under tf.compat.v1; see its header). Without
@@ -19,9 +19,10 @@ prints itself; rounds alternate official / ours and the medians over rounds are 
   default64  64^2, the default widths (fmap_base 8192 / fmap_max 512, z/w 512, 8 mapping layers of 512), the
              official 1-GPU minibatch at 64^2 (32), lr 0.001, R1 gamma 10, mirror, no growing
 Our rows run `train.py` (fp32, R1 every step: the official iteration; its CPU thread layout is train.py's
-`--cpu-parallelism auto`), plus a row for each `--levers` given. `--ada-overhead` adds the row of ADA's default
-pipe (bgc) at p = 0.5 (`--augment fixed --aug-p 0.5`: ADA's adjusted p holds still at that strength, so the cost
-is that of p = 0.5 throughout) and prints its s/kimg over `--augment none`'s.
+`--cpu-parallelism auto`), plus a row for each `--levers` given. `--ada-overhead` adds the rows of ADA's default
+pipe (bgc) at p = 0 and p = 0.5 (`--augment fixed --aug-p P`: ADA's adjusted p held still at that strength, so the
+cost is that of p throughout; p = 0 is where `--augment ada` starts) and prints their s/kimg over `--augment
+none`'s.
 On a shared machine run it under a lock, and idle: absolute seconds swing with load, ratios less so.
 """
 import argparse
@@ -51,7 +52,7 @@ CONFIGS = {
     "default64": dict(res=64, fmap_base=8192, fmap_max=512, latent=512, mapping_layers=8, mapping_fmaps=512,
                       minibatch=32, lrate=0.001, gamma=10.0, g_smoothing_kimg=10.0, tick_kimg=0.128),
 }
-ADA_LEVER = "--augment fixed --aug-p 0.5"
+ADA_LEVERS = {"--augment fixed --aug-p 0": "p = 0", "--augment fixed --aug-p 0.5": "p = 0.5"}
 TICK_RE = re.compile(r"^tick\s+(\d+)\s+kimg\s+[\d.]+.*?sec/kimg\s+([\d.]+)", re.M)
 
 # Runs the anchor's `train` with the configuration's values: its cmd_train builds the official run's arguments and
@@ -134,8 +135,8 @@ def main():
     p.add_argument("--levers", action="append", default=[], help="extra train.py flags for an additional "
                    "'ours' row, as --levers=\"--r1-interval 4 --mixed-precision\" (with '=', or argparse reads "
                    "them as its own flags); repeat for more rows")
-    p.add_argument("--ada-overhead", action="store_true", help="add the row of ADA's bgc pipe at p = 0.5 and its "
-                   "ratio to ours without augmentation")
+    p.add_argument("--ada-overhead", action="store_true", help="add the rows of ADA's bgc pipe at p = 0 and "
+                   "p = 0.5 and their ratios to ours without augmentation")
     p.add_argument("--data", default=None, help="dataset with 32^2 and 64^2 levels (default: the demo dataset, "
                    "built on first use)")
     p.add_argument("--anchor-python", default=os.environ.get("STYLEGAN_ANCHOR_PYTHON"))
@@ -154,7 +155,7 @@ def main():
         ensure_demo_dataset(progress=False)
         args.data = demo_dataset_dir()
     if args.ada_overhead:
-        args.levers.append(ADA_LEVER)
+        args.levers += list(ADA_LEVERS)
     official = all((args.anchor_python, args.anchor_script, args.official_code))
     if not official:
         print("official: not measured (give --anchor-python, --anchor-script and --official-code, or the "
@@ -182,9 +183,10 @@ def main():
         ratio = f"{off / ours:.2f}x" if off else "-"
         print(f"{name:<14} {kind:<40} {ours:>11.2f} {off if off else float('nan'):>9.2f} {ratio:>13}")
     for name, kind, ours, _ in rows:
-        if kind == f"ours {ADA_LEVER}":
+        strength = ADA_LEVERS.get(kind[len("ours "):]) if args.ada_overhead else None
+        if strength:
             none = next(o for n, k, o, _ in rows if n == name and k == "ours")
-            print(f"{name}: ADA (bgc, p = 0.5) {ours:.2f} s/kimg, none {none:.2f}: {ours / none:.2f}x")
+            print(f"{name}: ADA (bgc, {strength}) {ours:.2f} s/kimg, none {none:.2f}: {ours / none:.2f}x")
     print(f"load at end {os.getloadavg()[0]:.2f}; run at {time.strftime('%Y-%m-%d %H:%M:%S')}")
 
 

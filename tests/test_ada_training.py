@@ -1,7 +1,8 @@
 """Augmentation in training (train.py --augment, docs/small_data.md): the options and their one-line refusals, the
-step's augmentation (G's gradients through it, nothing added for `none`), ADA's p heuristic against its formula,
-p through a snapshot and --resume, FreezeD, transfer onto other data, and tiny runs on TensorFlow and (in a
-subprocess) on JAX with an MSG architecture."""
+step's augmentation (G's gradients through it, nothing added for `none`, the plain step at p = 0), ADA's p
+heuristic against its formula, p through a snapshot and --resume, FreezeD, transfer onto other data (and
+--resume-kimg), and tiny runs on TensorFlow, on two replicas (in a subprocess) and on JAX over two devices with
+an MSG architecture."""
 import json
 import os
 import pathlib
@@ -107,22 +108,63 @@ def test_curves_draw_p_and_r_t():
 
 
 # ------------------------------------------------------------------ the step
-def test_none_adds_no_variable_tracker_or_op():
+@pytest.fixture(scope="module")
+def plain_out():
+    """One step of a model never told about augmentation (traced once for the tests below)."""
+    return _model().deterministic_step(*_batch())
+
+
+@pytest.fixture(scope="module")
+def ada_model():
+    """An --augment ada model (interval 2, ada_kimg 1) traced once; `_restart` puts it back to its first state."""
+    model = _model(dict(mode="ada", target=0.6, ada_kimg=1.0, ada_interval=2))
+    model.initial = [v.numpy() for v in _state(model)]
+    return model
+
+
+def _state(model):
+    return (model.G.weights + model.D.weights + model.Gs.weights + model.g_optimizer.variables +
+            model.d_optimizer.variables + [model.aug_p, model.ada_signs])
+
+
+def _restart(model, p, bias=None):
+    """The model's initial weights and optimizer state, p = `p`, no pending signs (same trace: p is a variable)."""
+    for v, value in zip(_state(model), model.initial):
+        v.assign(value)
+    model.aug_p.assign(p)
+    if bias is not None:
+        _set_final_bias(model, bias)
+    return model
+
+
+def test_none_adds_no_variable_tracker_or_op(plain_out):
     """--augment none: the original step. Its numbers are tests/test_official_train_step.py's (unchanged); here:
     no augmentation variable or tracker exists and the step's outputs equal a model never told about it."""
-    plain, none = _model(), _model(dict(mode="none"))
+    none = _model(dict(mode="none"))
     assert none.aug_p is None and "aug_p" not in none._trackers and "aug_p" not in none.get_config().get(
         "augment", {})
-    a, b = plain.deterministic_step(*_batch()), none.deterministic_step(*_batch())
-    assert a["D_loss"] == b["D_loss"] and all(np.array_equal(x, y) for x, y in zip(a["G_grads"], b["G_grads"]))
+    b = none.deterministic_step(*_batch())
+    assert plain_out["D_loss"] == b["D_loss"]
+    assert all(np.array_equal(x, y) for x, y in zip(plain_out["G_grads"], b["G_grads"]))
 
 
-def test_generator_gradients_flow_through_the_augmentation():
+def _close_to(ours, want):
+    # Scaled to each array's magnitude: the two steps are different graphs (the augmentation's branch).
+    return all(np.allclose(a, b, rtol=0, atol=1e-5 * max(1e-3, float(np.abs(b).max()))) for a, b in zip(ours, want))
+
+
+def test_p0_step_is_the_plain_step(plain_out, ada_model):
+    """At p = 0 D sees the images as they are: the ADA step's losses and both gradients are the plain step's."""
+    out = _restart(ada_model, 0.0).deterministic_step(*_batch(), step=0)
+    assert out["aug_p"] == 0 and abs(out["D_loss"] - plain_out["D_loss"]) <= 1e-5 * abs(plain_out["D_loss"])
+    assert _close_to(out["D_grads"], plain_out["D_grads"]) and _close_to(out["G_grads"], plain_out["G_grads"])
+
+
+def test_generator_gradients_flow_through_the_augmentation(plain_out, ada_model):
     """p = 1 with ADA's bgc pipe: D sees other images than without (its loss differs), and G's gradients, taken
     through the augmentation of the fakes, are finite and nonzero in every G layer used."""
-    plain = _model().deterministic_step(*_batch())
-    out = _model(dict(mode="fixed", augpipe="bgc", p=1.0)).deterministic_step(*_batch())
-    assert abs(out["D_loss"] - plain["D_loss"]) > 1e-3 * abs(plain["D_loss"])
+    out = _restart(ada_model, 1.0).deterministic_step(*_batch(), step=0)
+    assert out["aug_p"] == 1 and abs(out["D_loss"] - plain_out["D_loss"]) > 1e-3 * abs(plain_out["D_loss"])
     grads = [g for g in out["G_grads"] if g.size]
     assert all(np.isfinite(g).all() for g in grads)
     assert sum(float(np.abs(g).sum()) > 0 for g in grads) >= len(grads) - 2   # the unused 4x4 ToRGB's may be 0
@@ -134,11 +176,10 @@ def _set_final_bias(model, value):
 
 
 @pytest.mark.parametrize("bias, p0", [(50.0, 0.5), (-50.0, 0.005)])
-def test_p_follows_ada_formula(bias, p0):
+def test_p_follows_ada_formula(ada_model, bias, p0):
     """A D that scores every real positive (a final bias of +50) gives r_t = 1 > target: after `ada_interval` = 2
     minibatches p rises by N * interval / (ada_kimg * 1000), not before; negative scores lower it, clipped at 0."""
-    model = _model(dict(mode="ada", p=p0, target=0.6, ada_kimg=1.0, ada_interval=2))
-    _set_final_bias(model, bias)
+    model = _restart(ada_model, p0, bias)
     first = model.deterministic_step(*_batch(), step=0)
     assert first["aug_p"] == np.float32(p0) and first["ada_rt"] == np.sign(bias)
     assert float(model.aug_p.numpy()) == np.float32(p0) and float(model.ada_signs.numpy()) == np.sign(bias)
@@ -177,7 +218,8 @@ def _opts(dataset, outdir, **kw):
 def test_ada_run_logs_p_and_resumes_it_exactly(dataset, demo_dataset, tmp_path):
     """A tiny --augment ada run on TensorFlow: p and r_t in stats.jsonl; a run stopped at a snapshot and resumed
     ends with the p (and G) of the uninterrupted run; the snapshot's network resumed onto other data of the same
-    resolution restarts the schedule with a note and continues its p."""
+    resolution starts a new schedule (at --resume-kimg) with a note and continues its p; onto its own data with
+    --resume-kimg it is refused."""
     full = training_loop(_opts(dataset, tmp_path / "a", total_kimg=0.032))
     first = training_loop(_opts(dataset, tmp_path / "b", total_kimg=0.016))
     resumed = training_loop(_opts(dataset, tmp_path / "b", total_kimg=0.032, resume="auto"))
@@ -189,38 +231,116 @@ def test_ada_run_logs_p_and_resumes_it_exactly(dataset, demo_dataset, tmp_path):
     stats = [json.loads(line) for line in open(os.path.join(full.run_dir, "stats.jsonl"))]
     assert all(0 <= row["aug_p"] <= 1 and -1 <= row["ada_rt"] <= 1 for row in stats) and len(stats) == 2
 
+    # Onto other data a new schedule starts, at --resume-kimg when given, as for an official .pkl.
     other = demo_dataset(resolution=8, count=16)
-    moved = training_loop(_opts(other, tmp_path / "c", total_kimg=0.016, resume=first.snapshots[-1]))
+    moved = training_loop(_opts(other, tmp_path / "c", total_kimg=0.024, resume=first.snapshots[-1],
+                                resume_kimg=0.008))
     log = open(os.path.join(moved.run_dir, "log.txt")).read()
-    assert "transfer learning: the schedule starts at kimg 0)" in log and moved.state.nimg == 16
+    assert "transfer learning: the schedule starts at kimg 0.008)" in log and moved.state.nimg == 24
     # p went on from the snapshot's (four minibatches more of the heuristic: 0.004 each).
     assert abs(float(moved.model.aug_p.numpy()) - p_first) <= 0.0161
+    # On its own data the snapshot continues its run, whose kimg it knows: --resume-kimg is refused, one line.
+    with pytest.raises(OptionsError) as err:
+        training_loop(_opts(dataset, tmp_path / "d", total_kimg=0.032, resume=first.snapshots[-1],
+                            resume_kimg=0.008))
+    assert str(err.value).startswith("--resume-kimg: --resume ") and "\n" not in str(err.value)
+    assert "continues its own run on this data at kimg 0.016" in str(err.value)
+    assert not (tmp_path / "d").exists() or not os.listdir(tmp_path / "d")
+
+
+_MIRRORED = """
+import json, os, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+import numpy as np
+from stylegan_tf.networks import Discriminator, Generator
+from stylegan_tf.training import StyleGAN, TrainingOptions, training_loop
+
+# --gpus 2 through the training loop: MirroredStrategy over the two CPU devices.
+res = training_loop(TrainingOptions(**json.loads(sys.argv[1])))
+rows = [json.loads(line) for line in open(res.run_dir + "/stats.jsonl")]
+# The step's r_t under two replicas (4 reals each), D's final bias set so that 5 of the 8 reals score positive.
+with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+    keras.utils.set_random_seed(1)
+    G = Generator(resolution=8, num_channels=3, latent_size=8, dlatent_size=8, fmap_base=16, fmap_max=8,
+                  mapping_fmaps=8, mapping_layers=1, style_mixing_prob=None, use_noise=False)
+    D = Discriminator(resolution=8, num_channels=3, fmap_base=16, fmap_max=8, mbstd_group_size=1)
+    model = StyleGAN(G, D)
+    model.ema_update_now(0.0)
+    model.set_augment(mode="ada", target=0.1, ada_kimg=1.0, ada_interval=2)
+    model.compile(g_optimizer=keras.optimizers.SGD(1e-3), d_optimizer=keras.optimizers.SGD(1e-3))
+    model.configure_phase(0, 8)
+reals = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32)
+scores = np.sort(np.asarray(D(reals, training=True, level=0)).ravel())
+bias = D.final_block.dense1_bias.trainable_variables[0]
+bias.assign(bias.numpy() - (scores[2] + scores[3]) / 2)
+positives = int((np.asarray(D(reals, training=True, level=0)) > 0).sum())
+data = lambda step: tf.data.Dataset.from_tensors((reals, np.zeros((8, 0), np.float32), np.full(8, step)))
+model.fit(data(0), verbose=0)
+signs, p_first = float(model.ada_signs.numpy()), float(model.aug_p.numpy())
+model.fit(data(1), verbose=0)
+print("RESULT " + json.dumps(dict(rows=rows, nimg=res.state.nimg, replicas=res.model.distribute_strategy
+                                  .num_replicas_in_sync, positives=positives, signs=signs, p_first=p_first,
+                                  p=float(model.aug_p.numpy()))))
+"""
+
+
+def _subprocess(script, args, env, timeout=600):
+    """RESULT's json of `script` run in a fresh process (the device setup must precede TensorFlow's start)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO), **env)
+    proc = subprocess.run([sys.executable, "-c", script, *args], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0 and "RESULT " in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
+
+
+@pytest.mark.slow   # a training run and two fit steps under MirroredStrategy in a subprocess
+def test_ada_trains_on_two_replicas_with_their_mean_sign(dataset, tmp_path):
+    """--augment ada --gpus 2 on TensorFlow (MirroredStrategy over two CPU devices): the run trains, p moves by the
+    global minibatch (8 here, not a replica's 4); and the step's r_t is the mean over the replicas: with 5 of 8
+    reals scored positive the pending sign sum is 0.25 after one step (a replica's own mean is a multiple of 0.5,
+    their sum 0.5), and after `ada_interval` = 2 steps p rises by 8 * 2 / 1000."""
+    # TensorFlow's own thread layout: inter-op's two threads would both wait in the replicas' all-reduce.
+    opts = _opts(dataset, tmp_path / "r", minibatch=8, gpus=2, total_kimg=0.016, tick_kimg=0.008, snap_ticks=100,
+                 cpu_parallelism="intra-op")
+    r = _subprocess(_MIRRORED, [json.dumps(opts.to_dict())], {})
+    assert r["replicas"] == 2 and r["nimg"] == 16 and all(np.isfinite(row["D_loss"]) for row in r["rows"])
+    assert r["rows"][0]["aug_p"] == 0.5 and abs(abs(r["rows"][1]["aug_p"] - 0.5) - 0.008) < 1e-6
+    assert r["positives"] == 5 and r["signs"] == 0.25 and r["p_first"] == 0
+    assert r["p"] == pytest.approx(0.016, abs=1e-7)
 
 
 _JAX_RUN = """
 import json, sys
 import numpy as np
 from stylegan_tf.training import TrainingOptions, training_loop
-res = training_loop(TrainingOptions(**json.loads(sys.argv[1])))
-rows = [json.loads(line) for line in open(res.run_dir + "/stats.jsonl")]
-print("RESULT " + json.dumps({"p": float(np.asarray(res.model.aug_p.value)), "rows": rows, "nimg": res.state.nimg}))
+out = {}
+for gpus in (2, 1):
+    opts = json.loads(sys.argv[1])
+    res = training_loop(TrainingOptions(**dict(opts, gpus=gpus, outdir=f"{opts['outdir']}-{gpus}")))
+    rows = [json.loads(line) for line in open(res.run_dir + "/stats.jsonl")]
+    out[gpus] = {"p": float(np.asarray(res.model.aug_p.value)), "rows": rows, "nimg": res.state.nimg,
+                 "replicas": len(res.model.G.trainable_variables[0].value.sharding.device_set)}
+print("RESULT " + json.dumps(out))
 """
 
 
-@pytest.mark.slow   # ~40 s: one JAX training run in a subprocess
-def test_ada_trains_msg_on_jax(dataset, tmp_path):
-    """--augment ada on the JAX backend with an MSG architecture (every pyramid level augmented alike): the run
-    trains, p moves by ADA's steps and is logged."""
+@pytest.mark.slow   # ~80 s: two JAX training runs in a subprocess
+def test_ada_trains_msg_on_jax_over_two_devices(dataset, tmp_path):
+    """--augment ada on the JAX backend with an MSG architecture (every pyramid level augmented alike) and --gpus 2
+    (DataParallel over two CPU devices): the run trains, p moves by ADA's steps of the global minibatch and is
+    logged, and it moves as on one device (the jitted step sees the global batch: r_t is its mean)."""
     opts = _opts(dataset, tmp_path / "r", total_kimg=0.016, arch="msg-stylegan", resolution=8).to_dict()
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", _JAX_RUN, json.dumps(opts)], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    r = json.loads(proc.stdout.split("RESULT ", 1)[1].splitlines()[0])
-    steps = (r["p"] - 0.5) / 0.004          # four minibatches, each moving p by +-0.004
-    assert r["nimg"] == 16 and abs(steps) <= 4 and abs(steps - round(steps)) < 1e-3
-    assert abs(r["rows"][0]["aug_p"] - 0.5) <= 0.0161 and np.isfinite(r["rows"][0]["D_loss"])
+    r = _subprocess(_JAX_RUN, [json.dumps(opts)], dict(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+                                                       XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    two, one = r["2"], r["1"]
+    assert two["replicas"] == 2 and two["nimg"] == 16
+    steps = (two["p"] - 0.5) / 0.004          # four minibatches of 4, each moving p by +-0.004
+    assert abs(steps) <= 4 and abs(steps - round(steps)) < 1e-3
+    assert abs(two["rows"][0]["aug_p"] - 0.5) <= 0.0161 and np.isfinite(two["rows"][0]["D_loss"])
+    assert abs(two["p"] - one["p"]) < 1e-6 and two["rows"][0]["ada_rt"] == pytest.approx(one["rows"][0]["ada_rt"])
 
 
 def test_freeze_d_beyond_the_blocks_is_refused(dataset, tmp_path):

@@ -119,24 +119,43 @@ def test_drawn_parameters_follow_adas_distributions(ref):
 
 
 # ------------------------------------------------------------------ identity and known results
+def _at_p0(pipe, x):
+    """The pipe's own work at p = 0 (draw and apply: every gate shut), which `augment` skips."""
+    return np.asarray(pipe.apply(x, pipe.draw(*x.shape, 0.0, seed=3)))
+
+
 @pytest.mark.parametrize("transform", ada.TRANSFORMS)
 def test_each_transform_is_identity_at_zero_strength(transform):
-    x = _images(seed=1)
-    out = aug.augment(x, 0.0, seed=3, spec=ada.AdaPipe(transform, {transform: 1.0}))
-    _close(out, x, GEOM_RTOL)
+    x = _images(size=16, seed=1)
+    _close(_at_p0(ada.AdaPipe(transform, {transform: 1.0}), x), x, GEOM_RTOL)
 
 
 def test_every_pipe_is_identity_at_p0_and_changes_images_at_p1():
-    """At p = 0 the images come back bit for bit (identity matrices copy pixels exactly), except through the
-    image filter, whose unit gains sum its bank to a unit impulse up to round-off."""
-    x = _images(seed=2)
+    """At p = 0 a pipe gives the images back bit for bit (identity matrices copy pixels exactly), except through
+    the image filter, whose unit gains sum its bank to a unit impulse up to round-off; `augment` skips the pipe
+    there and returns them as they are."""
+    x = _images(size=16, seed=2)
     for name in aug.pipe_names():
-        out = np.asarray(aug.augment(x, 0.0, seed=4, spec=name))
-        if "imgfilter" in aug.get_pipe(name).multipliers:
-            _close(out, x, PIXEL_RTOL)
+        pipe = aug.get_pipe(name)
+        if "imgfilter" in pipe.multipliers:
+            _close(_at_p0(pipe, x), x, PIXEL_RTOL)
         else:
-            np.testing.assert_array_equal(out, x, err_msg=name)
+            np.testing.assert_array_equal(_at_p0(pipe, x), x, err_msg=name)
+        np.testing.assert_array_equal(np.asarray(aug.augment(x, 0.0, seed=4, spec=name)), x, err_msg=name)
         assert np.abs(np.asarray(aug.augment(x, 1.0, seed=4, spec=name)) - x).max() > 0.05, name
+
+
+def test_a_traced_step_skips_the_pipe_at_p0():
+    """The training step's p is a tensor: one traced function augments at p > 0 and at p = 0 gives the images back
+    without running the pipe (its draws and resampling are only in the branch taken when p > 0)."""
+    x = _images(size=16, seed=3)
+    fn = tf.function(lambda p: aug.augment(x, p, seed=4, spec="bgcfnc"))
+    np.testing.assert_array_equal(fn(tf.constant(0.0)).numpy(), x)
+    assert np.abs(fn(tf.constant(0.5)).numpy() - x).max() > 0.05
+    graph = fn.get_concrete_function(tf.TensorSpec([], tf.float32)).graph
+    outer = {op.type for op in graph.get_operations()}
+    assert fn.experimental_get_tracing_count() == 1
+    assert outer & {"If", "StatelessIf"} and "DepthwiseConv2dNative" not in outer, sorted(outer)
 
 
 def _geometry(x, **params):
@@ -184,7 +203,7 @@ def test_image_filter_unit_gains_keep_the_image_and_a_high_boost_sharpens():
 
 # ------------------------------------------------------------------ seeds, backends, gradients
 def test_the_same_seed_gives_the_same_batch_and_another_seed_another():
-    x = _images(seed=7)
+    x = _images(size=16, seed=7)
     a = np.asarray(aug.augment(x, 0.8, seed=tf.constant([5, 9]), spec="bgcfnc"))
     np.testing.assert_array_equal(a, np.asarray(aug.augment(x, 0.8, seed=tf.constant([5, 9]), spec="bgcfnc")))
     assert np.abs(a - np.asarray(aug.augment(x, 0.8, seed=tf.constant([5, 10]), spec="bgcfnc"))).max() > 0.1

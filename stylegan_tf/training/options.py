@@ -121,7 +121,8 @@ class TrainingOptions:
                          unset="none")
     resume: str = _opt(None, "'auto' (newest run with the same data and options), a .keras snapshot or an "
                        "official .pkl", unset="start from scratch", metavar="auto|FILE")
-    resume_kimg: float = _opt(None, "where the schedule starts when fine-tuning an official .pkl", unset="0")
+    resume_kimg: float = _opt(None, "where the new schedule starts when fine-tuning (an official .pkl, or a "
+                              "snapshot onto other data)", unset="0")
     augment: str = _opt("none", "augment every image D sees (small datasets; docs/small_data.md): none, ada "
                         "(adaptive p, ADA), fixed (p = --aug-p throughout) or diffaugment", metavar="MODE")
     augpipe: str = _opt(None, lambda: f"ADA's augmentation pipe: {', '.join(augment_lib.pipe_names())}",
@@ -405,8 +406,6 @@ def validate(opts):
             errs.append(f"--resume {opts.resume}: no such file (give a .keras snapshot, an official .pkl or 'auto')")
         elif not opts.resume.lower().endswith((".keras", ".pkl")):
             errs.append(f"--resume {opts.resume}: expected a .keras snapshot or an official .pkl")
-    if opts.resume_kimg is not None and opts.resume is not None and str(opts.resume).endswith(".keras"):
-        errs.append("--resume-kimg only applies to an official .pkl: a .keras snapshot knows its own kimg")
     if opts.grid is not None:
         m = re.fullmatch(r"(\d+)x(\d+)", str(opts.grid))
         if not m:

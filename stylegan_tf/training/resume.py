@@ -251,6 +251,13 @@ def _transfer_note(path, source, plan, nimg):
             f"schedule starts at kimg {nimg / 1000:g})")
 
 
+def _continuing_kimg(path, loop):
+    """The one-line refusal of --resume-kimg for a snapshot that continues its own run (its kimg is known)."""
+    return OptionsError(f"--resume-kimg: --resume {path} continues its own run on this data at kimg "
+                        f"{loop.get('nimg', 0) / 1000:g}; leave --resume-kimg out (it says where a new schedule "
+                        f"starts: fine-tuning an official .pkl, or a snapshot onto other data)")
+
+
 def start(opts, plan, strategy, collectives=None):
     """The model, run directory (locked) and loop state this run starts from. In a multi-worker run
     (`collectives`: training/distributed.py) the chief decides where to start, and the other workers get a
@@ -303,6 +310,10 @@ def start(opts, plan, strategy, collectives=None):
         transfer = not is_snapshot or (source is not None and source != os.path.abspath(plan.data_path))
         if not transfer:
             loop = dict(model.training_state.get("loop", {}))
+            if opts.resume_kimg is not None:
+                if lock:
+                    lock.release()
+                raise _continuing_kimg(path, loop)
         else:
             nimg = int(round((opts.resume_kimg or 0.0) * 1000))
             loop = dict(nimg=nimg, phase_start_nimg=nimg, tick_start_nimg=nimg)
