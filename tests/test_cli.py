@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import TINY_NET
 
 from stylegan_tf import cli
 from stylegan_tf.paths import cache_root
@@ -188,10 +189,9 @@ def test_tools_print_no_tensorflow_log_lines(demo_dataset, tiny_network_path, tm
          "--no-progress"],
         ["-m", "stylegan_tf.metrics", "--network", tiny_network_path, "--data", data, "--metrics", "swd1k",
          "--num", "16", "--no-progress", "--report-dir", "none"],
-        # A few training steps: the runtime lines (DT_UINT8, remapper) come from the training graphs.
-        ["train.py", "--data", data, "--outdir", str(tmp_path / "runs"), "--total-kimg", "0.032",
-         "--minibatch", "16", "--fmap-base", "128", "--fmap-max", "32", "--latent-size", "32",
-         "--dlatent-size", "32", "--mapping-layers", "2", "--mapping-fmaps", "32",
+        # Two training steps of the tiny net: the runtime lines (DT_UINT8, remapper) come from the training graphs.
+        ["train.py", "--data", data, "--outdir", str(tmp_path / "runs"), "--total-kimg", "0.016",
+         "--minibatch", "8", *(f"--{k.replace('_', '-')}={v}" for k, v in TINY_NET.items()),
          "--lod-initial-resolution", "32", "--no-progress"],
     ]
     for args in runs:
@@ -206,8 +206,7 @@ def test_verbose_brings_tensorflow_log_lines_back(demo_dataset, tmp_path):
     for how in ({"args": ["--verbose"]}, {"env": {cli.VERBOSE_ENV: "1"}}):
         proc = _tool(["dataset_tool.py", "info", data, *how.get("args", [])], tmp_path, **NOISY, **how.get("env", {}))
         assert proc.returncode == 0 and TF_NOISE.search(proc.stderr), proc.stderr[-2000:]
-    quiet = _tool(["dataset_tool.py", "info", data], tmp_path, **NOISY)
-    assert quiet.returncode == 0 and not TF_NOISE.search(quiet.stderr), quiet.stderr[-2000:]
+    # Without --verbose the same command is quiet: test_tools_print_no_tensorflow_log_lines runs it.
 
 
 def test_every_tool_answers_a_bad_input_file_alike(tmp_path):

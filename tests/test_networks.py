@@ -403,41 +403,53 @@ def test_official_parameter_counts(res, g_params, d_params):
     assert G.synthesis.convs[-2].fused == (res >= 128) and D.blocks[0].fused == (res >= 128)
 
 
-# Outputs of the official fixture networks, computed the same way under each backend (argv: fixtures dir, out .npz).
+# Outputs of the official fixture networks, computed the same way under each backend: `outputs(fixtures dir,
+# out .npz)`, in this process for its own backend, or as a script (argv: the same) in a process on another.
 _BACKEND_OUTPUTS = r"""
 import sys
 import numpy as np
 import keras
 import stylegan_tf
 
-folder, out = sys.argv[1], sys.argv[2]
-results = {"backend": np.array(keras.backend.backend())}
-for name in ("official-r32", "official-r16-cond"):
-    nets = stylegan_tf.load_network(f"{folder}/{name}.pkl")
-    e = np.load(f"{folder}/{name}-expected.npz")
-    z, labels = e["z"], e["labels"] if "labels" in e else None
-    reals = e["img"].transpose(0, 2, 3, 1)
-    results[f"{name}/dlatents"] = nets.Gs.map_latents(z, labels)
-    results[f"{name}/G.run"] = nets.Gs.run(z, labels)
-    results[f"{name}/G.run truncated"] = nets.Gs.run(z, labels, truncation_psi=0.7, truncation_cutoff=4)
-    results[f"{name}/G.run lod 1.5"] = nets.Gs.run(z, labels, lod=1.5)
-    results[f"{name}/G.synthesize lod 0.5"] = nets.Gs.synthesize(results[f"{name}/dlatents"], lod=0.5)
-    results[f"{name}/G call"] = keras.ops.convert_to_numpy(nets.G(z, labels, noise_mode="const"))
-    results[f"{name}/D.run"] = nets.D.run(reals, labels)
-    results[f"{name}/D.run lod 1.5"] = nets.D.run(reals, labels, lod=1.5)
-np.savez(out, **results)
+
+def outputs(folder, out):
+    results = {"backend": np.array(keras.backend.backend())}
+    for name in ("official-r32", "official-r16-cond"):
+        nets = stylegan_tf.load_network(f"{folder}/{name}.pkl")
+        e = np.load(f"{folder}/{name}-expected.npz")
+        z, labels = e["z"], e["labels"] if "labels" in e else None
+        reals = e["img"].transpose(0, 2, 3, 1)
+        results[f"{name}/dlatents"] = nets.Gs.map_latents(z, labels)
+        results[f"{name}/G.run"] = nets.Gs.run(z, labels)
+        results[f"{name}/G.run truncated"] = nets.Gs.run(z, labels, truncation_psi=0.7, truncation_cutoff=4)
+        results[f"{name}/G.run lod 1.5"] = nets.Gs.run(z, labels, lod=1.5)
+        results[f"{name}/G.synthesize lod 0.5"] = nets.Gs.synthesize(results[f"{name}/dlatents"], lod=0.5)
+        results[f"{name}/G call"] = keras.ops.convert_to_numpy(nets.G(z, labels, noise_mode="const"))
+        results[f"{name}/D.run"] = nets.D.run(reals, labels)
+        results[f"{name}/D.run lod 1.5"] = nets.D.run(reals, labels, lod=1.5)
+    np.savez(out, **results)
+
+
+if __name__ == "__main__":
+    outputs(sys.argv[1], sys.argv[2])
 """
 
 
 def _backend_outputs(backend, fixtures_dir, out):
     import subprocess
     import sys
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, KERAS_BACKEND=backend,
-               PYTHONPATH=os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p))
-    proc = subprocess.run([sys.executable, "-c", _BACKEND_OUTPUTS, str(fixtures_dir / "official-stylegan"), str(out)],
-                          env=env, cwd=repo, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{backend} run failed:\n{proc.stderr[-3000:]}"
+    folder = str(fixtures_dir / "official-stylegan")
+    if backend == keras.backend.backend():       # this process's own backend: no second process needed
+        script = {"__name__": "backend_outputs"}
+        exec(_BACKEND_OUTPUTS, script)
+        script["outputs"](folder, str(out))
+    else:
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, KERAS_BACKEND=backend,
+                   PYTHONPATH=os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p))
+        proc = subprocess.run([sys.executable, "-c", _BACKEND_OUTPUTS, folder, str(out)], env=env, cwd=repo,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{backend} run failed:\n{proc.stderr[-3000:]}"
     results = dict(np.load(out))
     assert str(results.pop("backend")) == backend
     return results
