@@ -38,12 +38,13 @@ class SubsetView:
 
     def make_tf_dataset(self, resolution=None, batch_size=32, mirror=False, shuffle=True, repeat=True, seed=None,
                         shuffle_mb=None, num_parallel_calls=None, drop_remainder=None, pyramid=False, start=0,
-                        cache_mb=None):
+                        cache_mb=None, shard=(0, 1)):
         """`DatasetInfo.make_tf_dataset` (the same arguments) over the class's images only, labels [B, 0]: the
         class's records in per-epoch permutations, read by index (numpy_reader.iterate_batches on this view gives
         the same batches)."""
         stream = BatchStream(self, resolution, batch_size=batch_size, mirror=mirror, shuffle=shuffle, repeat=repeat,
-                             seed=seed, drop_remainder=drop_remainder, pyramid=pyramid, cache_mb=cache_mb)
+                             seed=seed, drop_remainder=drop_remainder, pyramid=pyramid, cache_mb=cache_mb,
+                             shard=shard)
         return stream.tf_dataset(start=start, num_parallel_calls=num_parallel_calls)
 
     def iterate_uint8(self, resolution=None, max_images=None, batch_size=64, with_labels=False):
