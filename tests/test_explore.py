@@ -184,18 +184,6 @@ def test_the_page_names_the_network_by_its_run_folder_and_file(explore_server, e
     assert os.path.dirname(os.path.dirname(path)) not in header, header
 
 
-def test_a_mixing_preset_change_draws_only_the_mix(explore_server, monkeypatch):
-    """A and B are kept per seed and control values: another preset synthesises one picture, not three."""
-    ex = explore_server[1].explorer
-    drawn, real_synth = [], ex.synth
-    monkeypatch.setattr(ex, "synth", lambda w, *a, **k: drawn.append(len(w)) or real_synth(w, *a, **k))
-    coarse = ex.mix(41, 42, ex.preset("coarse"), psi=0.8)
-    fine = ex.mix(41, 42, ex.preset("fine"), psi=0.8)
-    assert drawn == [2, 1, 1]
-    assert all(np.array_equal(x, y) for x, y in zip(coarse[:2], fine[:2])) and not np.array_equal(coarse[2], fine[2])
-    assert np.array_equal(ex.image(41, psi=0.8), coarse[0]) and drawn == [2, 1, 1]  # the seed's own picture
-
-
 def test_a_projection_request_does_not_trace(explore_server, monkeypatch):
     """The app traced the projector's step when it was built (`warm_up`): a request only runs it. Traces are
     counted in the Python body of the traced functions (they call `render`, which runs only while tracing)."""

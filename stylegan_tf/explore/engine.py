@@ -100,11 +100,6 @@ class Explorer:
         self._w_cache = collections.OrderedDict()
         self._cache_size = int(cache_size)
         self.cache_hits = 0
-        # Pictures of seeds as shown (per seed and control values): a style-mixing preset redraws only the mix,
-        # the grid only its new seeds. Up to 64 MB of them.
-        self._pictures = collections.OrderedDict()
-        side = self.resolution
-        self._pictures_size = max(8, min(self._cache_size, (64 << 20) // (side * side * 4)))
 
     def warm_up(self):
         """Trace the functions the page uses (mapping, synthesis, the labeler, the projector's step in the
@@ -184,26 +179,21 @@ class Explorer:
         """Untruncated w [N, num_styles, dlatent] of NVIDIA's seeds; each (seed, class) is mapped once."""
         from stylegan_tf.generate.sampling import class_labels, map_z
         from stylegan_tf.generate.seeds import seeds_to_z
-
-        def mapped(todo):
-            z = seeds_to_z([s for s, _ in todo], self.latent_size)
-            return map_z(self.Gs, z, class_labels(self.Gs, class_idx, len(todo), "class"))
-
+        keys = [(int(s), class_idx) for s in seeds]
         with self.lock:
-            out, hits = _cached(self._w_cache, [(int(s), class_idx) for s in seeds], mapped, self._cache_size)
-            self.cache_hits += hits
+            todo = sorted({k for k in keys if k not in self._w_cache})
+            self.cache_hits += len(keys) - sum(k in todo for k in keys)
+            if todo:
+                z = seeds_to_z([s for s, _ in todo], self.latent_size)
+                ws = map_z(self.Gs, z, class_labels(self.Gs, class_idx, len(todo), "class"))
+                for k, w in zip(todo, ws):
+                    self._w_cache[k] = w
+            out = np.stack([self._w_cache[k] for k in keys])
+            for k in keys:
+                self._w_cache.move_to_end(k)
+            while len(self._w_cache) > self._cache_size:
+                self._w_cache.popitem(last=False)
         return out
-
-    def pictures(self, seeds, class_idx, psi, cutoff, noise_mode, noise_seeds):
-        """uint8 [N, H, W, C] of seeds for control values already checked (`images` checks them); each picture
-        is synthesised once per seed and values, and kept."""
-        def drawn(todo):
-            w = self.truncated(self.w_of([k[0] for k in todo], class_idx), psi, cutoff)
-            return self.synth(w, noise_mode, [k[-1] for k in todo])
-
-        keys = [(s, class_idx, psi, cutoff, noise_mode, n) for s, n in zip(seeds, noise_seeds)]
-        with self.lock:
-            return _cached(self._pictures, keys, drawn, self._pictures_size)[0]
 
     def truncated(self, w, psi, cutoff):
         from stylegan_tf.generate.sampling import truncate_w
@@ -247,7 +237,8 @@ class Explorer:
         if not self.can("w_space"):
             from stylegan_tf.generate.seeds import seeds_to_z
             return self._from_z(seeds_to_z(seeds, self.latent_size), class_idx, psi, cutoff)
-        return self.pictures(seeds, class_idx, psi, cutoff, noise_mode, noise_seeds)
+        w = self.truncated(self.w_of(seeds, class_idx), psi, cutoff)
+        return self.synth(w, noise_mode, noise_seeds)
 
     def image(self, seed, psi=0.7, cutoff=8, class_idx=None, noise_mode="const", noise_seed=-1):
         """One seed's picture (uint8 HWC); see `images`."""
@@ -275,8 +266,7 @@ class Explorer:
         noise_mode, nseed = self._noise(noise_mode, noise_seed, seed_a)
         w = self.truncated(self.w_of([seed_a, seed_b], class_idx), psi, cutoff)
         mixed = mix_styles(w[:1], w[1:], [layers], getattr(self.Gs, "style_levels", None))[0]
-        a, b = self.pictures([seed_a, seed_b], class_idx, psi, cutoff, noise_mode, [nseed] * 2)
-        return a, b, self.synth(mixed, noise_mode, [nseed])[0]
+        return tuple(self.synth(np.concatenate([w, mixed]), noise_mode, [nseed] * 3))
 
     def _layers(self, layers):
         out = sorted({int(i) for i in layers or []})
@@ -406,21 +396,6 @@ class Explorer:
         except EditError as e:
             # load_target names the upload's temporary path; the user knows it as "the photo".
             raise ExploreError(str(e).replace(f"{path}: ", "")) from None
-
-
-def _cached(cache, keys, compute, limit):
-    """([cache[k] for k in keys] stacked, how many were there already): the missing keys are computed in one
-    call `compute(missing keys) -> values`; `cache` (an OrderedDict) keeps the `limit` most recently used."""
-    todo = [k for k in dict.fromkeys(keys) if k not in cache]
-    if todo:
-        for k, value in zip(todo, compute(todo)):
-            cache[k] = value
-    out = np.stack([cache[k] for k in keys])
-    for k in keys:
-        cache.move_to_end(k)
-    while len(cache) > limit:
-        cache.popitem(last=False)
-    return out, len(keys) - sum(k in todo for k in keys)
 
 
 def _in_range(value, what, low, high):
