@@ -269,3 +269,20 @@ def test_newest_snapshot_and_ctrl_c_stops_with_one_line(tiny_network_path, tmp_p
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_moving_the_mixing_levels_synthesises_only_the_mix(tiny_network_path):
+    from stylegan_tf.explore import Explorer
+    ex, fresh = Explorer(tiny_network_path), Explorer(tiny_network_path)
+    sizes, synth = [], ex.synth
+    ex.synth = lambda w, *a, **k: sizes.append(len(w)) or synth(w, *a, **k)
+    coarse, fine = ex.preset("coarse"), ex.preset("fine")
+    first = ex.mix(1, 2, coarse, 0.7)
+    second = ex.mix(1, 2, fine, 0.7)
+    other_seed = ex.mix(1, 3, fine, 0.7)
+    assert sizes == [3, 1, 2]  # sources drawn once per seed and settings; B changed: B and the mix
+    for got, want in zip(second + other_seed, fresh.mix(1, 2, fine, 0.7) + fresh.mix(1, 3, fine, 0.7)):
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert np.array_equal(first[0], second[0]) and np.abs(first[2].astype(int) - second[2]).max() > 1
+    ex.mix(1, 2, fine, 0.5)  # another ψ is another picture of the same seeds
+    assert sizes[-1] == 3

@@ -19,6 +19,7 @@ from stylegan_tf.layers.noise import NOISE_MODES
 PSI_RANGE = (-1.0, 1.5)
 Z_VALUE_RANGE = (-10.0, 10.0)
 MAX_GRID = 64
+SOURCES_KEPT = 64  # style mixing's source pictures kept (at 256²: 192 KiB each)
 # Projection steps offered in the page: NVIDIA's projector runs 1000; the CLI allows more for batch work.
 MAX_PROJECTION_STEPS = 2000
 # Edit amounts are standard deviations of W along a direction: past this many w has left the distribution the
@@ -98,6 +99,7 @@ class Explorer:
         self.lock = threading.RLock()
         self._projecting = threading.Lock()
         self._w_cache = collections.OrderedDict()
+        self._sources = collections.OrderedDict()  # style mixing's source pictures, by seed and settings
         self._cache_size = int(cache_size)
         self.cache_hits = 0
 
@@ -266,7 +268,20 @@ class Explorer:
         noise_mode, nseed = self._noise(noise_mode, noise_seed, seed_a)
         w = self.truncated(self.w_of([seed_a, seed_b], class_idx), psi, cutoff)
         mixed = mix_styles(w[:1], w[1:], [layers], getattr(self.Gs, "style_levels", None))[0]
-        return tuple(self.synth(np.concatenate([w, mixed]), noise_mode, [nseed] * 3))
+        # Moving the levels leaves both sources as they were: keep their pictures, so that such a change
+        # synthesises one image, not three (at 256² synthesis is nearly all of a request's time).
+        keys = [(s, class_idx, psi, cutoff, noise_mode, nseed) for s in (seed_a, seed_b)]
+        with self.lock:
+            todo = [i for i, k in enumerate(keys) if k not in self._sources]
+            out = self.synth(np.concatenate([w[todo], mixed]), noise_mode, [nseed] * (len(todo) + 1))
+            for i, image in zip(todo, out):
+                self._sources[keys[i]] = image
+            a, b = (self._sources[k] for k in keys)
+            for k in keys:
+                self._sources.move_to_end(k)
+            while len(self._sources) > SOURCES_KEPT:
+                self._sources.popitem(last=False)
+        return a, b, out[-1]
 
     def _layers(self, layers):
         out = sorted({int(i) for i in layers or []})
