@@ -253,6 +253,32 @@ def test_metrics_run_on_every_snapshot(dataset, tmp_path):
     assert "swd1k: {" in open(os.path.join(res.run_dir, "log.txt")).read()
 
 
+class _SignalAt(keras.callbacks.Callback):
+    """Sends this process `sig` at the end of the given training batches (as `kill` would from outside)."""
+
+    def __init__(self, sig, batches):
+        super().__init__()
+        self.sig, self.batches, self.seen = sig, set(batches), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen in self.batches:
+            os.kill(os.getpid(), self.sig)
+
+
+def test_sigterm_stops_with_a_snapshot_and_a_second_one_aborts(dataset, tmp_path):
+    import signal
+    before = signal.getsignal(signal.SIGTERM)
+    kw = dict(resolution=8, lod_initial_resolution=8, total_kimg=1.0)
+    res = training_loop(small_opts(dataset, tmp_path / "a", **kw), callbacks=[_SignalAt(signal.SIGTERM, [2])])
+    assert res.stopped_by == "interrupt" and 0 < res.state.nimg < 1000
+    assert snap.list_snapshots(res.run_dir)[-1][1] == res.snapshots[-1]   # what was trained is kept
+    assert signal.getsignal(signal.SIGTERM) is before                      # the handler is the caller's again
+    with pytest.raises(KeyboardInterrupt):
+        training_loop(small_opts(dataset, tmp_path / "b", **kw), callbacks=[_SignalAt(signal.SIGTERM, [1, 2])])
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def _all_state(model):
     out = [w.numpy() for net in (model.G, model.D, model.Gs) for w in net.weights]
     out += [v.numpy() for opt in (model.g_optimizer, model.d_optimizer) for v in opt.variables]

@@ -68,27 +68,31 @@ class TrainingResult:
 
 
 class _SigintFlag:
-    """First Ctrl-C: stop cleanly after the current group of minibatches (with a snapshot); second: abort."""
+    """The first Ctrl-C or SIGTERM (what `kill`, a batch scheduler or a closing notebook sends) stops cleanly after
+    the current group of minibatches, with a snapshot; a second one aborts without it."""
+
+    SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self):
         self.hit = False
-        self._old = None
+        self._old = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handler)
+            self._old = {sig: signal.signal(sig, self._handler) for sig in self.SIGNALS}
         return self
 
     def _handler(self, signum, frame):
         if self.hit:
             raise KeyboardInterrupt
         self.hit = True
-        print("\nCtrl-C: stopping after this group of minibatches and writing a snapshot "
-              "(press again to abort without one)", file=sys.stderr, flush=True)
+        print(f"\n{self.SIGNALS[signum]}: stopping after this group of minibatches and writing a snapshot "
+              "(press Ctrl-C or send SIGTERM again to abort without one)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
 
 class TrainingRun:
@@ -313,7 +317,9 @@ class TrainingRun:
         remaining = phase.num_steps - st.phase_step
         self._growing = ProgressiveGrowing(st, driver, phase, R, lambda: self.stop_requested() or self.snapshot_due())
         callbacks = [self._growing, TickEnd(self.end_tick), self.user_callbacks]
-        with self._data_errors(phase.resolution):
+        # On JAX, fit makes its batches global arrays (each process's rows its share) only under the distribution.
+        distribution = self.strategy.scope() if _backend() == "jax" else contextlib.nullcontext()
+        with self._data_errors(phase.resolution), distribution:
             self.model.fit(
                 self._phase_dataset(phase), epochs=st.tick + int(math.ceil(remaining / tick_steps)),
                 initial_epoch=st.tick, steps_per_epoch=tick_steps, verbose=1 if self.opts.progress else 0,
