@@ -267,6 +267,11 @@ def start(opts, plan, strategy, collectives=None):
     run_dir = lock = path = None
     loop, notes = {}, []
     with strategy.scope():
+        if collectives is not None:
+            # Every worker draws the same values for the variables a loaded network starts with: on JAX,
+            # DataParallel's replicated variables must be created from equal values on every process.
+            import keras
+            keras.utils.set_random_seed(opts.seed)
         if opts.resume == "auto" and collectives is not None:
             run_dir, lock, path = _auto_shared(opts, plan, notes, collectives)
             model = snap.load_snapshot(path) if path else None
