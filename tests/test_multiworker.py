@@ -7,6 +7,7 @@ over two logical CPUs, DataParallel over two XLA CPU devices), so that the repli
 gradient sums are laid out as the two workers lay them out."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,9 @@ from stylegan_tf.training import snapshot as snap
 from stylegan_tf.training.options import OptionsError
 
 K_STEPS = 4          # one tick: minibatch 4, --tick-kimg 0.016
-RUN_TIMEOUT_S = 600  # one run of two workers: about 30 s on an idle 2-core machine, minutes on a loaded one
+RUN_TIMEOUT_S = 600  # one run: under a minute on an idle 2-core machine, minutes on a loaded one
+LOST_WITHIN_S = 90   # a killed worker's peer must have stopped by then (TensorFlow: ~10 s, JAX: at once)
+BACKENDS = ["tensorflow", "jax"]
 
 # Logical CPU devices for the one-process reference on TensorFlow (set before TensorFlow starts).
 TF_TWO_CPUS = ("import sys, tensorflow as tf; cpu = tf.config.list_physical_devices('CPU')[0]; "
@@ -92,8 +95,8 @@ def _run_workers(backend, flags, tmp):
     return results
 
 
-def _reference(backend, flags, tmp):
-    """One process over two devices (--gpus 2)."""
+def _one_process(backend, flags, tmp):
+    """One process over two devices (--gpus 2), laid out as the two workers' replicas."""
     if backend == "tensorflow":
         args = [sys.executable, "-c", TF_TWO_CPUS, str(REPO), *flags, "--gpus=2"]
     else:
@@ -109,6 +112,10 @@ def _weights(path):
     return arrays + [v.numpy() for opt in (model.g_optimizer, model.d_optimizer) for v in opt.variables]
 
 
+def _step(path):
+    return snap.load_snapshot(str(path)).training_state["loop"]["step"]
+
+
 def _assert_same(a, b):
     assert len(a) == len(b)
     for x, y in zip(a, b):
@@ -122,64 +129,125 @@ def _only_run(outdir):
     return outdir / runs[0]
 
 
-@pytest.mark.parametrize("backend", ["tensorflow",
-                                     # Not yet seen to finish: on a machine loaded 8x over, the two JAX workers
-                                     # passed the start checks and wrote the first grid, then ran out of time.
-                                     pytest.param("jax", marks=pytest.mark.slow)])
-def test_two_workers_train_snapshot_and_resume_as_one_process(backend, dataset, tmp_path):
-    """K steps on two workers give the one-process weights; only the chief wrote (one run directory, no scratch
-    folder left); `--resume auto` on both continues to 2K exactly as a straight 2K run."""
+def _scratch(tmp):
+    return [n for n in os.listdir(tmp) if n.startswith(distributed.SCRATCH_PREFIX)]
+
+
+class Runs:
+    """The runs the tests share, each made once per backend on first use: the one-process reference (2K steps,
+    snapshots at K and 2K) and two workers' first K steps."""
+
+    def __init__(self, dataset, factory):
+        self.dataset, self.factory, self._made = dataset, factory, {}
+
+    def _once(self, key, make):
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]
+
+    def reference(self, backend):
+        """{"K": weights, "2K": weights} of one process (--gpus 2) trained straight to 2K steps."""
+        def make():
+            base = self.factory.mktemp(f"reference-{backend}")
+            _one_process(backend, _flags(self.dataset, str(base / "out"), 2 * K_STEPS), base)
+            paths = [p for _, p in snap.list_snapshots(str(_only_run(base / "out")))]
+            assert len(paths) == 2                                  # at K and at 2K steps
+            return {"K": _weights(paths[0]), "2K": _weights(paths[1])}
+        return self._once(("reference", backend), make)
+
+    def workers(self, backend):
+        """Two workers' first K steps: their --outdir, its run directory's listing and stats rows, what was left
+        in their temp folder, and the snapshot."""
+        def make():
+            base = self.factory.mktemp(f"workers-{backend}")
+            tmp = base / "tmp"
+            tmp.mkdir()
+            _run_workers(backend, _flags(self.dataset, str(base / "out"), K_STEPS), tmp)
+            run_dir = _only_run(base / "out")
+            return dict(outdir=base / "out", run_dir=run_dir, snapshots=snap.list_snapshots(str(run_dir)),
+                        ticks=[json.loads(line)["tick"] for line in open(run_dir / "stats.jsonl")],
+                        scratch=_scratch(tmp))
+        return self._once(("workers", backend), make)
+
+
+@pytest.fixture(scope="module")
+def runs(dataset, tmp_path_factory):
+    return Runs(dataset, tmp_path_factory)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_workers_train_as_one_process(backend, runs):
+    """K steps on two workers give the weights and Adam states of one process over the same two devices; only the
+    chief wrote: one run directory, one stats row per tick, the other worker's scratch folder gone."""
+    first = runs.workers(backend)
+    assert len(first["snapshots"]) == 1 and first["ticks"] == [1] and first["scratch"] == []
+    _assert_same(_weights(first["snapshots"][0][1]), runs.reference(backend)["K"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_killed_worker_stops_the_other_with_one_line_and_a_restart_resumes(backend, runs, tmp_path):
+    """Both workers restarted with `--resume auto` on the two-worker run continue it exactly (their snapshot at 2K
+    steps is the straight one-process run's). Then one worker is killed (SIGKILL): the chief exits non-zero within
+    LOST_WITHIN_S with one line naming it, and the run directory holds only whole snapshots. The killed worker's
+    scratch folder is left behind, and swept by the next worker to start."""
+    outdir = tmp_path / "out"
+    shutil.copytree(runs.workers(backend)["outdir"], outdir)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    ref_out, out = tmp_path / "reference", tmp_path / "workers"
-    _reference(backend, _flags(dataset, str(ref_out), 2 * K_STEPS), tmp)
-    ref = [p for _, p in snap.list_snapshots(str(_only_run(ref_out)))]
-    assert len(ref) == 2                                   # at K and at 2K steps
-
-    _run_workers(backend, _flags(dataset, str(out), K_STEPS), tmp)
-    run_dir = _only_run(out)
-    first = snap.list_snapshots(str(run_dir))
-    assert len(first) == 1
-    _assert_same(_weights(first[0][1]), _weights(ref[0]))
-    assert not [n for n in os.listdir(tmp) if n.startswith("stylegan_tf-worker")]   # the scratch folder is gone
-    stats = [json.loads(line) for line in open(run_dir / "stats.jsonl")]
-    assert [row["tick"] for row in stats] == [1]            # one writer: one row per tick
-
-    _run_workers(backend, _flags(dataset, str(out), 2 * K_STEPS, resume="auto"), tmp)
-    assert _only_run(out) == run_dir                        # resumed in the chief's run directory
-    second = snap.list_snapshots(str(run_dir))
-    assert len(second) == 2
-    _assert_same(_weights(second[-1][1]), _weights(ref[1]))
-    assert [json.loads(line)["tick"] for line in open(run_dir / "stats.jsonl")] == [1, 2]
-    assert not [n for n in os.listdir(run_dir) if ".tmp-" in n]
-
-
-@pytest.mark.slow   # not yet run to the end: see docs/distributed.md, "Tests"
-def test_killed_worker_stops_the_other_with_one_line(dataset, tmp_path):
-    """SIGKILL one worker mid-run: the chief exits non-zero within a bounded time with one line naming it, and the
-    run directory holds only whole files (its snapshots load)."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    out = tmp_path / "workers"
-    procs = _start_workers("tensorflow", _flags(dataset, str(out), 1000), tmp)
+    procs = _start_workers(backend, _flags(runs.dataset, str(outdir), 1000, resume="auto"), tmp)
     try:
         deadline = time.monotonic() + RUN_TIMEOUT_S
-        while time.monotonic() < deadline and not list(out.glob("*/network-snapshot-*.keras")):
+        while time.monotonic() < deadline and len(list(outdir.glob("*/network-snapshot-*.keras"))) < 2:
             assert all(p.poll() is None for p, _ in procs), [log.name for _, log in procs]
-            time.sleep(0.5)
+            time.sleep(0.2)
         procs[1][0].send_signal(signal.SIGKILL)
         killed = time.monotonic()
-        (code, text), _ = _finish(procs, 90)
+        procs[0][0].wait(timeout=LOST_WITHIN_S)
         waited = time.monotonic() - killed
     finally:
-        _finish(procs, 1)
-    assert code != 0 and waited < 90, text[-2000:]
+        (code, text), _ = _finish(procs, 1)
+    assert code == 2 and waited < LOST_WITHIN_S, text[-3000:]
     errors = [ln for ln in text.splitlines() if ln.startswith("train.py: error:")]
-    assert len(errors) == 1 and "worker 1 (127.0.0.1:" in errors[0] and "--resume auto" in errors[0], text[-2000:]
-    run_dir = _only_run(out)
+    assert len(errors) == 1 and "worker 1 (127.0.0.1:" in errors[0] and "--resume auto" in errors[0], text[-3000:]
+    run_dir = _only_run(outdir)                                 # resumed in the chief's run directory
     assert not [n for n in os.listdir(run_dir) if ".tmp-" in n]
-    for _, path in snap.list_snapshots(str(run_dir)):
-        snap.load_snapshot(path)
+    snapshots = [p for _, p in snap.list_snapshots(str(run_dir))]
+    assert all(snap.snapshot_damage(p) is None for p in snapshots)
+    assert _step(snapshots[1]) == 2 * K_STEPS
+    _assert_same(_weights(snapshots[1]), runs.reference(backend)["2K"])
+    # SIGKILL left worker 1's scratch folder; the next worker to start removes it (its lock is no longer held).
+    assert len(_scratch(tmp)) == 1
+    assert distributed.sweep_scratch(str(tmp)) and _scratch(tmp) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_workers_snapshot_resumes_on_one_process(backend, runs, tmp_path):
+    """A snapshot holds nothing about the number of workers: the two workers' snapshot at K, resumed on one
+    process (--resume FILE, the same global minibatch), reaches the straight run's weights at 2K."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    resume = runs.workers(backend)["snapshots"][0][1]
+    _one_process(backend, _flags(runs.dataset, str(tmp_path / "out"), 2 * K_STEPS, resume=resume), tmp)
+    last = snap.list_snapshots(str(_only_run(tmp_path / "out")))[-1][1]
+    assert _step(last) == 2 * K_STEPS
+    _assert_same(_weights(last), runs.reference(backend)["2K"])
+
+
+def test_a_stale_scratch_folder_is_swept_and_a_live_one_kept(tmp_path):
+    """`sweep_scratch` removes a scratch folder whose lock nobody holds (its worker was killed) and keeps one whose
+    worker still runs (here: this process holds its lock)."""
+    from stylegan_tf.training.rundir import RunDirLock
+    stale, live = tmp_path / "stylegan_tf-worker1-abc", tmp_path / "stylegan_tf-worker2-def"
+    for d in (stale, live):
+        d.mkdir()
+        (d / "fakes000000.png").write_bytes(b"x")
+    RunDirLock(str(stale)).acquire().release()
+    lock = RunDirLock(str(live)).acquire()
+    try:
+        assert distributed.sweep_scratch(str(tmp_path)) == [str(stale)]
+        assert not stale.exists() and live.exists()
+    finally:
+        lock.release()
 
 
 def test_cluster_description_from_the_environment():

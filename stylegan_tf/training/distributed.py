@@ -285,35 +285,126 @@ def state_digest(model, loop):
     return h.hexdigest()
 
 
+SCRATCH_PREFIX = "stylegan_tf-worker"
+# A scratch folder without a lock file is one being made, or left by a worker killed as it started: swept when older.
+UNLOCKED_SCRATCH_AGE_S = 3600
+
+
 def scratch_dir(cluster):
-    """Where a worker other than the chief writes (removed by `remove_scratch` when it stops)."""
-    return tempfile.mkdtemp(prefix=f"stylegan_tf-worker{cluster.index}-")
+    """Where a worker other than the chief writes (removed by `remove_scratch` when it stops). The folders that
+    killed workers left behind are removed first (`sweep_scratch`)."""
+    sweep_scratch()
+    return tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{cluster.index}-")
+
+
+def sweep_scratch(temp_dir=None):
+    """Remove the scratch folders (of any worker index) under `temp_dir` (the system's temp folder) whose worker
+    is gone: their `train.lock` is not held (the kernel drops the lock of a process that dies, SIGKILL included).
+    A live worker's folder, its lock held, is never touched. Returns the removed paths."""
+    import fcntl
+    import time
+
+    from stylegan_tf.training.rundir import LOCK_FILE
+    temp_dir = temp_dir or tempfile.gettempdir()
+    try:
+        names = sorted(n for n in os.listdir(temp_dir) if re.fullmatch(re.escape(SCRATCH_PREFIX) + r"\d+-\w+", n))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = os.path.join(temp_dir, name)
+        try:
+            fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDONLY)
+        except FileNotFoundError:
+            try:
+                stale = time.time() - os.path.getmtime(path) > UNLOCKED_SCRATCH_AGE_S
+            except OSError:
+                continue
+            if stale:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            continue
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue            # held: a live worker's (or a filesystem without flock: leave it)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def remove_scratch(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
+_lost = []
+
+
 def lost_worker(cluster, error):
     """The `WorkerLost` that `error` (a collective that failed because a peer is gone) means, or None when it is
-    not such an error."""
+    not such an error. The worker is named by the error (TensorFlow names the task), by the coordination service's
+    list of live processes (JAX), or as the only other one of two."""
     names = {"UnavailableError", "AbortedError", "CancelledError", "DeadlineExceededError", "InternalError"}
     text = str(error)
     if type(error).__name__ not in names and not re.search(r"Gloo|gloo|peer|heartbeat", text):
         return None
-    tasks = sorted({int(t) for t in re.findall(r"/job:worker/replica:\d+/task:(\d+)", text)} - {cluster.index})
-    who = ", ".join(cluster.name(t) for t in tasks) if tasks else "another worker"
-    return WorkerLost(f"training stopped: {who} is gone ({_first_line(error)[:160]}); the last snapshot is complete: "
+    gone = sorted({int(t) for t in re.findall(r"/job:worker/(?:replica:\d+/)?task:(\d+)", text)} - {cluster.index})
+    if not gone and _jax_connected:
+        gone = _jax_gone(cluster)
+    if not gone and cluster.num_workers == 2:
+        gone = [1 - cluster.index]
+    who = ", ".join(cluster.name(t) for t in gone) if gone else "another worker"
+    _lost.append(who)
+    return WorkerLost(f"training stopped: {who} is gone ({_reason(text)}); the last snapshot is complete: "
                       "restart every worker with --resume auto to continue from it")
 
 
+def _jax_gone(cluster, timeout=5.0):
+    """The workers JAX's coordination service no longer counts as alive ([] when it cannot tell within `timeout`
+    seconds: the service ran on the chief, which may be the one gone)."""
+    import threading
+
+    from jax._src import distributed as jax_distributed
+    client, found = jax_distributed.global_state.client, []
+    if client is None:
+        return []
+
+    def ask():
+        try:
+            found.append(set(client.get_live_nodes(list(range(cluster.num_workers)))))
+        except Exception:       # the service is gone too
+            pass
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return sorted(set(range(cluster.num_workers)) - found[0] - {cluster.index}) if found else []
+
+
+def _reason(text):
+    """What the failed collective says about the lost worker, in a few words."""
+    if re.search(r"stopped sending heartbeats|heartbeat timeout", text):
+        return "it stopped sending heartbeats"
+    if re.search(r"Connection reset|Connection closed|Socket closed|connection refused|Connection refused", text):
+        return "its connection was closed"
+    return re.sub(r"\s+", " ", re.sub(r"\{\{[^}]*\}\}", "", _first_line(text))).strip()[:160]
+
+
 def end_process(code):
-    """`code`, for a process that never joined a TensorFlow cluster; else the process ends here with `code`.
+    """`code`, for a process that never joined a cluster of TensorFlow (or lost a JAX peer); else the process ends
+    here with `code`.
 
     TensorFlow's collective runtime does not shut down: a worker of MultiWorkerMirroredStrategy hangs in the
-    interpreter's final garbage collection, waiting for peers that are done (or gone). train.py ends through
-    this; a script of your own that trains on several workers ends with `os._exit` likewise."""
-    if not _tf_strategies:
+    interpreter's final garbage collection, waiting for peers that are done (or gone). A JAX process whose peer is
+    gone would wait at JAX's shutdown barrier for the peer's heartbeat timeout, then abort with a stack trace.
+    train.py ends through this; a script of your own that trains on several workers ends with `os._exit`
+    likewise."""
+    if not _tf_strategies and not (_jax_connected and _lost):
         return code
     import sys
     sys.stdout.flush()
