@@ -30,7 +30,7 @@ def build_parser():
     p.add_argument("--data", required=True, help="dataset folder (dataset_tool.py output) the network was trained on")
     p.add_argument("--metrics", default="fid50k",
                    help="comma-separated: fid50k, fid10k, fid50k_full, kid50k, kid50k_full, swd16k, is50k, "
-                        "pr50k3, ppl_wend, ppl_zfull, ppl_wend_crop, ppl2_wend ... (default fid50k)")
+                        "pr50k3, ppl_wend, ppl_zfull, ppl_wend_crop, ppl2_wend, ppl10k_wend ... (default fid50k)")
     p.add_argument("--mirror", action="store_true", help="mirror reals at random (if training used --mirror)")
     p.add_argument("--num", type=int, default=None,
                    help="override the image count of every metric (quick look; not comparable with papers)")
@@ -91,7 +91,8 @@ def _evaluate(args):
     except inception.InceptionWeightsMissing as e:
         raise inception.InceptionWeightsMissing(f"{e}; or pass --inception PATH") from None
     except vgg16.WeightsMissing as e:
-        raise vgg16.WeightsMissing(f"{e}; or pass {e.flag} PATH", e.flag) from None
+        flags = " and ".join(f"{flag} PATH" for flag in e.flag.split())
+        raise vgg16.WeightsMissing(f"{e}; or pass {flags}", e.flag) from None
     report_dir = args.report_dir
     if report_dir is None:
         report_dir = os.path.dirname(os.path.abspath(args.network))

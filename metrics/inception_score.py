@@ -8,6 +8,7 @@ shared with FID and KID in one call (`fid50k,is50k` generates and extracts once)
 """
 import keras
 import numpy as np
+from scipy.special import xlogy
 
 from stylegan_tf.metrics import metric_base
 
@@ -31,7 +32,9 @@ def inception_score(probs, num_splits=NUM_SPLITS):
     scores = []
     for i in range(num_splits):
         part = p[i * n // num_splits:(i + 1) * n // num_splits]
-        kl = part * (np.log(part) - np.log(part.mean(axis=0, keepdims=True)))
+        # xlogy: a class of probability 0 (softmax underflows in float64 beyond ~745 logits apart) adds 0 * log 0
+        # = 0 to the KL divergence, as the limit says, not NaN.
+        kl = xlogy(part, part) - xlogy(part, part.mean(axis=0, keepdims=True))
         scores.append(np.exp(kl.sum(axis=1).mean()))
     return float(np.mean(scores)), float(np.std(scores))
 

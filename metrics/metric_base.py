@@ -124,19 +124,34 @@ def prepare_metrics(names, inception=None, progress=True, lpips=None, vgg16=None
     `lpips` / `vgg16`: the files given by the user (as `calc_metrics` takes them), checked to exist."""
     names = parse_metric_names(names)
     metrics = [get_metric(n) for n in names]
-    if inception is None and any(m.uses_inception for m in metrics):
-        from stylegan_tf.metrics.inception import default_weights_path
-        default_weights_path(download=True, progress=progress)
     from stylegan_tf.metrics import vgg16 as vgg
+    missing = []      # every file that cannot be had is tried: one line then names them all
+    if inception is None and any(m.uses_inception for m in metrics):
+        from stylegan_tf.metrics.inception import InceptionWeightsMissing, default_weights_path
+        try:
+            default_weights_path(download=True, progress=progress)
+        except InceptionWeightsMissing as e:
+            missing.append(e)
     lpips_files = [p for p in str(lpips).split(",") if p] if isinstance(lpips, (str, os.PathLike)) else []
     uses_lpips = lpips is None or bool(lpips_files)    # a loaded LPIPS object needs no files
     # 'vgg16.pth,heads.pth' given to --lpips brings LPIPS's trunk itself.
+    needed = []
     if any(m.uses_vgg16 for m in metrics) or \
             (uses_lpips and len(lpips_files) < 2 and any(m.uses_lpips for m in metrics)):
-        vgg.weights_path("vgg16", vgg16, download=True, progress=progress)
+        needed.append(("vgg16", vgg16))
     if uses_lpips and any(m.uses_lpips for m in metrics):
-        for path in lpips_files or [None]:
-            vgg.weights_path("lpips", path, download=True, progress=progress)
+        needed += [("lpips", path) for path in lpips_files or [None]]
+    for kind, path in needed:
+        try:
+            vgg.weights_path(kind, path, download=True, progress=progress)
+        except vgg.WeightsMissing as e:
+            missing.append(e)
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:
+        # `flag` lists the CLI flags that supply the files (FID-Inception's is --inception).
+        raise vgg.WeightsMissing("; ".join(map(str, missing)),
+                                 " ".join(getattr(e, "flag", "--inception") for e in missing))
     return names
 
 
@@ -251,7 +266,7 @@ class MetricContext:
             raise MetricError(f"{self.data_dir}: the dataset has no images")
         if num is not None and num > info.num_images:
             self.notes.append(f"{what}: dataset has {info.num_images} images, fewer than {num}; cycling through "
-                              "them as NVIDIA's reader does (fid/kid *_full metrics use each image once)")
+                              "them as NVIDIA's reader does (the *_full metrics use each image once)")
         rng = np.random.RandomState(self.seed + 12345)
         done = 0
         with self.bar(total, f"{what}: reals") as bar:

@@ -10,7 +10,9 @@ datasets) the face region rows 3/8..7/8, columns 2/8..6/8 is cut out; larger tha
 are kept and averaged.
 
 Names: `ppl_zfull`, `ppl_wfull`, `ppl_zend`, `ppl_wend` (100,000 samples, StyleGAN's), each also with `_crop`
-(NVIDIA's numbers for FFHQ are these), and `ppl2_wend` (50,000 samples, no crop, stylegan2-ada's).
+(NVIDIA's numbers for FFHQ are these), and `ppl2_wend` (50,000 samples, no crop, stylegan2-ada's). `ppl<N>k_wend`
+etc. (`ppl1k_wend`, `ppl10k_zfull_crop`) take N thousand samples: a cheap look during training, not comparable with
+papers' numbers.
 Architectures without W (DCGAN, MSG-GAN): the Z metrics interpolate the generator's input; the W ones are refused.
 """
 import numpy as np
@@ -18,6 +20,7 @@ import numpy as np
 from stylegan_tf.metrics import metric_base
 
 EPSILON = 1e-4
+MIN_LPIPS_SIZE = 16    # VGG16 pools four times: relu5_3 is 1x1 at 16x16
 
 
 def slerp(a, b, t):
@@ -30,6 +33,12 @@ def slerp(a, b, t):
     c = c / np.linalg.norm(c, axis=-1, keepdims=True)
     out = a * np.cos(p) + c * np.sin(p)
     return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+
+def scored_size(resolution, crop):
+    """The side of the images LPIPS scores for a network of `resolution`: after the crop, at most 256."""
+    side = 4 * (resolution // 8) if crop else resolution
+    return side // max(1, side // 256)
 
 
 def face_crop(images):
@@ -129,8 +138,13 @@ class PPL(metric_base.Metric):
             from stylegan_tf.networks.archs import arch_of
             raise metric_base.MetricError(f"{self.name}: --arch {arch_of(Gs)} has no intermediate latent space W "
                                           f"(no mapping network); use {self.name.replace('_w', '_z')}")
-        if self.crop and Gs.resolution < 8:
-            raise metric_base.MetricError(f"{self.name}: the face crop needs images of 8x8 or more")
+        scored = scored_size(int(Gs.resolution), self.crop)
+        if scored < MIN_LPIPS_SIZE:
+            # VGG16's fifth stage follows four 2x2 max pools: below 16x16 it has no pixels left.
+            raise metric_base.MetricError(
+                f"{self.name}: LPIPS needs images of {MIN_LPIPS_SIZE}x{MIN_LPIPS_SIZE} or more; a "
+                f"{Gs.resolution}x{Gs.resolution} network gives {scored}x{scored}"
+                + (" after the face crop (use it on 32x32 or larger)" if self.crop else ""))
         lpips = ctx.lpips()
         num = ctx.num_override or self.num_images
         rng = np.random.RandomState(ctx.seed)
@@ -146,10 +160,12 @@ class PPL(metric_base.Metric):
         return {self.name: filtered_mean(np.concatenate(distances))}
 
 
-@metric_base.register(r"ppl_(z|w)(full|end)(_crop)?", example="ppl_wend, ppl_zfull, ppl_wend_crop",
+@metric_base.register(r"ppl(?:(\d+)k)?_(z|w)(full|end)(_crop)?",
+                      example="ppl_wend, ppl_zfull, ppl_wend_crop, ppl1k_wend",
                       names=[f"ppl_{s}{p}{c}" for c in ("", "_crop") for s in "zw" for p in ("full", "end")])
 def _make(name, match):
-    return PPL(name, match.group(1), match.group(2) == "full", bool(match.group(3)), 100000)
+    num = 100000 if match.group(1) is None else int(match.group(1)) * 1000
+    return PPL(name, match.group(2), match.group(3) == "full", bool(match.group(4)), num)
 
 
 @metric_base.register(r"ppl2_wend", example="ppl2_wend", names=["ppl2_wend"])

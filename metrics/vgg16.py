@@ -31,7 +31,8 @@ class WeightsError(RuntimeError):
 
 class WeightsMissing(WeightsError):
     """A default weight file is not in the cache and cannot be downloaded; the message says what to do.
-    `flag` names the command-line flag that supplies the file (a CLI adds it to the message)."""
+    `flag` names the command-line flag that supplies the file (a CLI adds it to the message); when several files
+    are missing (`metric_base.prepare_metrics` tries them all), their flags, separated by spaces."""
 
     def __init__(self, message, flag=""):
         super().__init__(message)

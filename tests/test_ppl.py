@@ -1,12 +1,17 @@
 """Perceptual path length (metrics/perceptual_path_length.py) against a numpy reference of NVIDIA's algorithm:
 slerp in Z / lerp in W, the same noise for both images of a pair, the face crop, the box downsampling, LPIPS
-(plain numpy, float64), the 1st-99th percentile filter; refusals and the missing-weights line."""
+(plain numpy, float64), the 1st-99th percentile filter; refusals and the missing-weights line; train.py --metrics
+with the perceptual metrics on TensorFlow and on JAX."""
+import json
+import os
+import subprocess
+import sys
 import types
 
 import numpy as np
 import pytest
 
-from conftest import TINY_DCGAN, TINY_G
+from conftest import REPO, TINY_DCGAN, TINY_G, TINY_NET
 from stylegan_tf.metrics import lpips as lp
 from stylegan_tf.metrics import metric_base
 from stylegan_tf.metrics import perceptual_path_length as ppl
@@ -179,8 +184,10 @@ def test_cli_without_weights_is_one_line(tiny_network_path, demo_dataset, tmp_pa
                  "--metrics", "ppl_wend", "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert vgg16.FILES["vgg16"]["url"] in err[0] and str(tmp_path / "cache" / "vgg16-397923af.pth") in err[0]
-    assert "--vgg16 PATH" in err[0] and not (tmp_path / "cache" / "vgg16-397923af.pth").exists()
+    # Both files are missing: the one line names both, with their URLs, cache paths and flags.
+    for spec in vgg16.FILES.values():
+        assert spec["url"] in err[0] and str(tmp_path / "cache" / spec["name"]) in err[0]
+    assert "--vgg16 PATH and --lpips PATH" in err[0] and not (tmp_path / "cache" / "vgg16-397923af.pth").exists()
 
 
 def test_prepare_metrics_fetches_what_each_metric_needs(tmp_path, monkeypatch):
@@ -209,3 +216,113 @@ def test_prepare_metrics_fetches_what_each_metric_needs(tmp_path, monkeypatch):
         metric_base.prepare_metrics("ppl2_wend")                         # PPL needs the heads too
     monkeypatch.setenv("STYLEGAN_TF_LPIPS", str(vgg_file))
     assert metric_base.prepare_metrics("ppl2_wend,ppl_zfull_crop") == ["ppl2_wend", "ppl_zfull_crop"]
+
+
+def test_too_small_for_lpips_is_one_line(tiny_lpips):
+    """VGG16 pools four times: LPIPS needs 16x16 or more (the crop of a 16x16 network is 8x8)."""
+    from stylegan_tf.networks import Generator
+    _, net = tiny_lpips
+    G = Generator(**dict(TINY_G, resolution=16))
+    G(np.zeros([1, TINY_G["latent_size"]], np.float32))
+    ctx = metric_base.MetricContext(G, None, batch_size=8, progress=False, num_images=4, lpips=net)
+    with pytest.raises(metric_base.MetricError, match="ppl_wend_crop: LPIPS needs images of 16x16 or more; a 16x16 "
+                                                      "network gives 8x8 after the face crop"):
+        metric_base.get_metric("ppl_wend_crop").evaluate(ctx)
+    assert np.isfinite(metric_base.get_metric("ppl_wend").evaluate(ctx)["ppl_wend"])
+    assert [ppl.scored_size(r, c) for r, c in ((16, False), (32, True), (1024, True), (1024, False))] == \
+        [16, 16, 256, 256]
+
+
+def test_sample_count_in_the_name():
+    """ppl<N>k_*: N thousand samples (train.py has no --num); the plain names keep the papers' counts."""
+    got = {n: metric_base.get_metric(n) for n in ("ppl_wend", "ppl2_wend", "ppl1k_wend", "ppl10k_zfull_crop")}
+    assert {n: m.num_images for n, m in got.items()} == {"ppl_wend": 100000, "ppl2_wend": 50000,
+                                                          "ppl1k_wend": 1000, "ppl10k_zfull_crop": 10000}
+    assert (got["ppl10k_zfull_crop"].space, got["ppl10k_zfull_crop"].full, got["ppl10k_zfull_crop"].crop) == \
+        ("z", True, True)
+    with pytest.raises(metric_base.MetricError, match="would use no images"):
+        metric_base.get_metric("ppl0k_wend")
+
+
+def tiny_weight_files(folder):
+    """`tiny_lpips_state`'s trunk with a small classifier (fc1, fc2) as a torchvision-layout .pth, and its LPIPS
+    heads as a second file: what $STYLEGAN_TF_VGG16 / $STYLEGAN_TF_LPIPS give train.py in these tests, so that it
+    runs the real lookup and loading code in seconds."""
+    from test_inception import write_pth
+    state, rng = tiny_lpips_state(), np.random.RandomState(5)
+    trunk = {k: v for k, v in state.items() if k.startswith("features.")}
+    for idx, fan_in in ((0, WIDTHS[-1] * 49), (3, 16)):
+        trunk[f"classifier.{idx}.weight"] = (rng.randn(16, fan_in) * np.sqrt(2 / fan_in)).astype(np.float32)
+        trunk[f"classifier.{idx}.bias"] = np.full(16, 0.1, np.float32)
+    vgg_file, heads_file = folder / "tiny-vgg16.pth", folder / "tiny-heads.pth"
+    write_pth(vgg_file, trunk)
+    write_pth(heads_file, {k: v for k, v in state.items() if k.startswith("lin")})
+    return str(vgg_file), str(heads_file)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_train_py_metrics(backend, demo_dataset, tmp_path):
+    """train.py --metrics with the perceptual metrics, on TensorFlow and on JAX (TensorFlow made unimportable, as
+    on a JAX-only machine): weights found through the environment variables, one report line per snapshot, the
+    log line, and generate.py curves draws them. JAX runs PPL only (precision/recall's 2,000 VGG16 passes at
+    224x224 take 40 s there on a 2-core CPU)."""
+    pytest.importorskip(backend)
+    names = ["ppl1k_wend", "pr1k3"] if backend == "tensorflow" else ["ppl1k_wend"]
+    vgg_file, heads_file = tiny_weight_files(tmp_path)
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2",
+               JAX_PLATFORMS="cpu", STYLEGAN_TF_CACHE=str(tmp_path / "cache"), STYLEGAN_TF_VGG16=vgg_file,
+               STYLEGAN_TF_LPIPS=heads_file)
+    if backend == "jax":
+        hide = tmp_path / "no_tensorflow" / "tensorflow"
+        hide.mkdir(parents=True)
+        (hide / "__init__.py").write_text("raise ImportError('TensorFlow is hidden from this test process')\n")
+        env["PYTHONPATH"] = os.pathsep.join([str(hide.parent), str(REPO)])
+    flags = dict(data=demo_dataset(resolution=16, count=48), outdir=tmp_path / "results", resolution=16,
+                 lod_initial_resolution=16, total_kimg=0.016, minibatch=4, lrate=0.002, tick_kimg=0.016,
+                 snap_ticks=100, seed=5, metrics=",".join(names), **TINY_NET)
+    argv = [sys.executable, str(REPO / "train.py"), "--no-progress"]
+    argv += [a for k, v in flags.items() for a in ("--" + k.replace("_", "-"), str(v))]
+    proc = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    log = (run_dir / "log.txt").read_text()
+    for name in names:
+        (line,) = (run_dir / f"metric-{name}.jsonl").read_text().splitlines()
+        record = json.loads(line)
+        assert record["metric"] == name and record["snapshot"] == "network-snapshot-000000.keras"
+        assert record["results"] and all(np.isfinite(v) for v in record["results"].values())
+        assert f"{name}: {{" in log
+    from test_generate import _generate_main
+    assert _generate_main()(["curves", str(run_dir), "--out", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_train_py_without_weights_is_one_line(demo_dataset, tmp_path, monkeypatch, capsys):
+    """Offline, train.py --metrics fails at start with one line that names every file to fetch, where to put it
+    and the environment variables (train.py has no weight flags); nothing is trained."""
+    import urllib.error
+    import urllib.request
+
+    from stylegan_tf.metrics import inception, vgg16
+
+    def refuse(*_a, **_k):
+        raise urllib.error.URLError("no network")
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(vgg16, "_lpips_package_file", lambda: None)
+    monkeypatch.setenv("STYLEGAN_TF_CACHE", str(tmp_path / "cache"))
+    for var in [spec["env"] for spec in vgg16.FILES.values()] + [inception.ENV_VAR]:
+        monkeypatch.delenv(var, raising=False)
+    sys.path.insert(0, str(REPO))
+    try:
+        import train
+    finally:
+        sys.path.remove(str(REPO))
+    code = train.main(["--data", demo_dataset(resolution=16, count=48), "--outdir", str(tmp_path / "results"),
+                       "--resolution", "16", "--total-kimg", "0.016", "--metrics", "ppl1k_wend,is1k",
+                       "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("train.py: error: "), err
+    for spec in vgg16.FILES.values():
+        assert spec["url"] in err[0] and str(tmp_path / "cache" / spec["name"]) in err[0] and spec["env"] in err[0]
+    assert inception.ENV_VAR in err[0] and inception.PTH_NAME in err[0]
+    assert "--vgg16" not in err[0] and not (tmp_path / "results").exists()

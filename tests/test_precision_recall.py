@@ -47,6 +47,8 @@ def test_inception_score_equals_stylegan2_ada(expected):
     # One class for every image: IS 1; a uniform spread over C classes, one per image: IS C.
     assert is_.inception_score(np.tile(np.eye(5)[:1], (20, 1)) * 0.999 + 0.0002, 2)[0] == pytest.approx(1.0)
     assert is_.inception_score(np.tile(np.eye(10), (2, 1)) * (1 - 1e-9) + 1e-10, 2)[0] == pytest.approx(10, rel=1e-6)
+    # Probabilities that underflow to 0 (logits far apart) count 0 log 0 = 0: the limit, not NaN.
+    assert is_.inception_score(is_.class_probabilities(np.tile(np.eye(10), (2, 1)) * 1e4), 2) == pytest.approx((10, 0))
 
 
 class FakeDetector:
@@ -83,6 +85,7 @@ def test_metrics_through_calc_metrics(tiny_generator, demo_dataset, tmp_path, mo
     mean, std = is_.inception_score(is_.class_probabilities(inc.features(fakes) @ kernel))
     # Features extracted per batch of 16 or all at once differ in float32 round-off only.
     assert records[1]["results"] == pytest.approx({"is10k_mean": mean, "is10k_std": std}, rel=1e-5)
+    assert all(np.isfinite(v) for r in records for v in r["results"].values())
     assert sorted(os.listdir(tmp_path)) == ["cache", "metric-is10k.jsonl", "metric-pr10k3.jsonl"]
     # The reals' VGG16 features are cached under the detector's key (FID-Inception is never loaded for it).
     assert [n for n in os.listdir(tmp_path / "cache" / "metrics") if "pr-vgg16-features" in n]
