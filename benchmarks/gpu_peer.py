@@ -49,7 +49,7 @@ GPU_CASES = [
     ("ours", "inf", 256, "fp32", 128, 10, 30), ("ours", "inf", 1024, "fp32", 64, 5, 40),
     ("ours", "train", 256, "fp32", 32, 10, 75), ("ours", "inf", 256, "bf16", 128, 20, 30),
     ("ours", "inf", 1024, "bf16", 64, 10, 40), ("ours", "train", 256, "bf16", 32, 10, 75),
-    ("ours", "train", 1024, "bf16", 32, 8, 200), ("ours", "train", 1024, "fp32", 16, 4, 200),
+    ("ours", "train", 1024, "bf16", 32, 8, 200), ("ours", "train", 1024, "fp32", 32, 4, 200),
 ]
 # --cpu: the same code paths at tiny sizes (the full network widths, so both sides build the same config).
 CPU_CASES = [
@@ -306,19 +306,22 @@ def run_side(side, cases, budget_s, peer_dir, cpu):
             out.append({"side": side, "case": what, "resolution": res, "precision": prec, "skipped": "budget"})
             continue
         while True:
+            error = None
             try:
                 out.append(bench.run_case(what, res, prec, batch, n))
-                break
             except Exception as e:   # report and go on: one failure (OOM) must not hide the other numbers
                 msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-                log(f"{side} {what} {res} {prec} batch {batch} FAILED: {type(e).__name__}: {msg}")
-                oom = bench.is_oom(e)
-                out.append({"side": side, "case": what, "resolution": res, "precision": prec, "batch": batch,
-                            "error": f"{type(e).__name__}: {msg}", "oom": oom})
-                bench.cleanup()
-                if not (oom and batch > 4):
-                    break
-                batch //= 2      # out of memory: once more at half the minibatch, and so on down to 4
+                error, oom = f"{type(e).__name__}: {msg}", bench.is_oom(e)
+            if error is None:
+                break
+            # Out of the except block, so that the failed case's tensors (held by the traceback) can be freed.
+            log(f"{side} {what} {res} {prec} batch {batch} FAILED: {error}")
+            out.append({"side": side, "case": what, "resolution": res, "precision": prec, "batch": batch,
+                        "error": error, "oom": oom})
+            bench.cleanup()
+            if not (oom and batch > 4):
+                break
+            batch //= 2      # out of memory: once more at half the minibatch, and so on down to 4
         bench.cleanup()
     return {"info": info, "cases": out}
 
