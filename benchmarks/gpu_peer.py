@@ -292,9 +292,8 @@ class OursBench:
         self.gc.set_policy("fp32")
 
 
-def run_side(side, cases, budget_s, peer_dir, cpu):
-    """Run this side's cases in this process; returns {"info": ..., "cases": [...]}."""
-    bench = PeerBench(peer_dir, cpu) if side == "peer" else OursBench(cpu)
+def run_side(side, cases, budget_s, bench):
+    """Run this side's cases in this process with `bench` (PeerBench or OursBench); returns {"info", "cases"}."""
     info = bench.info()
     log(f"{side}: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     out = []
@@ -627,7 +626,8 @@ def main(argv=None):
 
     if a.side:      # a child: run one side's cases here
         cases = [tuple(c) for c in json.loads(a.cases)]
-        res = run_side(a.side, cases, a.budget_s, a.peer_dir, a.cpu)
+        bench = PeerBench(a.peer_dir, a.cpu) if a.side == "peer" else OursBench(a.cpu)
+        res = run_side(a.side, cases, a.budget_s, bench)
         with open(a.side_json, "w", encoding="utf-8") as f:
             json.dump(res, f)
         return 0
@@ -672,6 +672,9 @@ def main(argv=None):
 
 
 def _peer_commit(peer_dir):
+    """The checkout's commit, if it is a git clone of its own (not a folder inside another repository)."""
+    if not os.path.exists(os.path.join(peer_dir, ".git")):
+        return None
     try:
         return subprocess.run(["git", "-C", peer_dir, "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=10).stdout.strip() or None

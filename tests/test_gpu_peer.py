@@ -89,3 +89,38 @@ def test_table_pairs_ours_with_the_peer_and_keeps_the_full_minibatch():
     assert ("train", 1024, "bf16") not in by           # skipped on both sides: no row
     fastest = [line for line in lines if line.startswith("fastest inf 256")]
     assert fastest and fastest[0].endswith("4.00x")    # ours bf16 4000 vs the peer's best, bf16 1000
+
+
+def test_a_side_retries_at_half_the_minibatch_when_out_of_memory_and_keeps_to_its_budget():
+    gp = _module()
+
+    class FakeBench:
+        """Out of memory above minibatch 8; any other failure is reported once, without a retry."""
+        calls = []
+
+        def info(self):
+            return {"device": "fake"}
+
+        def run_case(self, what, res, prec, batch, n):
+            self.calls.append((what, res, prec, batch))
+            if prec == "bf16":
+                raise ValueError("not this one")
+            if batch > 8:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return {"side": "peer", "case": "train", "resolution": res, "precision": prec, "batch": batch,
+                    "img_per_s": 10.0 * batch}
+
+        def is_oom(self, e):
+            return "out of memory" in str(e)
+
+        def cleanup(self):
+            pass
+
+    cases = [("peer", "train", 1024, "fp32", 32, 1, 0), ("peer", "train", 256, "bf16", 32, 1, 0),
+             ("peer", "train", 512, "fp32", 32, 1, 10 ** 6)]       # the last one's estimate is over the budget
+    out = gp.run_side("peer", cases, 100.0, FakeBench())["cases"]
+    assert FakeBench.calls == [("train", 1024, "fp32", 32), ("train", 1024, "fp32", 16), ("train", 1024, "fp32", 8),
+                               ("train", 256, "bf16", 32)]
+    assert [c.get("oom") for c in out[:2]] == [True, True] and out[2]["batch"] == 8 and out[2]["img_per_s"] == 80.0
+    assert out[3]["error"].startswith("ValueError") and out[3]["oom"] is False
+    assert out[4] == {"side": "peer", "case": "train", "resolution": 512, "precision": "fp32", "skipped": "budget"}
