@@ -341,7 +341,8 @@ def table(results):
                     best[k] = r
     keys = sorted({k[:3] for k in best}, key=lambda k: (k[0], k[1], k[2]))
     rows, lines = [], []
-    head = f"{'case':9s} {'res':>5s} {'prec':4s} | {'ours img/s':>11s} {'batch':>5s} | {'peer img/s':>11s} {'batch':>5s} | ours/peer"
+    head = (f"{'case':9s} {'res':>5s} {'prec':4s} | {'ours img/s':>11s} {'batch':>5s} | "
+            f"{'peer img/s':>11s} {'batch':>5s} | ours/peer")
     lines += [head, "-" * len(head)]
 
     def cell(r):
@@ -429,7 +430,10 @@ def _unpack_demo(pack, cache):
         for m in tar.getmembers():      # our own pack: plain files under one folder, nothing else
             if not (m.isfile() or m.isdir()) or m.name.startswith(("/", "..")) or ".." in m.name.split("/"):
                 raise SystemExit(f"gpu_peer: {pack}: unexpected member {m.name!r}")
-        tar.extractall(cache)
+        try:
+            tar.extractall(cache, filter="data")
+        except TypeError:        # a Python without extraction filters; the members were checked above
+            tar.extractall(cache)
 
 
 def journey(a):
@@ -573,9 +577,10 @@ def glob_snapshots(run_dir):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cpu", action="store_true", help="tiny sizes (8²/16², minibatch 2): every path in a minute")
+    p.add_argument("--cpu", action="store_true", help="tiny sizes (8²/16², minibatch 2): every path in minutes")
     p.add_argument("--peer-dir", default=os.environ.get("PEER_DIR", DEFAULT_PEER_DIR),
-                   help=f"the peer's checkout ({PEER_URL}); default $PEER_DIR or {os.path.relpath(DEFAULT_PEER_DIR, REPO)}")
+                   help=f"the peer's checkout ({PEER_URL}); default $PEER_DIR or "
+                   f"{os.path.relpath(DEFAULT_PEER_DIR, REPO)}")
     p.add_argument("--peer-python", default=os.environ.get("PEER_PYTHON", sys.executable),
                    help="the Python with PyTorch for the peer's process (default $PEER_PYTHON or this one)")
     p.add_argument("--budget-s", type=float, default=None,
@@ -655,7 +660,8 @@ def main(argv=None):
     results["table"] = rows
     print()
     print(f"ours ({results['ours'].get('info', {}).get('device', '?')}) vs rosinality/style-based-gan-pytorch "
-          f"({results['peer'].get('info', {}).get('device', '?')})" + ("  [CPU SMOKE TEST: not a result]" if a.cpu else ""))
+          f"({results['peer'].get('info', {}).get('device', '?')})"
+          + ("  [CPU SMOKE TEST: not a result]" if a.cpu else ""))
     for line in lines:
         print(line)
     print("\nwhat differs:")
