@@ -271,8 +271,9 @@ class OursBench:
             has_tf = True
         except ImportError:
             has_tf = False
+        import stylegan_tf
         return {"jax": self.jax.__version__, "keras": self.keras.__version__, "device": self.kind,
-                "tensorflow": has_tf}
+                "tensorflow": has_tf, "stylegan_tf": os.path.dirname(stylegan_tf.__file__)}
 
     def run_case(self, what, res, prec, batch, n):
         fn = self.gc.bench_inference if what == "inf" else self.gc.bench_training
