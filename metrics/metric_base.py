@@ -141,9 +141,10 @@ def prepare_metrics(names, inception=None, progress=True, lpips=None, vgg16=None
         needed.append(("vgg16", vgg16))
     if uses_lpips and any(m.uses_lpips for m in metrics):
         needed += [("lpips", path) for path in lpips_files or [None]]
+    found = []
     for kind, path in needed:
         try:
-            vgg.weights_path(kind, path, download=True, progress=progress)
+            found.append((kind, vgg.weights_path(kind, path, download=True, progress=progress), vgg.origin(kind, path)))
         except vgg.WeightsMissing as e:
             missing.append(e)
     if len(missing) == 1:
@@ -152,6 +153,10 @@ def prepare_metrics(names, inception=None, progress=True, lpips=None, vgg16=None
         # `flag` lists the CLI flags that supply the files (FID-Inception's is --inception).
         raise vgg.WeightsMissing("; ".join(map(str, missing)),
                                  " ".join(getattr(e, "flag", "--inception") for e in missing))
+    for kind, path, source in found:
+        # Read now: a wrong or damaged file fails here, not after hours of training at the first snapshot.
+        vgg.check_weights(kind, path, classifier=any(m.uses_vgg16 for m in metrics), source=source,
+                          heads=len(lpips_files) < 2)    # 'vgg16.pth,heads.pth': the heads are in one of them
     return names
 
 

@@ -92,6 +92,30 @@ def weights_path(kind, path=None, download=True, progress=True):
     return cached
 
 
+def origin(kind, path=None):
+    """Where the file of `kind` that `weights_path(kind, path)` finds comes from, for messages: the flag, the
+    environment variable, or nothing (the cache folder's or the lpips package's file is named by its path)."""
+    spec = FILES[kind]
+    if path is not None:
+        return spec["flag"]
+    return f"${spec['env']}" if os.environ.get(spec["env"]) else "weights file"
+
+
+def check_weights(kind, path, classifier=False, source=None, heads=True):
+    """Read the file of `kind` ("vgg16" or "lpips") now and check it has the layers the metrics need (with
+    `classifier`, VGG16's fc1 and fc2 too; for "lpips" with `heads`, the LPIPS heads), so that a wrong or damaged
+    file fails before training starts, not at its first snapshot. `source` names where the file came from
+    (`origin`). Numpy only: nothing is built. Raises `WeightsError` (one line)."""
+    source = source or origin(kind)
+    label = f"{source} {os.fspath(path)}" if source.startswith(("-", "$")) else os.fspath(path)
+    state = read_state([path], label)
+    if kind == "vgg16":
+        vgg16_layers(state, label, classifier)
+    elif heads and not any(k.startswith("lin") for k in state):
+        raise WeightsError(f"{label}: no LPIPS heads (lin0 ... lin4) in it; it should be {FILES['lpips']['name']} "
+                           f"({FILES['lpips']['url']})")
+
+
 def fetch_yourself(kind):
     """What a user can do when the file of `kind` is missing: the URL, the cache path, the variable."""
     spec = FILES[kind]
@@ -153,7 +177,8 @@ def read_state(paths, flag="--vgg16", error=WeightsError):
         try:
             state = load_state_dict(path)
         except Exception as exc:  # noqa: BLE001 - refused pickles and foreign files both mean: not usable here
-            raise error(f"{flag}: {path} is not a readable PyTorch state dict "
+            where = flag if flag.endswith(path) else f"{flag}: {path}"
+            raise error(f"{where} is not a readable PyTorch state dict "
                         f"({' '.join(str(exc).split())[:160]})") from None
         for key, value in state.items():
             key = re.sub(r"^net\.slice\d+\.", "features.", str(key))
@@ -164,6 +189,33 @@ def read_state(paths, flag="--vgg16", error=WeightsError):
 
 # ----------------------------------------------------------------------------------------------
 # The network.
+
+def vgg16_layers(state, source="weights", classifier=False, error=WeightsError):
+    """The checked layers of a torchvision VGG16 state dict, in our layouts (numpy, nothing built):
+    ({features index: (HWIO kernel, bias)}, [(fc1 [in, out], bias), (fc2, bias)] or [] without `classifier`).
+    Raises `error` naming `source` and the first layer that is missing or does not fit."""
+    convs, fcs, cin = {}, [], 3
+    for stage in STAGES:
+        for idx in stage:
+            w, b = state.get(f"features.{idx}.weight"), state.get(f"features.{idx}.bias")
+            if w is None or b is None or w.ndim != 4 or w.shape[1] != cin or w.shape[2:] != (3, 3):
+                raise error(f"{source}: no VGG16 layer features.{idx} that fits (give torchvision's vgg16 .pth)")
+            convs[idx] = (np.transpose(w, (2, 3, 1, 0)), b)     # torch OIHW -> HWIO
+            cin = w.shape[0]
+    if classifier:
+        fan_in = cin * 7 * 7
+        for idx in CLASSIFIER:
+            w, b = state.get(f"classifier.{idx}.weight"), state.get(f"classifier.{idx}.bias")
+            if w is None or b is None or w.ndim != 2 or w.shape[1] != fan_in:
+                raise error(f"{source}: no VGG16 layer classifier.{idx} that fits (precision/recall need "
+                            "torchvision's whole vgg16 .pth, classifier included)")
+            if idx == 0:
+                # torch flattens [C, 7, 7]; our maps are [7, 7, C]: reorder fc1's inputs once.
+                w = w.reshape(w.shape[0], cin, 7, 7).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            fcs.append((np.ascontiguousarray(w.T), b))
+            fan_in = w.shape[0]
+    return convs, fcs
+
 
 def area_resize_matrix(n_in, n_out):
     """[n_out, n_in] averaging weights of torch's `interpolate(mode='area')` (adaptive average pooling): output i
@@ -190,32 +242,12 @@ class VGG16:
     """
 
     def __init__(self, state, source="weights", classifier=False, error=WeightsError):
-        self.convs = {}
-        cin = 3
-        for stage in STAGES:
-            for idx in stage:
-                w, b = state.get(f"features.{idx}.weight"), state.get(f"features.{idx}.bias")
-                if w is None or b is None or w.ndim != 4 or w.shape[1] != cin or w.shape[2:] != (3, 3):
-                    raise error(f"{source}: no VGG16 layer features.{idx} that fits (give torchvision's vgg16 .pth)")
-                # torch OIHW -> HWIO; non-trainable variables: compiled functions read them, JAX passes them in.
-                self.convs[idx] = (keras.Variable(np.transpose(w, (2, 3, 1, 0)), trainable=False),
-                                   keras.Variable(b, trainable=False))
-                cin = w.shape[0]
-        self.stage_channels = [int(self.convs[s[-1]][1].shape[0]) for s in STAGES]
-        self.fcs = []
-        if classifier:
-            fan_in = cin * 7 * 7
-            for idx in CLASSIFIER:
-                w, b = state.get(f"classifier.{idx}.weight"), state.get(f"classifier.{idx}.bias")
-                if w is None or b is None or w.ndim != 2 or w.shape[1] != fan_in:
-                    raise error(f"{source}: no VGG16 layer classifier.{idx} that fits (precision/recall need "
-                                "torchvision's whole vgg16 .pth, classifier included)")
-                if idx == 0:
-                    # torch flattens [C, 7, 7]; our maps are [7, 7, C]: reorder fc1's inputs once.
-                    w = w.reshape(w.shape[0], cin, 7, 7).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-                self.fcs.append((keras.Variable(np.ascontiguousarray(w.T), trainable=False),
-                                 keras.Variable(b, trainable=False)))
-                fan_in = w.shape[0]
+        convs, fcs = vgg16_layers(state, source, classifier, error)
+        # Non-trainable variables: compiled functions read them, JAX passes them in.
+        self.convs = {idx: (keras.Variable(w, trainable=False), keras.Variable(b, trainable=False))
+                      for idx, (w, b) in convs.items()}
+        self.stage_channels = [int(convs[s[-1]][1].shape[0]) for s in STAGES]
+        self.fcs = [(keras.Variable(w, trainable=False), keras.Variable(b, trainable=False)) for w, b in fcs]
         self._fc2 = {}    # (height, width) -> compiled function: the resize matrices are static per size
 
     @classmethod

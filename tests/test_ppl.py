@@ -208,14 +208,34 @@ def test_prepare_metrics_fetches_what_each_metric_needs(tmp_path, monkeypatch):
     for names in ("ppl_wend", "pr10k3"):
         with pytest.raises(vgg16.WeightsMissing, match="vgg16-397923af.pth"):
             metric_base.prepare_metrics(names)
-    vgg_file = tmp_path / "vgg16.pth"
-    vgg_file.write_bytes(b"stand-in")
-    monkeypatch.setenv("STYLEGAN_TF_VGG16", str(vgg_file))
+    vgg_file, heads_file = tiny_weight_files(tmp_path)
+    monkeypatch.setenv("STYLEGAN_TF_VGG16", vgg_file)
     assert metric_base.prepare_metrics("pr10k3") == ["pr10k3"]          # VGG16 alone
     with pytest.raises(vgg16.WeightsMissing, match="lpips-v0.1-vgg.pth"):
         metric_base.prepare_metrics("ppl2_wend")                         # PPL needs the heads too
-    monkeypatch.setenv("STYLEGAN_TF_LPIPS", str(vgg_file))
+    monkeypatch.setenv("STYLEGAN_TF_LPIPS", heads_file)
     assert metric_base.prepare_metrics("ppl2_wend,ppl_zfull_crop") == ["ppl2_wend", "ppl_zfull_crop"]
+    # A wrong or damaged file fails here, at start (training's first snapshot may be hours away), naming where it
+    # came from.
+    monkeypatch.setenv("STYLEGAN_TF_LPIPS", vgg_file)
+    with pytest.raises(vgg16.WeightsError, match=r"^\$STYLEGAN_TF_LPIPS .*tiny-vgg16.pth: no LPIPS heads"):
+        metric_base.prepare_metrics("ppl1k_wend")
+    monkeypatch.setenv("STYLEGAN_TF_LPIPS", heads_file)
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(open(vgg_file, "rb").read()[:1000])
+    monkeypatch.setenv("STYLEGAN_TF_VGG16", str(damaged))
+    for names in ("ppl1k_wend", "pr1k3"):
+        with pytest.raises(vgg16.WeightsError, match=r"^\$STYLEGAN_TF_VGG16 .*damaged.pth is not a readable"):
+            metric_base.prepare_metrics(names)
+    with pytest.raises(vgg16.WeightsError, match="^--vgg16 .*tiny-heads.pth: no VGG16 layer features.0"):
+        metric_base.prepare_metrics("pr1k3", vgg16=heads_file)
+    # LPIPS needs no classifier; precision/recall do.
+    trunk_only = tmp_path / "trunk.pth"
+    from test_inception import write_pth
+    write_pth(trunk_only, {k: v for k, v in tiny_lpips_state().items() if k.startswith("features.")})
+    assert metric_base.prepare_metrics("ppl1k_wend", vgg16=str(trunk_only)) == ["ppl1k_wend"]
+    with pytest.raises(vgg16.WeightsError, match="classifier.0"):
+        metric_base.prepare_metrics("pr1k3", vgg16=str(trunk_only))
 
 
 def test_too_small_for_lpips_is_one_line(tiny_lpips):
