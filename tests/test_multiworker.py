@@ -24,7 +24,10 @@ from stylegan_tf.training.options import OptionsError
 K_STEPS = 4          # one tick: minibatch 4, --tick-kimg 0.016
 RUN_TIMEOUT_S = 600  # one run: under a minute on an idle 2-core machine, minutes on a loaded one
 LOST_WITHIN_S = 90   # a killed worker's peer must have stopped by then (TensorFlow: ~10 s, JAX: at once)
-BACKENDS = ["tensorflow", "jax"]
+# JAX is marked slow: each JAX worker compiles the training step for the two-process mesh (XLA on the CPU), which
+# alone takes longer than the whole TensorFlow run; docs/distributed.md ("Tests") has the numbers.
+BACKENDS = ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)]
+JAX_CACHE = None     # set by the `runs` fixture
 
 # Logical CPU devices for the one-process reference on TensorFlow (set before TensorFlow starts).
 TF_TWO_CPUS = ("import sys, tensorflow as tf; cpu = tf.config.list_physical_devices('CPU')[0]; "
@@ -38,8 +41,10 @@ def dataset(demo_dataset):
 
 
 def _flags(dataset, outdir, steps, **extra):
+    # The fakes grid only at the start, and small: on JAX every process draws it op by op over the cluster's mesh.
     opts = dict(data=dataset, outdir=outdir, minibatch=4, lrate=0.002, tick_kimg=0.016, snap_ticks=1, seed=5,
-                resolution=8, lod_initial_resolution=8, total_kimg=0.004 * steps, **TINY_NET, **extra)
+                resolution=8, lod_initial_resolution=8, total_kimg=0.004 * steps, image_snap_ticks=1000, grid="2x2",
+                **TINY_NET, **extra)
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in opts.items()]
     return flags + ["--mirror", "--no-progress"]
 
@@ -48,6 +53,11 @@ def _env(backend, tmp, devices=1):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu",
                PYTHONPATH=str(REPO), TMPDIR=str(tmp))
     env.pop("TF_CONFIG", None)
+    if backend == "jax":
+        # One compilation cache for the module's JAX processes: a restart (or the one-process resume) loads the
+        # steps that the first run of its kind compiled, instead of compiling them again.
+        env.update(JAX_COMPILATION_CACHE_DIR=str(JAX_CACHE), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     if devices > 1:
         env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     return env
@@ -95,14 +105,16 @@ def _run_workers(backend, flags, tmp):
     return results
 
 
-def _one_process(backend, flags, tmp):
+def _one_process_args(backend, flags):
     """One process over two devices (--gpus 2), laid out as the two workers' replicas."""
     if backend == "tensorflow":
-        args = [sys.executable, "-c", TF_TWO_CPUS, str(REPO), *flags, "--gpus=2"]
-    else:
-        args = [sys.executable, str(REPO / "train.py"), *flags, "--gpus=2"]
-    proc = subprocess.run(args, env=_env(backend, tmp, devices=2), cwd=REPO, capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT_S)
+        return [sys.executable, "-c", TF_TWO_CPUS, str(REPO), *flags, "--gpus=2"]
+    return [sys.executable, str(REPO / "train.py"), *flags, "--gpus=2"]
+
+
+def _one_process(backend, flags, tmp):
+    proc = subprocess.run(_one_process_args(backend, flags), env=_env(backend, tmp, devices=2), cwd=REPO,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
 
 
@@ -135,21 +147,33 @@ def _scratch(tmp):
 
 class Runs:
     """The runs the tests share, each made once per backend on first use: the one-process reference (2K steps,
-    snapshots at K and 2K) and two workers' first K steps."""
+    snapshots at K and 2K) and two workers' first K steps. The reference starts beside the workers (three processes
+    on two cores waste less of them than two while the workers start up or wait for each other)."""
 
     def __init__(self, dataset, factory):
-        self.dataset, self.factory, self._made = dataset, factory, {}
+        self.dataset, self.factory, self._made, self._started = dataset, factory, {}, {}
 
     def _once(self, key, make):
         if key not in self._made:
             self._made[key] = make()
         return self._made[key]
 
+    def _start_reference(self, backend):
+        if backend not in self._started:
+            base = self.factory.mktemp(f"reference-{backend}")
+            log = open(base / "output.txt", "w+")
+            proc = subprocess.Popen(_one_process_args(backend, _flags(self.dataset, str(base / "out"), 2 * K_STEPS)),
+                                    env=_env(backend, base, devices=2), cwd=REPO, stdout=log,
+                                    stderr=subprocess.STDOUT)
+            self._started[backend] = (base, proc, log)
+        return self._started[backend]
+
     def reference(self, backend):
         """{"K": weights, "2K": weights} of one process (--gpus 2) trained straight to 2K steps."""
         def make():
-            base = self.factory.mktemp(f"reference-{backend}")
-            _one_process(backend, _flags(self.dataset, str(base / "out"), 2 * K_STEPS), base)
+            base, proc, log = self._start_reference(backend)
+            [(code, text)] = _finish([(proc, log)], RUN_TIMEOUT_S)
+            assert code == 0, text[-3000:]
             paths = [p for _, p in snap.list_snapshots(str(_only_run(base / "out")))]
             assert len(paths) == 2                                  # at K and at 2K steps
             return {"K": _weights(paths[0]), "2K": _weights(paths[1])}
@@ -159,6 +183,7 @@ class Runs:
         """Two workers' first K steps: their --outdir, its run directory's listing and stats rows, what was left
         in their temp folder, and the snapshot."""
         def make():
+            self._start_reference(backend)
             base = self.factory.mktemp(f"workers-{backend}")
             tmp = base / "tmp"
             tmp.mkdir()
@@ -169,10 +194,21 @@ class Runs:
                         scratch=_scratch(tmp))
         return self._once(("workers", backend), make)
 
+    def stop(self):
+        for _, proc, log in self._started.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            log.close()
+
 
 @pytest.fixture(scope="module")
 def runs(dataset, tmp_path_factory):
-    return Runs(dataset, tmp_path_factory)
+    global JAX_CACHE
+    JAX_CACHE = tmp_path_factory.mktemp("jax-cache")
+    made = Runs(dataset, tmp_path_factory)
+    yield made
+    made.stop()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
