@@ -17,7 +17,8 @@ too. One worker (or none) is a one-process run, exactly as before.
   their start state: a worker that differs stops them all with one line naming it.
 - Decisions taken between steps (stop, time-based snapshot) are agreed (`agree`), so every worker takes them.
 - A worker that is lost stops the others (`lost_worker`): one line naming it; `end_process` ends a TensorFlow
-  worker's process, whose collective runtime does not shut down.
+  worker's process, whose collective runtime does not shut down (and a JAX one that lost a peer). A killed
+  worker's scratch folder is removed by the next worker to start (`sweep_scratch`).
 """
 import dataclasses
 import hashlib
