@@ -1,8 +1,12 @@
 """The official TFRecord layout: pyramid, records, labels, and compatibility with the original reader; the data
 package's module structure."""
 import ast
+import errno
 import os
 import pathlib
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -10,8 +14,12 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from stylegan_tf.data import DatasetError, DatasetWriter, build_pyramid, open_dataset  # noqa: E402
-from stylegan_tf.data.records import crc32c, masked_crc32c, parse_example  # noqa: E402
+from stylegan_tf.data import tfrecords  # noqa: E402
+from stylegan_tf.data.records import (RecordWriter, crc32c, image_example, masked_crc32c,  # noqa: E402
+                                      parse_example)
 from stylegan_tf.data.tfrecords import scan_level, verify_level  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _exact_box_means(image_chw):
@@ -45,9 +53,9 @@ def test_pyramid_is_exact_box_mean_rounded_half_to_even():
     assert build_pyramid((np.indices([8, 8]).sum(0) % 2).astype(np.uint8)[None])[1].max() == 0
 
 
-def _write(folder, name, images, labels=None):
+def _write(folder, name, images, labels=None, use_tensorflow=None):
     os.makedirs(folder, exist_ok=True)
-    with DatasetWriter(folder, name, images.shape[-1], images.shape[1]) as w:
+    with DatasetWriter(folder, name, images.shape[-1], images.shape[1], use_tensorflow=use_tensorflow) as w:
         for im in images:
             w.add(build_pyramid(im))
         if labels is not None:
@@ -78,7 +86,7 @@ def test_round_trip_every_level_and_official_parse(tmp_path):
     np.testing.assert_array_equal(loaded, labels)
 
 
-def _official_exporter(folder, images_chw, labels=None):
+def _official_exporter(folder, images_chw, labels=None, deterministic=False):
     """What the original TFRecordExporter writes, re-expressed with TF2 names (no TF1 in this env)."""
     os.makedirs(folder, exist_ok=True)
     prefix = os.path.join(folder, os.path.basename(folder))
@@ -95,7 +103,7 @@ def _official_exporter(folder, images_chw, labels=None):
             ex = tf.train.Example(features=tf.train.Features(feature={
                 "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=quant.shape)),
                 "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[quant.tobytes()]))}))
-            w.write(ex.SerializeToString())
+            w.write(ex.SerializeToString(deterministic=deterministic))
     for w in writers:
         w.close()
     if labels is not None:
@@ -118,6 +126,100 @@ def test_official_dataset_is_read_and_ours_is_byte_identical(tmp_path):
     got = np.concatenate(list(info.iterate_uint8(resolution=8, batch_size=4)))
     np.testing.assert_array_equal(got, np.stack([build_pyramid(im)[1] for im in images]).transpose(0, 2, 3, 1))
     np.testing.assert_array_equal(info.labels, labels)
+
+
+def test_the_numpy_writer_writes_tensorflows_bytes(tmp_path, monkeypatch):
+    """Without TensorFlow, DatasetWriter writes what tf.io.TFRecordWriter writes for the official exporter's
+    examples serialized deterministically: byte for byte, for 1 and 3 channels, varint lengths of 1 to 3 bytes,
+    across buffer flushes. TensorFlow's default serialization differs only in the order of the two features
+    (it changes from process to process), so it parses to the same example."""
+    monkeypatch.setattr(DatasetWriter, "BUFFER_BYTES", 5000)    # several flushes, a partial one at close
+    monkeypatch.setattr(DatasetWriter, "MIN_BUFFERED", 2)
+    rng = np.random.RandomState(7)
+    for count, channels, res in ((7, 1, 16), (9, 3, 32), (2, 3, 256)):
+        images = rng.randint(0, 256, [count, channels, res, res]).astype(np.uint8)
+        labels = rng.rand(count, 3).astype(np.float32)
+        name = f"c{channels}r{res}"
+        _official_exporter(str(tmp_path / "tf" / name), images, labels, deterministic=True)
+        _write(tmp_path / "np" / name, name, images, labels, use_tensorflow=False)
+        names = sorted(os.listdir(tmp_path / "tf" / name))
+        assert names == sorted(os.listdir(tmp_path / "np" / name)) and len(names) == int(np.log2(res))
+        for n in names:
+            assert (tmp_path / "tf" / name / n).read_bytes() == (tmp_path / "np" / name / n).read_bytes(), n
+    for image in (images[0], images[0, :, :4, :4], np.zeros([1, 0, 0], np.uint8)):
+        ours = image_example(image)
+        default = tf.train.Example(features=tf.train.Features(feature={
+            "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=image.shape)),
+            "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()]))})).SerializeToString()
+        assert len(default) == len(ours) and tf.train.Example.FromString(default) == tf.train.Example.FromString(ours)
+        np.testing.assert_array_equal(parse_example(ours), image)
+    # The framing of any payload, one record at a time or as rows, empty and short ones included.
+    payloads = [b"", b"ab", b"abcd", rng.bytes(200), rng.bytes(70000)]
+    with tf.io.TFRecordWriter(str(tmp_path / "tf.rec")) as w:
+        for p in payloads + [b"wxyz"] * 3:
+            w.write(p)
+    with RecordWriter(tmp_path / "np.rec") as w:
+        for p in payloads:
+            w.write(p)
+        w.write_rows(np.frombuffer(b"wxyz" * 3, np.uint8).reshape(3, 4))
+    assert (tmp_path / "tf.rec").read_bytes() == (tmp_path / "np.rec").read_bytes()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_the_numpy_writer_on_a_full_disk_is_one_error_and_leaves_nothing(tmp_path, monkeypatch):
+    from stylegan_tf.data import create_demo
+    real = tfrecords.RecordWriter
+    opened = []
+
+    def full(path):
+        opened.append(path)
+        writer = real("/dev/full")
+        writer.path = path
+        return writer
+
+    monkeypatch.setattr(tfrecords, "_tensorflow_or_none", lambda: None)
+    monkeypatch.setattr(tfrecords, "RecordWriter", full)
+    with pytest.raises(DatasetError) as e:
+        create_demo(tmp_path / "out" / "demo", count=300, resolution=32, workers=1, progress=False)
+    assert str(e.value).startswith(f"{tmp_path / 'out' / 'demo'}: disk full while writing the dataset (it needs "
+                                   "about 1.2 MB, ") and "\n" not in str(e.value)
+    assert len(opened) == 4 and os.listdir(tmp_path / "out") == []
+    with pytest.raises(OSError) as e:
+        with full(str(tmp_path / "x.tfrecords")) as w:
+            w.write_rows(np.zeros([4, 10000], np.uint8))
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "x.tfrecords")
+
+
+def test_a_dataset_is_created_and_read_without_tensorflow(tmp_path):
+    """On a JAX-only machine (TensorFlow made unimportable): create_demo with worker processes writes a dataset
+    that the JAX side reads back, and the same images TensorFlow's reader sees."""
+    hide = tmp_path / "no_tensorflow" / "tensorflow"
+    hide.mkdir(parents=True)
+    (hide / "__init__.py").write_text("raise ImportError('TensorFlow is hidden from this test process')\n")
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=os.pathsep.join([str(hide.parent), str(REPO)]),
+               JAX_PLATFORMS="cpu")
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from stylegan_tf.data import create_demo, open_dataset
+        from stylegan_tf.data.demo_faces import render
+        from stylegan_tf.data.pyramid import build_pyramid
+        info = create_demo({str(tmp_path / "demo")!r}, count=70, resolution=32, seed=3, workers=2, progress=False)
+        assert (info.num_images, info.resolution, sorted(info.levels)) == (70, 32, [4, 8, 16, 32]), info
+        for res in (32, 4):
+            got = np.concatenate(list(info.iterate_uint8(resolution=res, batch_size=16)))
+            want = [build_pyramid(render(3, i, 32)[0].transpose(2, 0, 1))[5 - res.bit_length() + 1] for i in (0, 69)]
+            np.testing.assert_array_equal(got[[0, 69]], np.stack(want).transpose(0, 2, 3, 1))
+        assert "tensorflow" not in sys.modules or sys.modules["tensorflow"] is None
+        import keras
+        assert keras.backend.backend() == "jax"
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout[-3000:] + proc.stderr[-3000:]
+    info = open_dataset(tmp_path / "demo")
+    assert info.verify(32) == 70 and info.verify(4) == 70
 
 
 def test_reader_rejects_broken_layouts(tmp_path):

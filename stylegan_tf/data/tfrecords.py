@@ -3,8 +3,8 @@
 `<dir>/<name>-rNN.tfrecords` holds, for NN = log2(resolution) down to 2, one `tf.train.Example` per image
 with `shape` (int64 [C, H, W]) and `data` (raw uint8 bytes, CHW). Record i is the same image in every
 file. Optional labels: `<dir>/<name>-rxx.labels`, an `np.save`d float32 [N, L] array in record order. The records
-themselves (framing, checksums, the example parser) are records.py's; this module is the folder's layout, its
-checks and the TensorFlow writer.
+themselves (framing, checksums, the example parser and its writing side) are records.py's; this module is the
+folder's layout, its checks and the dataset writer.
 """
 import contextlib
 import errno
@@ -18,7 +18,8 @@ import struct
 import numpy as np
 
 from stylegan_tf.atomic import NotOursError, atomic_dir, check_dir_target, is_disk_full
-from stylegan_tf.data.records import DatasetError, find_damage, parse_example, read_record
+from stylegan_tf.data.records import (DatasetError, RecordWriter, find_damage, image_example_parts,
+                                      parse_example, read_record)
 
 LEVEL_RE = re.compile(r"^(?P<name>.*)-r(?P<log2>\d\d)\.tfrecords$")
 METADATA_FILE = "dataset.json"
@@ -220,25 +221,62 @@ def verify_level(path, expected_shape):
         count += len(records)
 
 
-class DatasetWriter:
-    """Writes images (given as their pyramids, see pyramid.build_pyramid) to one TFRecord file per level."""
-
-    def __init__(self, folder, name, resolution, channels):
+def _tensorflow_or_none():
+    try:
         import tensorflow as tf
+    except ImportError:
+        return None
+    return tf
+
+
+class DatasetWriter:
+    """Writes images (given as their pyramids, see pyramid.build_pyramid) to one TFRecord file per level.
+
+    With TensorFlow importable the records go through `tf.io.TFRecordWriter` and `tf.train.Example`, exactly as
+    NVIDIA's exporter writes them; without it (a JAX-only machine) through records.RecordWriter. The two give the
+    same records up to the order of the two features inside each example: TensorFlow's protobuf serializes the
+    feature map in an order that changes from process to process, while ours is always protobuf's deterministic
+    (sorted) one, "data" then "shape". Every reader, NVIDIA's included, reads both alike.
+    `use_tensorflow` (None: when importable) picks one."""
+
+    # Image bytes buffered per flush without TensorFlow: the checksums of a level are computed for many records
+    # at once (records.masked_crc32c_rows), which is what makes the numpy writer as fast as TensorFlow's. A few
+    # MB keep the work in cache (measured at 64x64: 4 MB beats 32 MB); at least MIN_BUFFERED images per flush,
+    # so large images (4 MB a pyramid at 1024x1024) are still checksummed several at a time.
+    BUFFER_BYTES = 4 << 20
+    MIN_BUFFERED = 8
+
+    def __init__(self, folder, name, resolution, channels, use_tensorflow=None):
+        tf = _tensorflow_or_none() if use_tensorflow in (None, True) else None
+        if use_tensorflow and tf is None:
+            raise ImportError("DatasetWriter(use_tensorflow=True) needs TensorFlow, which is not installed")
         self._tf = tf
         self.folder, self.name = folder, name
         self.resolution, self.channels = int(resolution), int(channels)
         self.resolutions = [self.resolution >> k for k in range(int(np.log2(self.resolution)) - 1)]
         self.paths = [level_path(folder, name, r) for r in self.resolutions]
+        sizes = [self.channels * r * r for r in self.resolutions]
+        self._parts = [[np.frombuffer(part, np.uint8) for part in image_example_parts((self.channels, r, r), n)]
+                       for r, n in zip(self.resolutions, sizes)]
+        self._per_flush = max(self.MIN_BUFFERED, self.BUFFER_BYTES // sum(sizes))
+        self._pending = []
         self._writers = []
-        for p in self.paths:
-            with self._as_os_error(p):
-                self._writers.append(tf.io.TFRecordWriter(p))
+        try:
+            for p in self.paths:
+                with self._as_os_error(p):
+                    self._writers.append(tf.io.TFRecordWriter(p) if tf is not None else RecordWriter(p))
+        except BaseException:
+            self._close_all()
+            raise
         self.count = 0
 
     @contextlib.contextmanager
     def _as_os_error(self, path):
-        # TensorFlow's file errors are not OSErrors; callers (and is_disk_full) handle OSError only.
+        # TensorFlow's file errors are not OSErrors; callers (and is_disk_full) handle OSError only. Ours are
+        # OSErrors already, named by RecordWriter.
+        if self._tf is None:
+            yield
+            return
         try:
             yield
         except self._tf.errors.OpError as e:
@@ -250,16 +288,36 @@ class DatasetWriter:
     def add(self, pyramid):
         if len(pyramid) != len(self._writers):
             raise ValueError(f"pyramid has {len(pyramid)} levels, expected {len(self._writers)}")
-        tf = self._tf
-        for level, writer, r, path in zip(pyramid, self._writers, self.resolutions, self.paths):
+        for level, r in zip(pyramid, self.resolutions):
             if level.shape != (self.channels, r, r) or level.dtype != np.uint8:
                 raise ValueError(f"level {level.dtype} {level.shape} != uint8 {(self.channels, r, r)}")
+        tf = self._tf
+        if tf is None:
+            self._pending.append([np.ascontiguousarray(level) for level in pyramid])
+            self.count += 1
+            if len(self._pending) >= self._per_flush:
+                self._flush()
+            return
+        for level, writer, path in zip(pyramid, self._writers, self.paths):
             ex = tf.train.Example(features=tf.train.Features(feature={
                 "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=level.shape)),
                 "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[level.tobytes()]))}))
             with self._as_os_error(path):
                 writer.write(ex.SerializeToString())
         self.count += 1
+
+    def _flush(self):
+        """Write the buffered images to every level file, each level's records in one go."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        for i, (writer, (head, tail)) in enumerate(zip(self._writers, self._parts)):
+            n, size = len(pending), pending[0][i].size
+            rows = np.empty((n, head.size + size + tail.size), np.uint8)
+            rows[:, :head.size] = head
+            rows[:, head.size:head.size + size] = np.stack([images[i] for images in pending]).reshape(n, size)
+            rows[:, head.size + size:] = tail
+            writer.write_rows(rows)
 
     def write_labels(self, labels):
         labels = np.asarray(labels, dtype=np.float32)
@@ -269,7 +327,20 @@ class DatasetWriter:
             np.save(f, labels)
 
     def close(self):
-        # Close every file even when one fails (a full disk fails them all); then report the first failure.
+        # Write what is buffered, then close every file even when one fails (a full disk fails them all); then
+        # report the first failure.
+        failure = None
+        try:
+            self._flush()
+        except OSError as e:
+            failure = e
+        closing = self._close_all()
+        failure = failure or closing
+        if failure is not None:
+            raise failure
+
+    def _close_all(self):
+        """Close every file, keep going past failures; returns the first one (an OSError) or None."""
         failure = None
         for w, p in zip(self._writers, self.paths):
             try:
@@ -277,12 +348,14 @@ class DatasetWriter:
                     w.close()
             except OSError as e:
                 failure = failure or e
-        self._writers = []
-        if failure is not None:
-            raise failure
+        self._writers, self._pending = [], []
+        return failure
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:  # the dataset is being abandoned (atomic_dir deletes it): no buffered writes, no second error
+            self._close_all()
