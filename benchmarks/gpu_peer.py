@@ -33,7 +33,6 @@ REPO = os.path.dirname(HERE)
 PEER_URL = "https://github.com/rosinality/style-based-gan-pytorch"
 CARRY_DIR = os.path.join(REPO, ".gpu_peer")            # ignored; carried to the GPU machine as one path
 DEFAULT_PEER_DIR = os.path.join(CARRY_DIR, "style-based-gan-pytorch")
-DEFAULT_DEMO_PACK = os.path.join(CARRY_DIR, "demo-faces-32.tgz")
 README_SWD = 17.7       # the README picture's run (SWD of its final Gs)
 T0 = time.time()
 
@@ -395,60 +394,13 @@ def _child(side, args, cases, budget_s, python):
 
 
 # ------------------------------------------------------------------ the user's GPU journey (--journey)
-def pack_demo(dest):
-    """Where TensorFlow is installed (it writes the TFRecords): build the demo dataset if the cache lacks it, and
-    pack its 4²–32² levels (what the demo trains on; the 64² level is 120 MB) with a dataset.json that lists
-    them, for a GPU machine that has no TensorFlow to build it and carries at most 64 MiB."""
-    import tarfile
-    from stylegan_tf.training.prepare import demo_dataset_dir, ensure_demo_dataset
-    ensure_demo_dataset()
-    src = demo_dataset_dir()
-    name = os.path.basename(src)
-    with open(os.path.join(src, "dataset.json"), encoding="utf-8") as f:
-        meta = json.load(f)
-    levels = [r for r in meta["levels"] if r <= 32]
-    meta["levels"] = levels
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    tmp = dest + ".tmp"
-    with tarfile.open(tmp, "w:gz") as tar:
-        blob = json.dumps(meta, indent=1).encode()
-        ti = tarfile.TarInfo(f"{name}/dataset.json")
-        ti.size = len(blob)
-        import io
-        tar.addfile(ti, io.BytesIO(blob))
-        for fn in sorted(os.listdir(src)):
-            if fn.endswith("-attributes.npy") or any(fn.endswith(f"-r{int(math.log2(r)):02d}.tfrecords")
-                                                     for r in levels):
-                tar.add(os.path.join(src, fn), arcname=f"{name}/{fn}")
-    os.replace(tmp, dest)
-    log(f"packed {src} (levels {levels}) into {dest}: {os.path.getsize(dest) / 2 ** 20:.1f} MiB")
-    return 0
-
-
-def _unpack_demo(pack, cache):
-    import tarfile
-    with tarfile.open(pack) as tar:
-        for m in tar.getmembers():      # our own pack: plain files under one folder, nothing else
-            if not (m.isfile() or m.isdir()) or m.name.startswith(("/", "..")) or ".." in m.name.split("/"):
-                raise SystemExit(f"gpu_peer: {pack}: unexpected member {m.name!r}")
-        try:
-            tar.extractall(cache, filter="data")
-        except TypeError:        # a Python without extraction filters; the members were checked above
-            tar.extractall(cache)
-
-
 def journey(a):
     """`python train.py` (the demo) on this machine's JAX in a fresh folder, its snapshots' SWD and the time to the
     target's and the README picture's SWD, then `benchmarks/compare_archs.py` on the demo data with what is left
     of the budget."""
-    if not os.path.isfile(a.demo_pack):
-        print(f"gpu_peer: no demo dataset pack at {a.demo_pack}: make it where TensorFlow is installed with "
-              f"`python benchmarks/gpu_peer.py --pack-demo {a.demo_pack}`", file=sys.stderr)
-        return 2
     budget_end = T0 + a.budget_s
     tmp = tempfile.mkdtemp(prefix="gpu_journey-")
-    cache = os.path.join(tmp, "cache")
-    _unpack_demo(a.demo_pack, cache)
+    cache = os.path.join(tmp, "cache")     # empty: train.py builds the demo dataset, as on a user's first run
     sys.path.insert(0, HERE)
     import demo_check               # captures the user's environment for train.py at import
     user_env = dict(demo_check.USER_ENV, STYLEGAN_TF_CACHE=cache, KERAS_BACKEND="jax")
@@ -459,8 +411,8 @@ def journey(a):
     os.environ["STYLEGAN_TF_CACHE"] = cache
     data_dir = os.path.join(cache, "demo-faces-64")
     results = {"mode": "cpu smoke test" if a.cpu else "gpu", "train_args": a.train_args, "snapshots": []}
-    log(f"journey: the demo, `python train.py {' '.join(a.train_args)}`, dataset from {a.demo_pack} "
-        "(built where TensorFlow is: the GPU machine has none to write TFRecords)")
+    log(f"journey: the demo, `python train.py {' '.join(a.train_args)}`, from an empty cache (the dataset's "
+        "build is part of its time)")
     os.makedirs(os.path.join(tmp, "work"))
     t0 = time.time()
     wall, _, run_dir = demo_check.run_demo(os.path.join(tmp, "work"), cache, a.train_args)
@@ -594,11 +546,7 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="also write the results here")
     j = p.add_argument_group("the user's GPU journey (instead of the peer comparison)")
     j.add_argument("--journey", action="store_true", help="the demo (`python train.py` on JAX) timed to its SWD, "
-                   "then compare_archs, from the packed demo dataset")
-    j.add_argument("--pack-demo", metavar="TGZ", nargs="?", const=DEFAULT_DEMO_PACK,
-                   help="(where TensorFlow is) pack the demo dataset's 4²–32² levels for --journey; default "
-                   f"{os.path.relpath(DEFAULT_DEMO_PACK, REPO)}")
-    j.add_argument("--demo-pack", default=DEFAULT_DEMO_PACK, help="the pack --journey reads")
+                   "then compare_archs")
     j.add_argument("--archs-kimg", type=float, default=4.0, help="kimg per arch in compare_archs (0: skip it)")
     j.add_argument("--archs", default=None, help="compare_archs --archs (default: every registered arch)")
     j.add_argument("--swd-images", type=int, default=4096, help="images per SWD set (default 4096, as demo_check)")
@@ -620,8 +568,6 @@ def main(argv=None):
         p.error("--sides takes peer, ours or peer,ours")
     if a.train_args and not a.journey:
         p.error(f"unrecognized arguments: {' '.join(a.train_args)} (arguments after -- are for --journey)")
-    if a.pack_demo:
-        return pack_demo(a.pack_demo)
     if a.journey:
         return journey(a)
     a.peer_dir = os.path.abspath(os.path.expanduser(a.peer_dir))

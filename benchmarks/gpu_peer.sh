@@ -5,8 +5,7 @@
 # Needs, carried as ignored paths (prepare them where pip and TensorFlow work; docs/performance.md, "A PyTorch
 # StyleGAN on the same GPU"):
 #   .whl/        this package's wheel (`pip wheel --no-deps -w .whl .`) beside keras, namex and optree wheels
-#   .gpu_peer/   style-based-gan-pytorch/ (a checkout of the peer) and, for --journey, demo-faces-32.tgz
-#                (`python benchmarks/gpu_peer.py --pack-demo`)
+#   .gpu_peer/   style-based-gan-pytorch/ (a checkout of the peer; --journey needs no peer)
 # Extra arguments go to gpu_peer.py (e.g. --cpu, --budget-s 300, --only inf-1024-bf16,train-256-fp32).
 # Output: the console, and $OUT/gpu_peer.log + $OUT/gpu_peer.json (or gpu_journey.*; OUT defaults to
 # /tmp/gpu_peer_out).

@@ -62,12 +62,6 @@ def test_bad_arguments_fail_before_anything_runs(tmp_path, args, message):
     assert proc.returncode == 2 and message in proc.stderr and "imported" not in proc.stderr + proc.stdout
 
 
-def test_journey_without_the_demo_pack_says_how_to_make_it(tmp_path):
-    proc = _run("--journey", "--demo-pack", str(tmp_path / "none.tgz"))
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0 and "--pack-demo" in proc.stderr
-
-
 def test_table_pairs_ours_with_the_peer_and_keeps_the_full_minibatch():
     gp = _module()
 
