@@ -25,7 +25,7 @@ K_STEPS = 4          # one tick: minibatch 4, --tick-kimg 0.016
 RUN_TIMEOUT_S = 600  # one run: under a minute on an idle 2-core machine, minutes on a loaded one
 LOST_WITHIN_S = 90   # a killed worker's peer must have stopped by then (TensorFlow: ~10 s, JAX: at once)
 # JAX is marked slow: each JAX worker compiles the training step for the two-process mesh (XLA on the CPU), which
-# alone takes longer than the whole TensorFlow run; docs/distributed.md ("Tests") has the numbers.
+# makes the JAX tests cost twice the TensorFlow ones' CPU time; docs/distributed.md ("Tests") has the numbers.
 BACKENDS = ["tensorflow", pytest.param("jax", marks=pytest.mark.slow)]
 JAX_CACHE = None     # set by the `runs` fixture
 
