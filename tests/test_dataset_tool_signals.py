@@ -49,6 +49,16 @@ sys.exit(dataset_tool.main())
 """
 
 
+@pytest.fixture(autouse=True)
+def sigint_not_ignored():
+    """The tool starts with SIGINT at its default, as under a terminal. A test runner started as a background job
+    (`pytest &` in a script, `nohup`) ignores SIGINT, and a child inherits that: the tool would then rightly leave
+    Ctrl-C alone, as a background job should, and these tests would test nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _images(folder, count, size):
     folder.mkdir()
     rng = np.random.RandomState(0)
