@@ -378,8 +378,8 @@ def _jax_gone(cluster, timeout=5.0):
     def ask():
         try:
             found.append(set(client.get_live_nodes(list(range(cluster.num_workers)))))
-        except Exception:       # the service is gone too
-            pass
+        except Exception:       # the service is gone too: no answer, and the caller names the worker otherwise
+            return
 
     thread = threading.Thread(target=ask, daemon=True)
     thread.start()
