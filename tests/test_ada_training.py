@@ -12,7 +12,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import TINY_NET
+from conftest import TINY_NET, xla_flags
 
 from stylegan_tf import augment
 from stylegan_tf.generate.curves import AUGMENTATION_PANEL, curve_panels
@@ -308,7 +308,7 @@ def test_ada_trains_msg_on_jax_over_two_devices(dataset, tmp_path):
     logged, and it moves as on one device (the jitted step sees the global batch: r_t is its mean)."""
     opts = _opts(dataset, tmp_path / "r", total_kimg=0.016, arch="msg-stylegan", resolution=8).to_dict()
     r = _subprocess(_JAX_RUN, [json.dumps(opts)], dict(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
-                                                       XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+                                                       XLA_FLAGS=xla_flags(2)))
     two, one = r["2"], r["1"]
     assert two["replicas"] == 2 and two["nimg"] == 16
     steps = (two["p"] - 0.5) / 0.004          # four minibatches of 4, each moving p by +-0.004

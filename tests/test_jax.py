@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY_NET
+from conftest import TINY_NET, xla_flags
 
 from stylegan_tf.data import numpy_reader, open_dataset
 from stylegan_tf.data.tfrecords import DatasetError
@@ -216,7 +216,7 @@ def test_gpu_check_cpu_mode(tmp_path):
 def test_data_parallel_over_two_devices(dataset, tmp_path):
     """--gpus 2 on JAX is keras.distribution.DataParallel: the run trains on a 2-device mesh (CPU devices here)."""
     env = _without_tf(tmp_path)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    env["XLA_FLAGS"] = xla_flags(2)
     script = _TRAIN.replace('"run_dir": res.run_dir}', '"run_dir": res.run_dir, "mesh": int(np.prod(list('
                             'm.G.trainable_variables[0].value.sharding.mesh.shape.values())))}')
     out = _run([sys.executable, "-c", script, json.dumps(_opts(dataset, tmp_path / "r", resolution=8,

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY_NET, free_port
+from conftest import REPO, TINY_NET, free_port, xla_flags
 from stylegan_tf.training import distributed
 from stylegan_tf.training import snapshot as snap
 from stylegan_tf.training.options import OptionsError
@@ -59,7 +59,7 @@ def _env(backend, tmp, devices=1):
         env.update(JAX_COMPILATION_CACHE_DIR=str(JAX_CACHE), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
     if devices > 1:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] = xla_flags(devices)
     return env
 
 
