@@ -26,7 +26,9 @@ setup(
         # matplotlib: so CI runs the `generate.py curves` tests.
         # gradio, playwright: the explorer's API and browser tests (the browser is Debian's chromium, which
         # .ci/run installs; `playwright install` is never needed).
-        "test": ["pytest>=7", "jax", "matplotlib>=3.6", "gradio>=6,<7", "playwright>=1.40"],
+        # pytest-xdist: the suite runs in two worker processes (pyproject.toml): most tests keep one core busy,
+        # so two workers nearly halve its time on CI's 2-core machine.
+        "test": ["pytest>=7", "pytest-xdist>=3.5", "jax", "matplotlib>=3.6", "gradio>=6,<7", "playwright>=1.40"],
         # The browser explorer (`generate.py explore`, docs/explore.md); one Gradio major: its API moves between them.
         "app": ["gradio>=6,<7"],
         # Keras' JAX backend: training, generation and metrics run on it without TensorFlow (GPU: install

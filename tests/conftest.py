@@ -33,7 +33,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long test, skipped unless --runslow or STYLEGAN_TF_SLOW=1")
 
 
+# The modules that take longest, longest first (CI's 2-core machine: 80-300 s each). They run first, so that the
+# two workers (pytest-xdist, which hands out whole modules in collection order) finish at about the same time
+# instead of one of them starting test_train.py when the other is nearly done.
+LONGEST_MODULES = ["test_train", "test_jax", "test_notebooks", "test_multiworker", "test_callbacks", "test_cli",
+                   "test_jax_step", "test_ada_training", "test_ppl", "test_networks", "test_archs"]
+
+
 def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))      # stable: the rest keep their order
     if config.getoption("--runslow") or os.environ.get("STYLEGAN_TF_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow: run with --runslow (CI keeps the suite under 15 minutes)")

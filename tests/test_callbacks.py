@@ -173,7 +173,7 @@ def test_public_callbacks_run_on_jax():
     """The user-fit test above (the Metrics callback and the schedule driver included) and the configs test,
     again in a process on Keras' JAX backend."""
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__,
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider", __file__,
                            "-k", "user_fit or configs"], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=1200)
     assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]

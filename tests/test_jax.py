@@ -125,7 +125,7 @@ def test_layer_pickle_and_official_iteration_parity_on_jax():
     1e-4 as the TF step does. test_layers compares against TensorFlow's own ops, so TensorFlow stays
     importable here; the pickle check runs without it in gpu_check."""
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
-    out = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_layers.py",
+    out = _run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "tests/test_layers.py",
                 "tests/test_official_pickle.py", "tests/test_official_train_step.py"], env, timeout=900)
     assert " passed" in out and " failed" not in out
 
