@@ -209,7 +209,10 @@ class Runs:
     AFTER = {"reference": (), "workers": (), "restart": ("workers",), "n_to_1": ("workers", "reference"),
              # after the workers too: their worker 0 has put the two-process step in JAX's cache by then
              "one_to_n": ("reference", "workers")}
-    PROCESSES = {"reference": 1, "workers": 2, "restart": 2, "n_to_1": 1, "one_to_n": 2}
+    PROCESSES = {"workers": 2, "reference": 1, "restart": 2, "n_to_1": 1, "one_to_n": 2}
+    # The order in which they start where they compete for processes: the JAX workers first (their restart, where
+    # worker 1 compiles again, is the longest chain), then the TensorFlow ones, then the references.
+    ORDER = [("jax", "workers"), ("tensorflow", "workers"), ("tensorflow", "reference"), ("jax", "reference")]
 
     def __init__(self, dataset, factory):
         self.dataset, self.factory = dataset, factory
@@ -218,21 +221,21 @@ class Runs:
         self._weights = {}
 
     def start(self, wanted):
-        """Start the jobs `wanted` ({(backend, name)}) and what they depend on, in the order of BACKENDS and of
-        NEEDS/AFTER (the earliest first where they compete for processes)."""
+        """Start the jobs `wanted` ({(backend, name)}) and what they depend on, in the order of ORDER, then of
+        BACKENDS and PROCESSES."""
         closure, todo = set(), list(wanted)
         while todo:
             backend, name = todo.pop()
             if (backend, name) not in closure:
                 closure.add((backend, name))
                 todo += [(backend, n) for n in self.AFTER[name]]
-        for backend in BACKENDS:
-            for name in self.PROCESSES:
-                if (backend, name) in closure and (backend, name) not in self.jobs:
-                    after = tuple(self.jobs[backend, n] for n in self.AFTER[name])
-                    self.jobs[backend, name] = Job(self, f"{name}-{backend}", self.PROCESSES[name],
-                                                   lambda job, b=backend, n=name: getattr(self, "_" + n)(job, b),
-                                                   after).start()
+        order = self.ORDER + [(b, n) for n in self.PROCESSES for b in BACKENDS if (b, n) not in self.ORDER]
+        for backend, name in order:
+            if (backend, name) in closure and (backend, name) not in self.jobs:
+                after = tuple(self.jobs[backend, n] for n in self.AFTER[name])
+                self.jobs[backend, name] = Job(self, f"{name}-{backend}", self.PROCESSES[name],
+                                               lambda job, b=backend, n=name: getattr(self, "_" + n)(job, b),
+                                               after).start()
 
     def get(self, backend, name):
         if (backend, name) not in self.jobs:       # a test run on its own (pytest -k): start what it needs
