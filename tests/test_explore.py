@@ -17,11 +17,15 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# gradio_client's own timeouts (5 s for a page, 20 s for a result) are for a server that has a core to itself; here
+# the server shares this test process and two cores with the other test worker, and its first picture traces the
+# generator: so 120 s, still a bound on every request.
+CLIENT = dict(verbose=False, httpx_kwargs={"timeout": 120})
 
 
 @pytest.fixture
 def client(explore_server):
-    return Client(explore_server[0], verbose=False, download_files=True)
+    return Client(explore_server[0], download_files=True, **CLIENT)
 
 
 def read(path):
@@ -145,7 +149,7 @@ def photo_of(tiny_network_path, tmp_path, seed=3):
 
 
 def test_projection_streams_then_edits_its_w_and_browsers_stay_apart(explore_server, tiny_network_path, tmp_path):
-    a, b = Client(explore_server[0], verbose=False), Client(explore_server[0], verbose=False)
+    a, b = Client(explore_server[0], **CLIENT), Client(explore_server[0], **CLIENT)
     job = a.submit(handle_file(photo_of(tiny_network_path, tmp_path)), 30, "w", api_name="/photo_project")
     updates = []
     while not job.done():
@@ -164,7 +168,7 @@ def test_projection_streams_then_edits_its_w_and_browsers_stay_apart(explore_ser
 
 
 def test_projection_cancels(explore_server, tiny_network_path, tmp_path):
-    c = Client(explore_server[0], verbose=False)
+    c = Client(explore_server[0], **CLIENT)
     job = c.submit(handle_file(photo_of(tiny_network_path, tmp_path)), 2000, "w", api_name="/photo_project")
     deadline = time.time() + 60
     while not any("step" in o[0] and "starting" not in o[0] for o in job.outputs()) and time.time() < deadline:

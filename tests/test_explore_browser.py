@@ -17,7 +17,7 @@ from PIL import Image
 CHROMIUM = "/usr/bin/chromium"
 CI = os.environ.get("CI", "").lower() == "true"
 LOCAL = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:")
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = 60_000   # per step; the page shares two cores with the other test worker
 
 
 try:
