@@ -12,7 +12,7 @@ import dataclasses
 import os
 import sys
 
-from stylegan_tf import cli
+from stylegan_tf import cli, supervise
 
 # Fields that are command-line switches rather than valued flags: field -> (flag, value stored when given).
 SWITCHES = {"mirror": ("--mirror", True), "mixed_precision": ("--mixed-precision", True),
@@ -87,6 +87,9 @@ def build_options(args):
 
 
 def main(argv=None):
+    code = supervise.run_supervised(__file__, argv)  # a JAX worker of several trains in a child (distributed.md)
+    if code is not None:
+        return code
     cli.quiet_tensorflow(cli.verbose(argv))  # before parse_args: building the parser imports TensorFlow
     args = parse_args(argv)
     # A failed run (a disk error, a damaged dataset) is one line and exit code 2, as a usage error; Ctrl-C 130.

@@ -129,6 +129,40 @@ def free_port():
         return s.getsockname()[1]
 
 
+def child_pids(pid):
+    """The pids of process `pid`'s children (Linux: read from /proc; elsewhere [])."""
+    found = []
+    for name in os.listdir("/proc") if os.path.isdir("/proc/self") else []:
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                if name.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def process_gone(pid, within=0.0):
+    """Whether process `pid` has ended within `within` seconds (a zombie that nobody reaps counts as ended)."""
+    import time
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in "ZX":
+                    return True
+        except FileNotFoundError:
+            if os.path.isdir("/proc/self"):
+                return True
+            try:                        # no /proc (macOS): whether a signal can still reach it
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def explore_network(tiny_network_path):
     """The explorer tests' network: `tiny_network_path`, or $EXPLORE_NETWORK (any 32x32 StyleGAN) for the browser

@@ -5,7 +5,8 @@ A worker learns its cluster from the standard `TF_CONFIG` environment variable, 
 (`{"cluster": {"worker": ["host0:port", "host1:port", ...]}, "task": {"type": "worker", "index": i}}`; a
 `"chief"` job counts as worker 0). On Keras' JAX backend, Keras' own variables
 (`KERAS_DISTRIBUTION_JOB_ADDRESSES`, `KERAS_DISTRIBUTION_NUM_PROCESSES`, `KERAS_DISTRIBUTION_PROCESS_ID`) work
-too. One worker (or none) is a one-process run, exactly as before.
+too. One worker (or none) is a one-process run, exactly as before. The description is read by
+`stylegan_tf.cluster` (`Cluster`, re-exported here), which imports nothing heavy.
 
 - TensorFlow: `tf.distribute.MultiWorkerMirroredStrategy` over the cluster (`ClusterStrategy`: two of Keras 3's
   reductions under it are fixed here); each worker's `--gpus` devices are its replicas.
@@ -18,9 +19,10 @@ too. One worker (or none) is a one-process run, exactly as before.
 - Decisions taken between steps (stop, time-based snapshot) are agreed (`agree`), so every worker takes them.
 - A worker that is lost stops the others (`lost_worker`): one line naming it; `end_process` ends a TensorFlow
   worker's process, whose collective runtime does not shut down (and a JAX one that lost a peer). A killed
-  worker's scratch folder is removed by the next worker to start (`sweep_scratch`).
+  worker's scratch folder is removed by the next worker to start (`sweep_scratch`). On JAX, where jaxlib aborts
+  a worker whose coordination service is gone, train.py runs each worker under a supervising parent that turns
+  that abort into the same line (`stylegan_tf.supervise`).
 """
-import dataclasses
 import hashlib
 import json
 import os
@@ -30,98 +32,18 @@ import tempfile
 
 import numpy as np
 
+# The cluster description is read without numpy or Keras (train.py's supervising parent reads it too).
+from stylegan_tf.cluster import KERAS_ENV, Cluster, ClusterError, lost_message  # noqa: F401 - re-exported
 from stylegan_tf.training.options import OptionsError
 
 # JAX's coordination service declares a process dead after this long without its heartbeat, and stops the others.
 HEARTBEAT_TIMEOUT_S = 60
 # How long the workers wait for each other at start-up (the slowest one's imports and dataset check).
 INIT_TIMEOUT_S = 300
-KERAS_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID")
 
 
 class WorkerLost(RuntimeError):
     """Another worker of the cluster is gone; the message is one line naming it."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Cluster:
-    """The workers of a multi-worker run and this process's place in it.
-
-    Attributes:
-        addresses: `host:port` of every worker, the chief (worker 0) first; on JAX only the first is used (the
-            coordinator), and with Keras' variables only it may be known.
-        num_workers: how many workers train together.
-        index: this worker's index; 0 is the chief.
-        source: where the description came from (`TF_CONFIG`, or Keras' variables), for messages.
-
-    Example:
-        >>> Cluster.from_env({"TF_CONFIG": '{"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, '
-        ...                                '"task": {"type": "worker", "index": 1}}'}).is_chief
-        False
-    """
-    addresses: tuple
-    num_workers: int
-    index: int
-    source: str = "TF_CONFIG"
-
-    @property
-    def is_chief(self):
-        return self.index == 0
-
-    def name(self, i):
-        """How messages name worker `i`: its index and, when known, its address."""
-        return f"worker {i} ({self.addresses[i]})" if i < len(self.addresses) else f"worker {i}"
-
-    @classmethod
-    def from_env(cls, environ=None, backend="tensorflow"):
-        """The cluster the environment describes; None for a one-worker run. OptionsError (one line) for a
-        description that cannot be used."""
-        environ = os.environ if environ is None else environ
-        if environ.get("TF_CONFIG"):
-            return _from_tf_config(environ["TF_CONFIG"])
-        if backend == "jax" and any(environ.get(k) for k in KERAS_ENV):
-            return _from_keras_env(environ)
-        return None
-
-
-def _from_tf_config(text):
-    try:
-        config = json.loads(text)
-        cluster, task = config.get("cluster") or {}, config.get("task") or {}
-        chief, workers = list(cluster.get("chief") or []), list(cluster.get("worker") or [])
-        kind, index = task.get("type", "worker"), int(task.get("index", 0))
-    except (ValueError, TypeError, AttributeError) as e:
-        raise OptionsError(f"TF_CONFIG is not a cluster description ({e}): give "
-                           '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}') \
-            from None
-    addresses = tuple(str(a) for a in chief + workers)
-    if kind not in ("worker", "chief") or (kind == "chief" and not chief):
-        raise OptionsError(f"TF_CONFIG: task type {kind!r}: training runs workers only (type 'worker', or 'chief' "
-                           "when the cluster has a chief job)")
-    index = index if kind == "chief" else index + len(chief)
-    if not addresses or not 0 <= index < len(addresses):
-        raise OptionsError(f"TF_CONFIG: task index {task.get('index')} is not one of the cluster's "
-                           f"{len(workers)} workers")
-    if len(addresses) == 1:
-        return None
-    if any(not re.fullmatch(r"\S+:\d+", a) for a in addresses):
-        raise OptionsError(f"TF_CONFIG: every worker needs a host:port address, got {list(addresses)}")
-    return Cluster(addresses=addresses, num_workers=len(addresses), index=index)
-
-
-def _from_keras_env(environ):
-    names = ", ".join(KERAS_ENV)
-    try:
-        addresses = tuple(a.strip() for a in environ.get(KERAS_ENV[0], "").split(",") if a.strip())
-        count = int(environ.get(KERAS_ENV[1]) or len(addresses))
-        index = int(environ[KERAS_ENV[2]])
-    except (KeyError, ValueError):
-        raise OptionsError(f"{names}: give the coordinator's host:port (or every worker's, comma-separated), the "
-                           "number of processes and this process's id (0 = the chief)") from None
-    if not addresses or not 0 <= index < count or (len(addresses) > 1 and len(addresses) != count):
-        raise OptionsError(f"{names}: {len(addresses)} address(es), {count} process(es) and process id {index} do "
-                           "not fit together (ids run from 0 to the number of processes - 1)")
-    return None if count == 1 else Cluster(addresses, count, index, source="KERAS_DISTRIBUTION_*")
 
 
 # ---------------------------------------------------------------------------------------------- the runtimes
@@ -361,8 +283,7 @@ def lost_worker(cluster, error):
         gone = [1 - cluster.index]
     who = ", ".join(cluster.name(t) for t in gone) if gone else "another worker"
     _lost.append(who)
-    return WorkerLost(f"training stopped: {who} is gone ({_reason(text)}); the last snapshot is complete: "
-                      "restart every worker with --resume auto to continue from it")
+    return WorkerLost(lost_message(who, _reason(text)))
 
 
 def _jax_gone(cluster, timeout=5.0):
