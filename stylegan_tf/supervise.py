@@ -100,7 +100,7 @@ def die_with_parent(parent_pid):
             libc.prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), ctypes.c_ulong(0), ctypes.c_ulong(0),
                        ctypes.c_ulong(0))
         except (OSError, AttributeError):
-            pass
+            pass    # a libc without prctl: the parent check below is then the only guard
     if parent_pid is not None and os.getppid() != parent_pid:
         os.kill(os.getpid(), signal.SIGKILL)
 
