@@ -13,7 +13,7 @@ NETWORK_IO = {"network_io", "official_pickle"}
 LAYERED = HIGH | NETWORK_IO | {"networks", "layers", "data"}
 # Small modules that everything may use (files, pictures, pickles, the cache folder, the CLI conventions):
 # they import only each other.
-FLOOR = {"atomic", "image_grid", "safe_pickle", "paths", "cli"}
+FLOOR = {"atomic", "image_grid", "safe_pickle", "paths", "cli", "cluster"}
 # First part of a module path under stylegan_tf -> the parts of stylegan_tf it must never import.
 FORBIDDEN = {
     "layers": LAYERED - {"layers"},
@@ -24,6 +24,9 @@ FORBIDDEN = {
     # The augmentations of the images D sees: training calls them; they may use layers and the networks' draws.
     "augment": LAYERED - {"layers", "networks"},
     **{name: LAYERED for name in FLOOR},
+    # train.py's supervising parent of a JAX worker: it must start without Keras, so it stays on the floor's
+    # modules (the cluster description) and the standard library.
+    "supervise": LAYERED,
     # Editing sits beside generate (whose seeds, layer presets and output checks it reuses) and metrics (the
     # torch-free .pth reader, for LPIPS weights) and reads datasets; training is not its business, and
     # nothing but the CLIs imports it.
