@@ -124,7 +124,7 @@ def supervise(command, cluster, prog="train.py", env=None):
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, lambda signum, frame: None)
         previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_term)
     except ValueError:
-        pass
+        previous.clear()    # not the main thread: nothing was set, nothing to restore
     try:
         child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
         if got_term:                                    # arrived while the child was being started
