@@ -20,8 +20,9 @@ trains) and watches it, importing nothing but the standard library. Two processe
 - A child that ends with SIGABRT after that line: the parent prints one line instead, naming the lost worker
   (`train.py: error: training stopped: worker 0 (10.0.0.1:1234) is gone (...); the last snapshot is complete:
   restart every worker with --resume auto to continue from it`), and exits with code 2, as the workers that
-  notice a lost peer themselves do. If the child printed its own `train.py: error:` line first, that one stays
-  the only one.
+  notice a lost peer themselves do. If the child printed its own `train.py: error:` line (its Python code can
+  notice the lost worker at the same moment, and exit with code 2 before the abort), that one stays the only
+  line, and the block is dropped all the same.
 - Any other end passes through: the child's exit code, or, for a child killed by a signal, the same signal on the
   parent (a shell sees 128 + n). An abort without jaxlib's line keeps its text.
 - Ctrl-C reaches the child through the terminal's process group; the parent ignores it and returns the child's
@@ -232,16 +233,25 @@ class StderrRelay:
         _write(self.out, data)
 
     def finish(self, code, cluster):
-        """The exit code for the child's `code`: 2, with our line instead of jaxlib's fatal block, when that
-        block ended the child (SIGABRT); else `code`, after writing what was kept back."""
-        if self._fatal is not None and code == -signal.SIGABRT:
+        """The exit code for the child's `code`, after writing what was kept back; but when jaxlib's fatal block
+        ended the child (SIGABRT), or raced its own exit on a `PROG: error:` line of its own (the child noticed
+        the lost worker at the same moment), the block is dropped: the child's own line or ours is the one line
+        written, and the code is 2 (the child's own exit code in the race)."""
+        own = self._own_error_lines(self._fatal)
+        if self._fatal is not None and (code == -signal.SIGABRT or (code != 0 and (own or self.printed_error))):
             if not self.printed_error:
-                _write(self.out, f"{self.prog}: error: {jax_abort_message(self._fatal, cluster)}\n".encode())
-            return 2
+                line = own[0] if own else f"{self.prog}: error: {jax_abort_message(self._fatal, cluster)}\n".encode()
+                _write(self.out, line if line.endswith(b"\n") else line + b"\n")
+            return 2 if code == -signal.SIGABRT else code
         rest = bytes(self._start) + bytes(self._held) + (self._fatal or b"")
         self._start, self._held, self._fatal, self.deadline = bytearray(), bytearray(), None, None
         self._pass(rest)
         return code
+
+    def _own_error_lines(self, text):
+        """The child's own `PROG: error:` lines in kept-back `text` (None: nothing)."""
+        prefix = self.prog.encode() + b": error:"
+        return [line for line in (text or b"").splitlines(keepends=True) if line.startswith(prefix)]
 
 
 def jax_abort_message(text, cluster):

@@ -76,13 +76,15 @@ if what == "abort":             # jaxlib's block in small pieces (the fatal line
     for i in range(0, len(block), 97):
         os.write(2, block[i:i + 97])
         time.sleep(0.002)
+    if len(sys.argv) > 3:       # the child's own exit, racing jaxlib's abort
+        sys.exit(int(sys.argv[3]))
     os.abort()
 elif what == "exit":
     os.write(2, b"E1207 18:09:06.409100    4576 foo.cc:1] a log line of its own\nafter it\n")
     sys.exit(int(sys.argv[2]))
 elif what == "wait":            # for a signal; Ctrl-C as train.py answers it
-    print(os.getpid(), flush=True)
-    try:
+    try:                        # a signal may land as soon as the pid is out
+        print(os.getpid(), flush=True)
         time.sleep(60)
     except KeyboardInterrupt:
         print("train.py: interrupted", file=sys.stderr)
@@ -136,6 +138,20 @@ def test_the_childs_own_error_line_stays_the_only_one(tmp_path, fake_train):
     (tmp_path / "block").write_bytes(own + CHIEF_GONE)
     done, _ = _run(fake_train, "abort", tmp_path / "block")
     assert done.returncode == 2 and done.stderr == STDERR + own, done.stderr.decode()
+
+
+# jaxlib's block up to its stack trace: a child whose own exit beats the abort gets no further.
+CHIEF_GONE_HEAD = CHIEF_GONE[:CHIEF_GONE.index(b"*** Check failure")]
+OWN_LINE = b"train.py: error: training stopped: worker 0 (127.0.0.1:41561) is gone (its connection was closed)\n"
+
+
+@pytest.mark.parametrize("block", [CHIEF_GONE_HEAD + OWN_LINE, OWN_LINE + CHIEF_GONE_HEAD])
+def test_a_child_exiting_on_its_own_line_during_the_block_keeps_only_that_line(tmp_path, fake_train, block):
+    """The child's Python code notices the lost worker while jaxlib writes its block, prints its own line and
+    exits with code 2 before the abort: that line (before or within the block) is the only one, code 2."""
+    (tmp_path / "block").write_bytes(block)
+    done, _ = _run(fake_train, "abort", tmp_path / "block", 2)
+    assert done.returncode == 2 and done.stderr == STDERR + OWN_LINE, done.stderr.decode()
 
 
 @pytest.mark.parametrize("args, code", [(["exit", 0], 0), (["exit", 3], 3), (["abort", "none"], -signal.SIGABRT)])
