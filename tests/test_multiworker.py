@@ -375,9 +375,9 @@ def test_killed_worker_stops_the_other_with_one_line_and_a_restart_resumes(backe
     """Both workers restarted with `--resume auto` on the two-worker run continue it exactly (their snapshot at 2K
     steps is the straight one-process run's). Then one worker is killed (SIGKILL; KILLED: worker 1 on TensorFlow,
     the chief on JAX, through its supervising parent): the other exits with code 2 within LOST_WITHIN_S with one
-    line naming the killed worker, and no JAX fatal block or stack trace; no process of either worker is left (on JAX: both parents and both children, the
-    killed parent's child through PR_SET_PDEATHSIG); the run directory holds only whole snapshots once the next
-    start has swept what a killed write left."""
+    line naming the killed worker, and no JAX fatal block or stack trace; no process of either worker is left (on
+    JAX: both parents and both children, the killed parent's child through PR_SET_PDEATHSIG); the run directory
+    holds only whole snapshots once the next start has swept what a killed write left."""
     run = runs.get(backend, "restart")
     killed, text = run["killed"], run["text"]
     assert run["code"] == 2 and run["waited"] < LOST_WITHIN_S, text[-3000:]
@@ -418,6 +418,46 @@ def test_one_process_snapshot_resumes_on_two_workers(backend, runs):
     run = runs.get(backend, "one_to_n")
     assert _step(run["snapshots"][-1]) == 2 * K_STEPS and run["scratch"] == []
     _assert_same(runs.weights(run["snapshots"][-1]), runs.weights(runs.get(backend, "reference")["2K"]))
+
+
+@pytest.mark.slow   # ~1 min a backend: two more workers, which CI's budget has no room for
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_on_one_worker_stops_every_worker_with_a_snapshot(backend, dataset, tmp_path):
+    """Ctrl-C in worker 1's terminal (SIGINT to its process group: on JAX its supervising parent and the child):
+    the workers agree on the stop, so both stop after the same tick with exit code 0 and the chief writes a last
+    snapshot there; worker 1 names the chief's run directory, not its scratch folder; no process is left."""
+    outdir, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
+    flags, ports = _flags(dataset, str(outdir), 1000), [free_port(), free_port()]
+    procs = []
+    try:
+        for i in range(2):       # each in a session of its own, as from two terminals
+            log = open(tmp_path / f"worker{i}.log", "w+")
+            procs.append((subprocess.Popen([sys.executable, str(REPO / "train.py"), *flags], cwd=REPO,
+                                           env=dict(_env(backend, tmp), TF_CONFIG=_tf_config(ports, i)),
+                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True), log))
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while len(list(outdir.glob("*/network-snapshot-*.keras"))) < 2:     # the start's and tick 1's
+            assert time.monotonic() < deadline and all(p.poll() is None for p, _ in procs), "no snapshot at tick 1"
+            time.sleep(0.2)
+        children = [pid for p, _ in procs for pid in child_pids(p.pid)]
+        os.killpg(procs[1][0].pid, signal.SIGINT)
+        for p, _ in procs:
+            p.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        results = _finish(procs, 1)
+    for code, text in results:
+        assert code == 0 and "Training stopped (interrupt)" in text, text[-3000:]
+    ticks = [[int(line.split()[1]) for line in text.splitlines() if line.startswith("tick ")] for _, text in results]
+    run_dir = _only_run(outdir)
+    last_row = json.loads(open(run_dir / "stats.jsonl").readlines()[-1])
+    assert ticks[0] and ticks[0][-1] == ticks[1][-1] == last_row["tick"]
+    last = _snapshots(outdir)[-1]
+    assert _step(last) == ticks[0][-1] * K_STEPS
+    worker1 = results[1][1]
+    assert f"Run directory: {run_dir} on worker 0 (127.0.0.1:{ports[0]})" in worker1, worker1[-3000:]
+    assert f"Done: {run_dir} " in worker1, worker1[-3000:]
+    assert all(process_gone(pid, within=10) for pid in children) and _scratch(tmp) == []
 
 
 def test_a_stale_scratch_folder_is_swept_and_a_live_one_kept(tmp_path):

@@ -58,7 +58,7 @@ class LoopState:
 
 @dataclasses.dataclass
 class TrainingResult:
-    run_dir: str
+    run_dir: str                  # on a worker other than the chief: the chief's (on its machine), where files are
     model: object
     history: object
     state: LoopState
@@ -112,7 +112,7 @@ class TrainingRun:
         self._cpu_note = self._precision_note = None
         # A multi-worker run (training/distributed.py): its cluster, the exchanges between workers, and on a
         # worker other than the chief the scratch folder it writes to instead of the run directory.
-        self.cluster = self.collectives = self._scratch = None
+        self.cluster = self.collectives = self._scratch = self.chief_run_dir = None
 
     def log(self, msg=""):
         self.report.log(msg)
@@ -182,6 +182,8 @@ class TrainingRun:
                 self.collectives.check_same("the networks and the position in the schedule at the start",
                                             distributed.state_digest(self.model, start.loop),
                                             "every worker must read the same snapshot (docs/distributed.md)")
+                # What the other workers name as the run's directory (on the chief's machine): theirs is scratch.
+                self.chief_run_dir = self.collectives.broadcast_text(os.path.abspath(self.run_dir))
             except BaseException:
                 self._release()
                 raise
@@ -404,7 +406,11 @@ class TrainingRun:
         self.history = keras.callbacks.History()
         self.history.set_model(self.model)
         self.history.on_train_begin()
-        self.log(f"Run directory: {self.run_dir}")
+        if self._scratch:
+            self.log(f"Run directory: {self.chief_run_dir} on {self.cluster.name(0)}, which writes the snapshots, "
+                     f"images and logs (this worker's scratch folder: {self.run_dir})")
+        else:
+            self.log(f"Run directory: {self.run_dir}")
         for note in filter(None, [self._cpu_note, self._precision_note, *self._notes]):
             self.log(note)
         if self.resumed_from:
@@ -435,10 +441,14 @@ class TrainingRun:
                     self.save_snapshot()
         self.stopped_by = self.stopped_by or "done"
         self.user_callbacks.finish({k: v[-1] for k, v in self.history.history.items() if v})
-        self.log(f"Training stopped ({self.stopped_by}) at kimg {st.nimg / 1000:.1f}; "
-                 f"latest snapshot {self.snapshots[-1] if self.snapshots else None}")
-        return TrainingResult(self.run_dir, self.model, self.history, st, self.stopped_by, list(self.snapshots),
-                              self.grids.last_fakes)
+        if self._scratch:       # the files are the chief's: name them where it wrote them
+            run_dir, where = self.chief_run_dir, f"snapshots in {self.chief_run_dir} on {self.cluster.name(0)}"
+            last_fakes = self.grids.last_fakes and os.path.join(run_dir, os.path.basename(self.grids.last_fakes))
+        else:
+            run_dir, last_fakes = self.run_dir, self.grids.last_fakes
+            where = f"latest snapshot {self.snapshots[-1] if self.snapshots else None}"
+        self.log(f"Training stopped ({self.stopped_by}) at kimg {st.nimg / 1000:.1f}; {where}")
+        return TrainingResult(run_dir, self.model, self.history, st, self.stopped_by, list(self.snapshots), last_fakes)
 
 
 def _backend():
