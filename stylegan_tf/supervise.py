@@ -249,7 +249,7 @@ class StderrRelay:
         return code
 
     def _own_error_lines(self, text):
-        """The child's own `PROG: error:` lines in kept-back `text` (None: nothing)."""
+        """The child's own `PROG: error:` lines in kept-back `text` (none when nothing was kept back)."""
         prefix = self.prog.encode() + b": error:"
         return [line for line in (text or b"").splitlines(keepends=True) if line.startswith(prefix)]
 
