@@ -68,7 +68,7 @@ def _env(backend, tmp, devices=1):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu",
                PYTHONPATH=str(REPO), TMPDIR=str(tmp))
     env.pop("TF_CONFIG", None)
-    if backend == "jax":
+    if backend == "jax" and JAX_CACHE is not None:     # (None: a test without the `runs` fixture)
         # One compilation cache for the module's JAX processes: a restart's worker 0 (and the one-process resume)
         # loads the steps that the first run of its kind compiled, instead of compiling them again. JAX writes
         # and finds entries for process 0 only: worker 1 compiles at every start.
