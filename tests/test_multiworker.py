@@ -164,10 +164,16 @@ class Job:
 
     def workers(self, backend, flags, tmp):
         """Two `train.py` processes of one cluster; each one's output in a file beside it."""
-        ports = [free_port(), free_port()]
-        return [self.popen([sys.executable, str(REPO / "train.py"), *flags],
-                           dict(_env(backend, tmp), TF_CONFIG=_tf_config(ports, i)), tmp / f"worker{i}.log")
-                for i in range(2)]
+        _, launches = _worker_launches(backend, flags, tmp)
+        return [self.popen(args, env, tmp / f"worker{i}.log") for i, (args, env) in enumerate(launches)]
+
+
+def _worker_launches(backend, flags, tmp):
+    """The ports of a two-worker cluster on 127.0.0.1, and each worker's `train.py` command and environment."""
+    ports = [free_port(), free_port()]
+    return ports, [([sys.executable, str(REPO / "train.py"), *flags], dict(_env(backend, tmp),
+                                                                            TF_CONFIG=_tf_config(ports, i)))
+                   for i in range(2)]
 
 
 def _finish(procs, timeout):
@@ -428,14 +434,13 @@ def test_ctrl_c_on_one_worker_stops_every_worker_with_a_snapshot(backend, datase
     snapshot there; worker 1 names the chief's run directory, not its scratch folder; no process is left."""
     outdir, tmp = tmp_path / "out", tmp_path / "tmp"
     tmp.mkdir()
-    flags, ports = _flags(dataset, str(outdir), 1000), [free_port(), free_port()]
+    ports, launches = _worker_launches(backend, _flags(dataset, str(outdir), 1000), tmp)
     procs = []
     try:
-        for i in range(2):       # each in a session of its own, as from two terminals
+        for i, (args, env) in enumerate(launches):       # each in a session of its own, as from two terminals
             log = open(tmp_path / f"worker{i}.log", "w+")
-            procs.append((subprocess.Popen([sys.executable, str(REPO / "train.py"), *flags], cwd=REPO,
-                                           env=dict(_env(backend, tmp), TF_CONFIG=_tf_config(ports, i)),
-                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True), log))
+            procs.append((subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True), log))
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while len(list(outdir.glob("*/network-snapshot-*.keras"))) < 2:     # the start's and tick 1's
             assert time.monotonic() < deadline and all(p.poll() is None for p, _ in procs), "no snapshot at tick 1"

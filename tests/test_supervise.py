@@ -60,6 +60,8 @@ RPC: /xla.coordination.CoordinationService/PollForError [type.googleapis.com/ten
 STDOUT = b"step 1\rstep 2\rstep 3\n"
 STDERR = b"tick 1 \r 50%|####  \r100%|#####\nE-mail is not a log line\nEpoch 2\nF1 car\n"
 ADDRESSES = ["127.0.0.1:41561", "127.0.0.1:41563"]
+# A line that the child prints itself when it notices the lost chief.
+OWN_LINE = b"train.py: error: training stopped: worker 0 (127.0.0.1:41561) is gone (its connection was closed)\n"
 
 # Started as train.py starts; the child (which run_supervised returns None in) then does what argv[1] says.
 FAKE_TRAIN = r"""
@@ -134,15 +136,13 @@ def test_a_jax_abort_becomes_one_line_and_exit_code_2(fake_train, tmp_path, inde
 
 def test_the_childs_own_error_line_stays_the_only_one(tmp_path, fake_train):
     """A child that printed its own line before jaxlib aborted it: no second line."""
-    own = b"train.py: error: training stopped: worker 0 (127.0.0.1:41561) is gone (its connection was closed)\n"
-    (tmp_path / "block").write_bytes(own + CHIEF_GONE)
+    (tmp_path / "block").write_bytes(OWN_LINE + CHIEF_GONE)
     done, _ = _run(fake_train, "abort", tmp_path / "block")
-    assert done.returncode == 2 and done.stderr == STDERR + own, done.stderr.decode()
+    assert done.returncode == 2 and done.stderr == STDERR + OWN_LINE, done.stderr.decode()
 
 
 # jaxlib's block up to its stack trace: a child whose own exit beats the abort gets no further.
 CHIEF_GONE_HEAD = CHIEF_GONE[:CHIEF_GONE.index(b"*** Check failure")]
-OWN_LINE = b"train.py: error: training stopped: worker 0 (127.0.0.1:41561) is gone (its connection was closed)\n"
 
 
 @pytest.mark.parametrize("block", [CHIEF_GONE_HEAD + OWN_LINE, OWN_LINE + CHIEF_GONE_HEAD])
