@@ -1,10 +1,12 @@
 """Training through `fit`: every loss, EMA, non-finite skip, progressive growing with resets and user callbacks,
 exact resume, atomic snapshots, MirroredStrategy, train.py. Tiny networks (16 feature maps, <= 16x16)."""
+import gc
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -277,6 +279,47 @@ def test_sigterm_stops_with_a_snapshot_and_a_second_one_aborts(dataset, tmp_path
     with pytest.raises(KeyboardInterrupt):
         training_loop(small_opts(dataset, tmp_path / "b", **kw), callbacks=[_SignalAt(signal.SIGTERM, [1, 2])])
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+class _SwallowedSignalAt(_SignalAt):
+    """Sends `sig` from inside a garbage-collector callback, as when Ctrl-C lands in JAX's: the KeyboardInterrupt
+    raised there is swallowed by Python (recorded in `raised_in_gc` on its way out)."""
+
+    def __init__(self, sig, batches):
+        super().__init__(sig, batches)
+        self.raised_in_gc = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen in self.batches:
+            gc.callbacks.append(self._in_gc)
+            gc.collect()
+
+    def _in_gc(self, phase, info):
+        gc.callbacks.remove(self._in_gc)
+        try:
+            os.kill(os.getpid(), self.sig)
+            time.sleep(2)       # the handler runs here
+        except KeyboardInterrupt:
+            self.raised_in_gc.append(self.seen)
+            raise
+
+
+def test_a_second_signal_swallowed_by_a_gc_callback_still_aborts(dataset, tmp_path, monkeypatch):
+    """The second SIGTERM's KeyboardInterrupt lands in a garbage-collector callback, which drops it: the run
+    still aborts without a snapshot, at the next group of minibatches, and Python's "Exception ignored" report
+    of it is not shown."""
+    import signal
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    swallowed = _SwallowedSignalAt(signal.SIGTERM, [2])
+    opts = small_opts(dataset, tmp_path, resolution=8, lod_initial_resolution=8, total_kimg=1.0)
+    with pytest.raises(KeyboardInterrupt):
+        training_loop(opts, callbacks=[_SignalAt(signal.SIGTERM, [1]), swallowed])
+    assert swallowed.raised_in_gc == [2] and unraisable == []
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert snap.list_snapshots(str(run_dir)) == []          # aborted: the first signal's snapshot was not written
+    assert sys.unraisablehook == unraisable.append         # the caller's hook is back
 
 
 def _all_state(model):

@@ -30,11 +30,12 @@ def _handler(signum, frame):
         raise KeyboardInterrupt
 
 
-def _quiet_unraisable(hook):
+def quiet_swallowed_interrupts(hook, recorded):
+    """`sys.unraisablehook` that drops what Python prints for a KeyboardInterrupt it could not pass on ("Exception
+    ignored in ...") while `recorded()` is true: the signal was recorded and will be raised again at the next
+    check, so the message would only be noise. Anything else goes to `hook`."""
     def quiet(unraisable):
-        # A KeyboardInterrupt of ours that Python could not pass on (it prints "Exception ignored in ..."):
-        # the recorded signal makes check() raise it again, so the message would only be noise.
-        if not (issubclass(unraisable.exc_type, KeyboardInterrupt) and _state["signal"] is not None):
+        if not (issubclass(unraisable.exc_type, KeyboardInterrupt) and recorded()):
             hook(unraisable)
     return quiet
 
@@ -56,7 +57,7 @@ def stop_on_signals():
     try:
         for sig in ours:
             signal.signal(sig, _handler)
-        sys.unraisablehook = _quiet_unraisable(hook)
+        sys.unraisablehook = quiet_swallowed_interrupts(hook, lambda: _state["signal"] is not None)
         yield
     finally:
         for sig, previous in ours.items():

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from stylegan_tf.atomic import atomic_path
+from stylegan_tf.data.interrupts import quiet_swallowed_interrupts
 from stylegan_tf.networks.archs import get_arch
 from stylegan_tf.training import distributed
 from stylegan_tf.training import options as options_lib
@@ -69,30 +70,44 @@ class TrainingResult:
 
 class _SigintFlag:
     """The first Ctrl-C or SIGTERM (what `kill`, a batch scheduler or a closing notebook sends) stops cleanly after
-    the current group of minibatches, with a snapshot; a second one aborts without it."""
+    the current group of minibatches, with a snapshot; a second one aborts without it.
+
+    The second one's KeyboardInterrupt can land in code that swallows it (JAX's garbage-collector callback, a
+    `__del__`): it is recorded, and `check()` (asked between groups) raises it again."""
 
     SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self):
-        self.hit = False
+        self.hit = self.aborted = False
         self._old = {}
+        self._hook = None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             self._old = {sig: signal.signal(sig, self._handler) for sig in self.SIGNALS}
+            self._hook = sys.unraisablehook
+            sys.unraisablehook = quiet_swallowed_interrupts(self._hook, lambda: self.aborted)
         return self
 
     def _handler(self, signum, frame):
         if self.hit:
+            self.aborted = True
             raise KeyboardInterrupt
         self.hit = True
         print(f"\n{self.SIGNALS[signum]}: stopping after this group of minibatches and writing a snapshot "
               "(press Ctrl-C or send SIGTERM again to abort without one)", file=sys.stderr, flush=True)
 
+    def check(self):
+        """Raise KeyboardInterrupt if a second signal came (its first KeyboardInterrupt may have been swallowed)."""
+        if self.aborted:
+            raise KeyboardInterrupt
+
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
-        self._old = {}
+        if self._hook is not None:
+            sys.unraisablehook = self._hook
+        self._old, self._hook = {}, None
 
 
 class TrainingRun:
@@ -197,6 +212,7 @@ class TrainingRun:
     STOPS = (None, "interrupt", "abort")        # agreed between workers: the larger code wins
 
     def stop_requested(self):
+        self._sigint.check()
         if self.stopped_by:
             return True
         if os.path.exists(os.path.join(self.run_dir, "abort.txt")):
