@@ -42,7 +42,7 @@ class StyleGAN(keras.Model):
     `(reals [B, r, r, C] in [-1, 1], labels [B, L], step [B] int64)`: `stylegan_tf.training.fit_dataset` makes one
     from a dataset folder. Reals larger than the current level's resolution are box-filtered down to it, so
     `stylegan_tf.callbacks.ProgressiveGrowing` grows the networks inside one `fit`. Saved and loaded as `.keras`
-    (optimizers included). `training_state` is a dict (kimg, tick, options, ...) stored in the config.
+    (optimizers included; `keras.saving.load_model` compiles it again with its loss). `training_state` is a dict (kimg, tick, options, ...) stored in the config.
 
     Args:
         G: the generator (`stylegan_tf.networks.Generator`, or another registered architecture's).
@@ -381,6 +381,16 @@ class StyleGAN(keras.Model):
         # Optimizer slots must exist before the saved weights are loaded into them.
         model.build_optimizers()
         return model
+
+    def get_compile_config(self):
+        """What `keras.saving.load_model` compiles a loaded model with (`compile_from_config`), so that it is ready
+        to `fit` again: the loss and its options (a loss you registered yourself must be registered before loading).
+        The optimizers are in `get_config`; `jit_compile` is left to the backend that loads the model, as `compile`
+        chooses it."""
+        return {"loss": self.loss_name, "loss_kwargs": dict(self.loss_kwargs)} if self.compiled else {}
+
+    def compile_from_config(self, config):
+        self.compile(**config)
 
     def get_build_config(self):
         return {}
