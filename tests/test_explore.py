@@ -242,6 +242,38 @@ def test_a_dcgan_gets_its_pictures_and_the_reasons_for_the_rest(tmp_path):
     app.outputs.close()
 
 
+def test_the_listeners_that_redraw_a_picture_run_one_at_a_time(explore_server):
+    """Every listener that redraws a tab's picture (its own controls, opening the tab, the common controls) is in
+    one concurrency group of one, which gradio serves first in, first out: an older request cannot finish after a
+    newer one and leave a stale picture on the page."""
+    app = explore_server[1]
+    fns = list(app.fns.values()) if isinstance(app.fns, dict) else list(app.fns)
+    for label in ("image (as generate.py images draws it)", "A with B's chosen levels", "the picture at t",
+                  "the seed with that dimension moved", "edited"):
+        writers = [f for f in fns if label in [getattr(o, "label", None) for o in f.outputs]]
+        assert len(writers) == 3, label
+        assert {(f.concurrency_id, f.concurrency_limit) for f in writers} == {(writers[0].concurrency_id, 1)}, label
+
+
+def test_a_network_with_fewer_layers_than_the_default_cutoff(tmp_path):
+    """16x16: 6 style layers, under the default cutoff 8, which then truncates every layer (as generate.py and
+    NVIDIA's code); the app builds (its warm-up draws at that default); a negative cutoff is one line."""
+    from stylegan_tf.explore import ExploreError, Explorer, build_app
+    from stylegan_tf.generate.sampling import run_z
+    from stylegan_tf.generate.seeds import seeds_to_z
+    from stylegan_tf.networks import Generator
+    G = Generator(**dict(TINY_G, resolution=16))
+    G(np.zeros([1, TINY_G["latent_size"]], np.float32))
+    ex = Explorer(G)
+    assert ex.num_styles == 6
+    for cutoff in (8, 6):
+        ref = run_z(G, seeds_to_z([4], G.latent_size), None, 0.5, cutoff, "const", 1, progress=False)[0]
+        assert np.abs(ex.image(4, psi=0.5, cutoff=cutoff).astype(int) - ref.astype(int)).max() <= 1
+    with pytest.raises(ExploreError, match="cutoff must be 0 or more"):
+        ex.image(4, cutoff=-1)
+    build_app(ex).outputs.close()
+
+
 def test_newest_snapshot_and_ctrl_c_stops_with_one_line(tiny_network_path, tmp_path):
     from stylegan_tf.explore import newest_snapshot
     assert newest_snapshot(str(tmp_path / "results")) is None

@@ -164,7 +164,11 @@ class Explorer:
         psi = _in_range(float(_number(psi, "psi")), "psi", *PSI_RANGE)
         if cutoff is None:
             return psi, None
-        cutoff = _in_range(int(_number(cutoff, "cutoff")), "cutoff", 0, self.num_styles)
+        cutoff = int(_number(cutoff, "cutoff"))
+        if cutoff < 0:
+            raise ExploreError(f"cutoff must be 0 or more (got {cutoff})")
+        # As generate.py and NVIDIA's code: a cutoff past the last layer (the default 8 on a 16x16 network's 6)
+        # truncates every layer.
         return psi, None if cutoff >= self.num_styles else cutoff
 
     def _noise(self, noise_mode, noise_seed, seed):

@@ -16,6 +16,13 @@ from stylegan_tf.explore.uploads import MAX_PIXELS, MAX_UPLOAD_TEXT, check_uploa
 
 PRIVATE = dict(api_visibility="private")
 LIVE = dict(trigger_mode="always_last")
+
+
+def _in_order(name):
+    """The listeners that redraw one tab's picture (its own controls, opening the tab, the common controls) run
+    one at a time, in the order their events came: run side by side, an older request that finished last would
+    leave a stale picture on the page."""
+    return dict(concurrency_id=f"{name}-picture", concurrency_limit=1)
 IMAGE = dict(format="png", type="numpy", interactive=False, elem_classes="explore-image", height=320)
 # How often a running projection reports its step to the page (the page asks for at least once a second).
 PROGRESS_EVERY_S = 0.5
@@ -82,13 +89,14 @@ def wire(name, tab, own, common, fn, outputs, api_name):
     `api_name`), when the tab is opened, and when a common control moves while this tab is in view."""
     fn = _shown(fn)
     inputs = list(own) + common.inputs
-    gr.on([c.change for c in own], fn, inputs, outputs, api_name=api_name, **LIVE)
-    tab.select(lambda: name, None, common.current, **PRIVATE).then(fn, inputs, outputs, **PRIVATE)
+    gr.on([c.change for c in own], fn, inputs, outputs, api_name=api_name, **LIVE, **_in_order(name))
+    tab.select(lambda: name, None, common.current, **PRIVATE).then(fn, inputs, outputs, **PRIVATE, **_in_order(name))
 
     def if_current(current, *values):
         return fn(*values) if current == name else _skip(outputs)
 
-    gr.on([c.change for c in common.inputs], if_current, [common.current] + inputs, outputs, **PRIVATE, **LIVE)
+    gr.on([c.change for c in common.inputs], if_current, [common.current] + inputs, outputs, **PRIVATE, **LIVE,
+          **_in_order(name))
 
 
 def generate_tab(ex, common):
@@ -213,10 +221,11 @@ def edit_tab(ex, common, session, outputs):
     fn = _shown(lambda *a: render(*a[:len(own)], *a[len(own) + 1:], a[len(own)]))
     inputs = own + [session] + common.inputs
     outs = [image, readings, session]
-    gr.on([c.change for c in own], fn, inputs, outs, api_name="edit", **LIVE)
-    tab.select(lambda: "edit", None, common.current, **PRIVATE).then(fn, inputs, outs, **PRIVATE)
+    gr.on([c.change for c in own], fn, inputs, outs, api_name="edit", **LIVE, **_in_order("edit"))
+    tab.select(lambda: "edit", None, common.current, **PRIVATE).then(fn, inputs, outs, **PRIVATE, **_in_order("edit"))
     gr.on([c.change for c in common.inputs],
-          lambda cur, *a: fn(*a) if cur == "edit" else _skip(outs), [common.current] + inputs, outs, **PRIVATE, **LIVE)
+          lambda cur, *a: fn(*a) if cur == "edit" else _skip(outs), [common.current] + inputs, outs, **PRIVATE, **LIVE,
+          **_in_order("edit"))
     reset.click(lambda: [0] * len(sliders) if len(sliders) > 1 else 0, None, sliders, **PRIVATE)
 
     def download(state, request: gr.Request):
