@@ -152,8 +152,8 @@ class Snapshots(_Counting):
     `every_epochs` epochs, every `every_minutes` minutes, and at the end of training.
 
     The files are what train.py writes: `stylegan_tf.load_network`, `generate.py` and the metrics read them, and
-    `keras.saving.load_model` returns the `StyleGAN` model, compiled, to continue `fit` with. A file is written atomically and
-    never replaces an existing one.
+    `keras.saving.load_model` returns the `StyleGAN` model, compiled, to continue `fit` with. A file is written
+    atomically and never replaces an existing one.
 
     Args:
         directory: folder for the snapshots (created if missing).

@@ -255,6 +255,30 @@ def test_the_listeners_that_redraw_a_picture_run_one_at_a_time(explore_server):
         assert {(f.concurrency_id, f.concurrency_limit) for f in writers} == {(writers[0].concurrency_id, 1)}, label
 
 
+def test_launch_waits_for_a_slow_first_answer(monkeypatch):
+    """On a busy machine the page's first answer can take longer than Gradio's one 3-second check, which then
+    fails launch with a ValueError about share links: the explorer asks again until its page answers."""
+    import httpx
+    from stylegan_tf.explore import Explorer, build_app
+    from stylegan_tf.networks.dcgan import DCGANGenerator
+    real, probes = httpx.head, []
+
+    def slow_at_first(url, **kwargs):
+        probes.append(url)
+        if len(probes) == 1:
+            raise httpx.ReadTimeout("the page took longer than the check's timeout")
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(httpx, "head", slow_at_first)
+    G = DCGANGenerator(resolution=32, num_channels=3, **TINY_DCGAN)
+    app = build_app(Explorer(G))
+    try:
+        _, url, _ = app.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
+        assert len(probes) >= 2 and b"stylegan_tf explorer" in httpx.get(url, timeout=30).content
+    finally:
+        app.close(verbose=False)
+
+
 def test_a_network_with_fewer_layers_than_the_default_cutoff(tmp_path):
     """16x16: 6 style layers, under the default cutoff 8, which then truncates every layer (as generate.py and
     NVIDIA's code); the app builds (its warm-up draws at that default); a negative cutoff is one line."""

@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import threading
+import time
 
 # Before Gradio is imported: it reads these at import time (version check, telemetry, Hugging Face's hub).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -30,6 +31,10 @@ SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica",
 MONO_FONTS = ["ui-monospace", "Consolas", "Menlo", "monospace"]
 # Small networks make small pictures: the page scales them up to the picture's box, with sharp pixels.
 CSS = ".explore-image img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
+# Before `launch` returns, Gradio checks that its own page answers, with one 3-second request: on a machine whose
+# cores are busy (training beside it, a Colab CPU) that times out and launch fails with a ValueError about share
+# links. The explorer makes the same check patiently, for up to this many seconds.
+LOCAL_CHECK_S = 60
 
 
 def user_message(exc):
@@ -67,9 +72,14 @@ class ExplorerApp(gr.Blocks):
         Example:
             >>> app = build_app("net.keras"); app.launch(server_port=7860)
         """
+        from gradio import networking
         defaults = dict(max_file_size=MAX_UPLOAD_BYTES, show_error=True, ssr_mode=False, pwa=False,
                         mcp_server=False, enable_monitoring=False, theme=theme(), css=CSS)
-        return super().launch(server_name=server_name, share=share, **{**defaults, **kwargs})
+        hasty, networking.url_ok = networking.url_ok, _answers
+        try:
+            return super().launch(server_name=server_name, share=share, **{**defaults, **kwargs})
+        finally:
+            networking.url_ok = hasty
 
     def close(self, verbose=True):
         for event in list(self.cancels.values()):
@@ -77,6 +87,22 @@ class ExplorerApp(gr.Blocks):
         out = super().close(verbose=verbose)
         self.outputs.close()
         return out
+
+
+def _answers(url, within=None):
+    """Whether `url` answers (as Gradio's own check: a HEAD request, any success or redirect) within `within`
+    seconds (default LOCAL_CHECK_S), asking again every half second."""
+    import httpx
+    deadline = time.monotonic() + (LOCAL_CHECK_S if within is None else within)
+    while True:
+        try:
+            if httpx.head(url, timeout=10, verify=False).status_code in (200, 301, 302, 303, 307, 308, 401):
+                return True
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
 
 
 def theme():

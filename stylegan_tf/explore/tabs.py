@@ -16,6 +16,9 @@ from stylegan_tf.explore.uploads import MAX_PIXELS, MAX_UPLOAD_TEXT, check_uploa
 
 PRIVATE = dict(api_visibility="private")
 LIVE = dict(trigger_mode="always_last")
+IMAGE = dict(format="png", type="numpy", interactive=False, elem_classes="explore-image", height=320)
+# How often a running projection reports its step to the page (the page asks for at least once a second).
+PROGRESS_EVERY_S = 0.5
 
 
 def _in_order(name):
@@ -23,9 +26,6 @@ def _in_order(name):
     one at a time, in the order their events came: run side by side, an older request that finished last would
     leave a stale picture on the page."""
     return dict(concurrency_id=f"{name}-picture", concurrency_limit=1)
-IMAGE = dict(format="png", type="numpy", interactive=False, elem_classes="explore-image", height=320)
-# How often a running projection reports its step to the page (the page asks for at least once a second).
-PROGRESS_EVERY_S = 0.5
 
 
 def _shown(fn):

@@ -42,7 +42,8 @@ class StyleGAN(keras.Model):
     `(reals [B, r, r, C] in [-1, 1], labels [B, L], step [B] int64)`: `stylegan_tf.training.fit_dataset` makes one
     from a dataset folder. Reals larger than the current level's resolution are box-filtered down to it, so
     `stylegan_tf.callbacks.ProgressiveGrowing` grows the networks inside one `fit`. Saved and loaded as `.keras`
-    (optimizers included; `keras.saving.load_model` compiles it again with its loss). `training_state` is a dict (kimg, tick, options, ...) stored in the config.
+    (optimizers included; `keras.saving.load_model` compiles it again with its loss). `training_state` is a dict
+    (kimg, tick, options, ...) stored in the config.
 
     Args:
         G: the generator (`stylegan_tf.networks.Generator`, or another registered architecture's).
